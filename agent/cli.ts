@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// argv → command. No logic of its own: errors become their exit codes (2 input, 3 runtime).
+import { PortwardenError, UsageError } from './errors.js';
+import { runCheck } from './commands/check.js';
+import { runInit } from './commands/init.js';
+import { runReport } from './commands/report.js';
+import { runRules } from './commands/rules.js';
+import { runScan } from './commands/scan.js';
+import { runValidate } from './commands/validate.js';
+
+type Command = (argv: string[]) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  scan: runScan,
+  check: runCheck,
+  validate: runValidate,
+  init: runInit,
+  rules: runRules,
+  report: runReport,
+};
+
+const USAGE = `usage: portwarden <command> [options]
+
+  scan      [--json] [--netns NAME]                       listening sockets and their programs
+  check     [--policy FILE] [--json] [--fail-on SEVERITY] [--netns NAME]
+                                                          listeners against the policy
+  validate  [--policy FILE]                               check a policy file
+  init      [--output FILE] [--force] [--netns NAME]      starter policy from what listens now
+  rules     [--policy FILE] [--backend nft|iptables|ip6tables] [--output FILE]
+                                                          firewall rules that enforce the policy
+  report    [--policy FILE] [--netns NAME]                scan + check + suggested nft rules (npm start)
+
+exit codes: 0 ok · 1 findings at or above --fail-on · 2 bad input or usage · 3 runtime failure
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) throw new UsageError(`unknown command "${name}"\n\n${USAGE}`);
+  return command(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof PortwardenError) {
+      process.stderr.write(`${err.exitCode === 2 && !(err instanceof UsageError) ? '' : 'portwarden: '}${err.message}\n`);
+      process.exitCode = err.exitCode;
+    } else {
+      // A bug, not bad input: one line for the operator, the stack only when asked for.
+      const detail = process.env.PORTWARDEN_DEBUG ? ((err as Error)?.stack ?? String(err)) : String((err as Error)?.message ?? err);
+      process.stderr.write(`portwarden: unexpected failure: ${detail}\n`);
+      process.exitCode = 3;
+    }
+  },
+);

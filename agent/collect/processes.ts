@@ -1,0 +1,140 @@
+// Socket inode → owning processes, by walking /proc/*/fd ourselves. We never trust ss -p's users:
+// field, which prints the process's self-chosen comm unescaped and can be forged.
+// Walking grows with every fd on the host, so the index is kept between scans and re-walked only
+// when a socket inode appears that the last walk did not see (the daemon's warm path).
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import type { ProcessInfo } from '../model.js';
+
+export interface OwnerIndexOptions {
+  procRoot?: string;
+  passwdPath?: string;
+}
+
+export class OwnerIndex {
+  private readonly procRoot: string;
+  private readonly passwdPath: string;
+  private inodePids = new Map<number, number[]>();
+  /** Inodes the last walk looked for and found no owner of (e.g. held by a process we cannot see). */
+  private unowned = new Set<number>();
+  private infos = new Map<number, ProcessInfo>();
+  private users: Map<number, string> | null = null;
+  /** Number of full /proc walks done: lets tests and benchmarks see the cache work. */
+  walks = 0;
+
+  constructor(opts: OwnerIndexOptions = {}) {
+    this.procRoot = opts.procRoot ?? '/proc';
+    this.passwdPath = opts.passwdPath ?? '/etc/passwd';
+  }
+
+  /** Owners of each inode; walks /proc only when some inode is new or a cached owner has exited. */
+  owners(inodes: Iterable<number>): Map<number, ProcessInfo[]> {
+    const wanted = [...inodes].filter((i) => i > 0);
+    if (!this.isFresh(wanted)) this.walk(new Set(wanted));
+    const out = new Map<number, ProcessInfo[]>();
+    for (const inode of wanted) {
+      const pids = this.inodePids.get(inode) ?? [];
+      out.set(inode, pids.map((pid) => this.info(pid)));
+    }
+    return out;
+  }
+
+  private isFresh(wanted: number[]): boolean {
+    if (this.walks === 0) return false;
+    const pids = new Set<number>();
+    for (const inode of wanted) {
+      const owners = this.inodePids.get(inode);
+      if (owners) owners.forEach((p) => pids.add(p));
+      else if (!this.unowned.has(inode)) return false;
+    }
+    for (const pid of pids) if (!existsSync(`${this.procRoot}/${pid}`)) return false;
+    return true;
+  }
+
+  private walk(wanted: Set<number>): void {
+    this.walks++;
+    const map = new Map<number, number[]>();
+    for (const entry of safeReaddir(this.procRoot)) {
+      if (!/^[0-9]+$/.test(entry)) continue;
+      const pid = Number(entry);
+      const fdDir = `${this.procRoot}/${entry}/fd`;
+      for (const fd of safeReaddir(fdDir)) {
+        let target: string;
+        try {
+          target = readlinkSync(`${fdDir}/${fd}`);
+        } catch {
+          continue; // fd closed meanwhile, or not ours to read
+        }
+        if (!target.startsWith('socket:[')) continue;
+        const inode = Number(target.slice(8, -1));
+        if (!wanted.has(inode)) continue;
+        const pids = map.get(inode);
+        if (!pids) map.set(inode, [pid]);
+        else if (!pids.includes(pid)) pids.push(pid);
+      }
+    }
+    this.inodePids = map;
+    this.unowned = new Set([...wanted].filter((i) => !map.has(i)));
+    this.infos.clear();
+  }
+
+  private info(pid: number): ProcessInfo {
+    let info = this.infos.get(pid);
+    if (!info) {
+      info = readProcess(this.procRoot, pid, (uid) => this.userName(uid));
+      this.infos.set(pid, info);
+    }
+    return info;
+  }
+
+  private userName(uid: number): string {
+    if (!this.users) this.users = parsePasswd(safeRead(this.passwdPath) ?? '');
+    return this.users.get(uid) ?? String(uid);
+  }
+}
+
+/** Reads one process; any field it cannot read becomes "unknown"/null instead of an error. */
+export function readProcess(procRoot: string, pid: number, userName: (uid: number) => string): ProcessInfo {
+  const dir = `${procRoot}/${pid}`;
+  const comm = safeRead(`${dir}/comm`);
+  let exe: string | null = null;
+  try {
+    exe = readlinkSync(`${dir}/exe`);
+  } catch {
+    exe = null;
+  }
+  const status = safeRead(`${dir}/status`);
+  const uidMatch = status ? /^Uid:\s+(\d+)/m.exec(status) : null;
+  const cmdline = safeRead(`${dir}/cmdline`);
+  return {
+    pid,
+    name: comm === null ? 'unknown' : comm.replace(/\n$/, ''),
+    exe,
+    user: uidMatch?.[1] !== undefined ? userName(Number(uidMatch[1])) : 'unknown',
+    cmdline: cmdline === null || cmdline === '' ? null : cmdline.replace(/\0+$/, '').split('\0').join(' '),
+  };
+}
+
+export function parsePasswd(text: string): Map<number, string> {
+  const users = new Map<number, string>();
+  for (const line of text.split('\n')) {
+    const [name, , uid] = line.split(':');
+    if (name && uid !== undefined && /^[0-9]+$/.test(uid) && !users.has(Number(uid))) users.set(Number(uid), name);
+  }
+  return users;
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function safeRead(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}

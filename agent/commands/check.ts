@@ -1,0 +1,65 @@
+// portwarden check [--policy FILE] [--json] [--fail-on SEVERITY] [--netns NAME]
+import { loadPolicy, DEFAULT_POLICY_PATH } from '../policy/load.js';
+import { evaluate } from '../policy/evaluate.js';
+import { SEVERITIES, severityRank, type Finding, type Severity } from '../model.js';
+import { parse, parseSeverity } from './args.js';
+import { paintSeverity, useColor } from './output.js';
+import { listenerJson, snapshotFor } from './scan.js';
+
+export const checkOptions = {
+  policy: { type: 'string' },
+  json: { type: 'boolean' },
+  'fail-on': { type: 'string' },
+  netns: { type: 'string' },
+} as const;
+
+export function findingJson(f: Finding) {
+  return {
+    id: f.id,
+    kind: f.kind,
+    severity: f.severity,
+    proto: f.proto,
+    port: f.port,
+    address: f.address,
+    rule: f.rule,
+    processes: f.processes.map((p) => ({ pid: p.pid, name: p.name, exe: p.exe, user: p.user })),
+    message: f.message,
+    remedy: f.remedy,
+  };
+}
+
+export function findingsText(findings: readonly Finding[], color: boolean): string {
+  if (!findings.length) return 'no findings: what listens matches the policy\n';
+  let out = '';
+  for (const sev of SEVERITIES) {
+    const group = findings.filter((f) => f.severity === sev);
+    if (!group.length) continue;
+    out += paintSeverity(sev, `${sev.toUpperCase()} (${group.length})`, color) + '\n';
+    for (const f of group) out += `  ${f.kind}: ${f.message}\n    → ${f.remedy}\n`;
+  }
+  return out;
+}
+
+export function exitFor(findings: readonly Finding[], failOn: Severity | 'none'): number {
+  if (failOn === 'none') return 0;
+  return findings.some((f) => severityRank(f.severity) >= severityRank(failOn)) ? 1 : 0;
+}
+
+export function printWarnings(warnings: readonly string[]): void {
+  for (const w of warnings) process.stderr.write(w + '\n');
+}
+
+export async function runCheck(argv: string[]): Promise<number> {
+  const { values } = parse(argv, checkOptions);
+  const failOn = parseSeverity(values['fail-on'], 'low');
+  const loaded = loadPolicy(values.policy ?? DEFAULT_POLICY_PATH);
+  printWarnings(loaded.warnings);
+  const snap = await snapshotFor(values.netns);
+  const findings = evaluate(loaded.policy, snap.listeners);
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ findings: findings.map(findingJson), listeners: snap.listeners.map(listenerJson) }, null, 2) + '\n');
+  } else {
+    process.stdout.write(findingsText(findings, useColor()));
+  }
+  return exitFor(findings, failOn);
+}

@@ -1,0 +1,27 @@
+// portwarden rules [--policy FILE] [--backend nft|iptables|ip6tables] [--output FILE]
+import { UsageError } from '../errors.js';
+import { writeFileAtomic } from '../fs-atomic.js';
+import { lockoutWarning } from '../firewall/oracle.js';
+import { BACKENDS, renderRuleset, type Backend } from '../firewall/render.js';
+import { DEFAULT_POLICY_PATH, loadPolicy } from '../policy/load.js';
+import { parse } from './args.js';
+import { printWarnings } from './check.js';
+
+export function parseBackend(text: string | undefined, allowed: readonly Backend[] = BACKENDS): Backend {
+  const b = (text ?? 'nft') as Backend;
+  if (!allowed.includes(b)) throw new UsageError(`--backend must be one of: ${allowed.join(', ')}`);
+  return b;
+}
+
+export async function runRules(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { policy: { type: 'string' }, backend: { type: 'string' }, output: { type: 'string' } });
+  const backend = parseBackend(values.backend);
+  const loaded = loadPolicy(values.policy ?? DEFAULT_POLICY_PATH);
+  printWarnings(loaded.warnings);
+  const warning = lockoutWarning(loaded.policy, process.env);
+  if (warning) process.stderr.write(`warning: ${warning}\n`);
+  const text = renderRuleset(loaded.policy, backend, loaded.file);
+  if (values.output) writeFileAtomic(values.output, text);
+  else process.stdout.write(text);
+  return 0;
+}

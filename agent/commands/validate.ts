@@ -1,0 +1,13 @@
+// portwarden validate [--policy FILE]: problems at their line:col, exit 2 when invalid.
+import { loadPolicy, DEFAULT_POLICY_PATH } from '../policy/load.js';
+import { parse } from './args.js';
+import { printWarnings } from './check.js';
+
+export async function runValidate(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { policy: { type: 'string' } });
+  const loaded = loadPolicy(values.policy ?? DEFAULT_POLICY_PATH);
+  printWarnings(loaded.warnings);
+  const n = loaded.policy.rules.length;
+  process.stdout.write(`${loaded.file}: ok (${n} rule${n === 1 ? '' : 's'} in effect on this host)\n`);
+  return 0;
+}

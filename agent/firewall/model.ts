@@ -1,0 +1,110 @@
+// The intermediate firewall model: one ordered list of steps both renderers (nft, iptables) turn
+// into text, so the backends cannot disagree. Pure.
+import type { Proto } from '../model.js';
+import type { CompiledPolicy, PortRange, RateUnit } from '../policy/compile.js';
+
+export interface SourceSet {
+  name: string;
+  family: 4 | 6;
+  elements: string[];
+}
+
+export interface Meter {
+  name: string;
+  family: 4 | 6;
+  unit: RateUnit;
+}
+
+export interface Match {
+  proto: Proto;
+  ports: PortRange[];
+  /** Only packets of this family (needed for sets and meters, which are per family). */
+  family?: 4 | 6;
+  /** Source must be in this set (of the same family). */
+  set?: string;
+}
+
+export type Step =
+  | { kind: 'accept'; rule: string; match: Match }
+  /** Per-source rate: a new connection over the limit is refused. */
+  | { kind: 'limit'; rule: string; match: Match & { family: 4 | 6 }; count: number; unit: RateUnit; meter: string; log: string | null }
+  | { kind: 'refuse'; rule: string; match: Match; log: string | null };
+
+export interface FirewallModel {
+  /** What the input chain does with packets no step decides. */
+  fallthrough: 'refuse' | 'accept';
+  refuse: 'drop' | 'reject';
+  sets: SourceSet[];
+  meters: Meter[];
+  steps: Step[];
+}
+
+/** Log prefix naming the rule; ≤ 29 characters, the iptables LOG limit. */
+export function logPrefix(rule: string): string {
+  return `pw ${rule.slice(0, 24)}: `;
+}
+
+function safeName(text: string): string {
+  return text.replace(/[^A-Za-z0-9_]/g, '_');
+}
+
+export function buildFirewallModel(policy: CompiledPolicy): FirewallModel {
+  const sets: SourceSet[] = [];
+  const setByContent = new Map<string, string>();
+  const meters: Meter[] = [];
+  const steps: Step[] = [];
+  const usedNames = new Set<string>();
+  const unique = (base: string) => {
+    let name = base.slice(0, 60);
+    for (let i = 2; usedNames.has(name); i++) name = `${base.slice(0, 56)}_${i}`;
+    usedNames.add(name);
+    return name;
+  };
+  /** Rules with the same sources share one set (a group used by many rules is loaded once). */
+  const setFor = (family: 4 | 6, elements: string[], label: string): string => {
+    const key = `${family}|${elements.join(',')}`;
+    let name = setByContent.get(key);
+    if (!name) {
+      name = unique(`src_${safeName(label)}_v${family}`);
+      setByContent.set(key, name);
+      sets.push({ name, family, elements });
+    }
+    return name;
+  };
+
+  policy.rules.forEach((rule, idx) => {
+    const base = { proto: rule.proto, ports: rule.ports };
+    const log = rule.log ? logPrefix(rule.name) : null;
+    const refuse: Step = { kind: 'refuse', rule: rule.name, match: base, log };
+    if (rule.action === 'deny' || rule.from.kind === 'localhost') {
+      // localhost: loopback traffic is accepted before any rule, so refusing here opens nothing else.
+      steps.push(refuse);
+      return;
+    }
+    const families: { family: 4 | 6; set?: string }[] = [];
+    if (rule.from.kind === 'any') families.push({ family: 4 }, { family: 6 });
+    else {
+      const label = rule.from.names.length === 1 ? rule.from.names[0]! : rule.name;
+      if (rule.from.v4.length) families.push({ family: 4, set: setFor(4, rule.from.v4, label) });
+      if (rule.from.v6.length) families.push({ family: 6, set: setFor(6, rule.from.v6, label) });
+    }
+    if (rule.rate) {
+      for (const f of families) {
+        const meter = unique(`rate_${idx}_${safeName(rule.name)}_v${f.family}`);
+        meters.push({ name: meter, family: f.family, unit: rule.rate.unit });
+        steps.push({ kind: 'limit', rule: rule.name, match: { ...base, ...f }, count: rule.rate.count, unit: rule.rate.unit, meter, log });
+      }
+    }
+    if (rule.from.kind === 'any') steps.push({ kind: 'accept', rule: rule.name, match: base });
+    else for (const f of families) steps.push({ kind: 'accept', rule: rule.name, match: { ...base, ...f } });
+    // First match decides: sources the rule does not name are refused here, not by a later rule.
+    if (rule.from.kind !== 'any') steps.push(refuse);
+  });
+  return {
+    fallthrough: policy.default === 'deny' ? 'refuse' : 'accept',
+    refuse: policy.refuse,
+    sets,
+    meters,
+    steps,
+  };
+}

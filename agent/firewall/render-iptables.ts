@@ -1,0 +1,119 @@
+// FirewallModel → an iptables-restore / ip6tables-restore file for `--noflush`: it declares (and so
+// flushes) only our chains; the single jump from INPUT is kept by apply (see ensureJumpArgs). Pure.
+import type { PortRange } from '../policy/compile.js';
+import type { FirewallModel, Match, Step } from './model.js';
+
+export const IPT_CHAIN = 'PORTWARDEN-INPUT';
+const LOG_CHAIN_PREFIX = 'PORTWARDEN-LOG-';
+
+const HASHLIMIT_UNIT = { second: 'sec', minute: 'min', hour: 'hour', day: 'day' } as const;
+const EXPIRE_MS = { second: 10_000, minute: 120_000, hour: 7_200_000, day: 172_800_000 } as const;
+
+const q = (s: string) => JSON.stringify(s);
+
+/** -p/--dport arguments; multiport takes at most 15 slots (a range uses two), so long lists are split. */
+function portArgs(proto: string, ps: PortRange[]): string[] {
+  if (ps.length === 1) {
+    const p = ps[0]!;
+    return [`-p ${proto} --dport ${p.lo === p.hi ? p.lo : `${p.lo}:${p.hi}`}`];
+  }
+  const chunks: string[] = [];
+  let cur: string[] = [];
+  let slots = 0;
+  for (const p of ps) {
+    const cost = p.lo === p.hi ? 1 : 2;
+    if (slots + cost > 15) {
+      chunks.push(cur.join(','));
+      cur = [];
+      slots = 0;
+    }
+    cur.push(p.lo === p.hi ? `${p.lo}` : `${p.lo}:${p.hi}`);
+    slots += cost;
+  }
+  chunks.push(cur.join(','));
+  return chunks.map((c) => `-p ${proto} -m multiport --dports ${c}`);
+}
+
+function refuseTarget(model: FirewallModel, proto: string, family: 4 | 6): string {
+  if (model.refuse === 'drop') return 'DROP';
+  if (proto === 'tcp') return 'REJECT --reject-with tcp-reset';
+  return `REJECT --reject-with ${family === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable'}`;
+}
+
+export function logChainFor(model: FirewallModel, rule: string): string {
+  return `${LOG_CHAIN_PREFIX}${model.steps.findIndex((s) => s.rule === rule && s.kind !== 'accept' && s.log)}`;
+}
+
+export function renderIptables(model: FirewallModel, family: 4 | 6, header: string[] = []): string {
+  const sets = new Map(model.sets.map((s) => [s.name, s.elements]));
+  const A = `-A ${IPT_CHAIN}`;
+  const lines: string[] = [];
+  /** One line per port chunk and per source prefix (iptables has no sets without ipset). */
+  const emit = (m: Match, tail: string, extra = '') => {
+    if (m.family && m.family !== family) return;
+    const sources = m.set ? (sets.get(m.set) ?? []).map((s) => `-s ${s} `) : [''];
+    for (const src of sources) for (const p of portArgs(m.proto, m.ports)) lines.push(`${A} ${src}${p}${extra} ${tail}`);
+  };
+  const refuse = (step: Step & { kind: 'refuse' | 'limit' }) =>
+    step.log ? `-j ${logChainFor(model, step.rule)}` : `-j ${refuseTarget(model, step.match.proto, family)}`;
+  const meterIndex = new Map(model.meters.map((m, i) => [m.name, i]));
+  for (const step of model.steps) {
+    const comment = `-m comment --comment ${q(step.rule)}`;
+    if (step.kind === 'accept') emit(step.match, `${comment} -j ACCEPT`);
+    else if (step.kind === 'refuse') emit(step.match, `${comment} ${refuse(step)}`);
+    else {
+      const name = `pw-rate-${meterIndex.get(step.meter)}`;
+      const hl = ` -m conntrack --ctstate NEW -m hashlimit --hashlimit-name ${name} --hashlimit-mode srcip --hashlimit-above ${step.count}/${HASHLIMIT_UNIT[step.unit]} --hashlimit-burst ${step.count} --hashlimit-htable-expire ${EXPIRE_MS[step.unit]}`;
+      emit(step.match, `-m comment --comment ${q(step.rule + ': rate')} ${refuse(step)}`, hl);
+    }
+  }
+  const logChains = [...new Set(model.steps.filter((s) => s.kind !== 'accept' && s.log).map((s) => s.rule))];
+  const icmp =
+    family === 4
+      ? [
+          ...['destination-unreachable', 'time-exceeded', 'parameter-problem'].map((t) => `${A} -p icmp --icmp-type ${t} -m comment --comment "icmp errors" -j ACCEPT`),
+          `${A} -p icmp --icmp-type echo-request -m limit --limit 10/sec --limit-burst 20 -m comment --comment "ping" -j ACCEPT`,
+        ]
+      : [
+          ...[
+            'destination-unreachable', 'packet-too-big', 'time-exceeded', 'parameter-problem', 'router-solicitation',
+            'router-advertisement', 'neighbour-solicitation', 'neighbour-advertisement',
+          ].map((t) => `${A} -p ipv6-icmp --icmpv6-type ${t} -m comment --comment "icmpv6 essentials" -j ACCEPT`),
+          `${A} -p ipv6-icmp --icmpv6-type echo-request -m limit --limit 10/sec --limit-burst 20 -m comment --comment "ping6" -j ACCEPT`,
+        ];
+  const fallthrough =
+    model.fallthrough === 'accept'
+      ? [`${A} -m comment --comment "default accept" -j RETURN`]
+      : [
+          ...(model.refuse === 'reject'
+            ? [`${A} -p tcp -m comment --comment "default" -j ${refuseTarget(model, 'tcp', family)}`, `${A} -p udp -m comment --comment "default" -j ${refuseTarget(model, 'udp', family)}`]
+            : []),
+          `${A} -m comment --comment "default drop" -j DROP`,
+        ];
+  const logLines = logChains.flatMap((rule) => {
+    const chain = logChainFor(model, rule);
+    const step = model.steps.find((s) => s.rule === rule && s.kind !== 'accept' && s.log) as Step & { kind: 'refuse' | 'limit' };
+    return [
+      `-A ${chain} -m limit --limit 10/min --limit-burst 5 -m comment --comment ${q(rule)} -j LOG --log-prefix ${q(step.log!)} --log-level info`,
+      `-A ${chain} -m comment --comment ${q(rule)} -j ${refuseTarget(model, step.match.proto, family)}`,
+    ];
+  });
+  return (
+    [
+      ...header.map((h) => `# ${h}`),
+      `# For ${family === 4 ? 'iptables' : 'ip6tables'}-restore --noflush: declares (flushes) only portwarden's chains.`,
+      `# portwarden apply keeps exactly one jump: -I INPUT 1 -j ${IPT_CHAIN}`,
+      '*filter',
+      `:${IPT_CHAIN} - [0:0]`,
+      ...logChains.map((r) => `:${logChainFor(model, r)} - [0:0]`),
+      `${A} -m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment "established" -j ACCEPT`,
+      `${A} -m conntrack --ctstate INVALID -m comment --comment "invalid" -j DROP`,
+      `${A} -i lo -m comment --comment "loopback" -j ACCEPT`,
+      ...icmp,
+      ...lines,
+      ...fallthrough,
+      ...logLines,
+      'COMMIT',
+    ].join('\n') + '\n'
+  );
+}

@@ -1,0 +1,102 @@
+// FirewallModel → an `nft -f` script that replaces table inet portwarden in one transaction. Pure.
+import type { Proto } from '../model.js';
+import type { PortRange } from '../policy/compile.js';
+import type { FirewallModel, Match, Step } from './model.js';
+
+export const NFT_TABLE = 'portwarden';
+
+const RATE_TIMEOUT = { second: '10s', minute: '2m', hour: '2h', day: '2d' } as const;
+
+function ports(ps: PortRange[]): string {
+  const items = ps.map((p) => (p.lo === p.hi ? `${p.lo}` : `${p.lo}-${p.hi}`));
+  return items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`;
+}
+
+function match(m: Match): string {
+  const parts: string[] = [];
+  if (m.set) parts.push(`${m.family === 6 ? 'ip6' : 'ip'} saddr @${m.set}`);
+  else if (m.family) parts.push(`meta nfproto ${m.family === 6 ? 'ipv6' : 'ipv4'}`);
+  parts.push(`${m.proto} dport ${ports(m.ports)}`);
+  return parts.join(' ');
+}
+
+export function nftRefuse(refuse: 'drop' | 'reject', proto: Proto): string {
+  if (refuse === 'drop') return 'drop';
+  return proto === 'tcp' ? 'reject with tcp reset' : 'reject with icmpx port-unreachable';
+}
+
+const q = (s: string) => JSON.stringify(s);
+
+function elements(list: string[]): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i < list.length; i += 8) lines.push(`\t\t\t${list.slice(i, i + 8).join(', ')}${i + 8 < list.length ? ',' : ''}`);
+  return lines;
+}
+
+export function logChainName(rule: string, model: FirewallModel): string {
+  return `log_${model.steps.findIndex((s) => s.rule === rule && s.kind !== 'accept' && s.log)}`;
+}
+
+function renderStep(step: Step, model: FirewallModel): string {
+  const comment = `comment ${q(step.rule)}`;
+  const refuse = (log: string | null) => (log ? `jump ${logChainName(step.rule, model)}` : nftRefuse(model.refuse, step.match.proto));
+  switch (step.kind) {
+    case 'accept':
+      return `${match(step.match)} counter accept ${comment}`;
+    case 'refuse':
+      return `${match(step.match)} counter ${refuse(step.log)} ${comment}`;
+    case 'limit': {
+      const saddr = step.match.family === 6 ? 'ip6 saddr' : 'ip saddr';
+      return `${match(step.match)} ct state new update @${step.meter} { ${saddr} limit rate over ${step.count}/${step.unit} burst ${step.count} packets } counter ${refuse(step.log)} comment ${q(step.rule + ': rate')}`;
+    }
+  }
+}
+
+export function renderNft(model: FirewallModel, header: string[] = []): string {
+  const out: string[] = [
+    ...header.map((h) => `# ${h}`),
+    '# Replaces table inet portwarden atomically (nft -f runs this file as one transaction);',
+    '# no other table is touched.',
+    `table inet ${NFT_TABLE} {}`,
+    `delete table inet ${NFT_TABLE}`,
+    `table inet ${NFT_TABLE} {`,
+  ];
+  for (const s of model.sets) {
+    out.push(`\tset ${s.name} {`, `\t\ttype ${s.family === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, '\t\tflags interval', '\t\telements = {', ...elements(s.elements), '\t\t}', '\t}');
+  }
+  for (const m of model.meters) {
+    out.push(`\tset ${m.name} {`, `\t\ttype ${m.family === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, '\t\tsize 65535', '\t\tflags dynamic,timeout', `\t\ttimeout ${RATE_TIMEOUT[m.unit]}`, '\t}');
+  }
+  out.push(
+    '\tchain input {',
+    `\t\ttype filter hook input priority filter; policy ${model.fallthrough === 'accept' ? 'accept' : 'drop'};`,
+    '\t\tct state established,related counter accept comment "established"',
+    '\t\tct state invalid counter drop comment "invalid"',
+    '\t\tiif "lo" counter accept comment "loopback"',
+    '\t\tmeta l4proto ipv6-icmp icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query } counter accept comment "icmpv6 essentials"',
+    '\t\tmeta l4proto ipv6-icmp icmpv6 type echo-request limit rate 10/second burst 20 packets counter accept comment "ping6"',
+    '\t\tmeta l4proto icmp icmp type { destination-unreachable, time-exceeded, parameter-problem } counter accept comment "icmp errors"',
+    '\t\tmeta l4proto icmp icmp type echo-request limit rate 10/second burst 20 packets counter accept comment "ping"',
+  );
+  for (const step of model.steps) out.push(`\t\t${renderStep(step, model)}`);
+  if (model.fallthrough === 'refuse' && model.refuse === 'reject') {
+    out.push(
+      `\t\tmeta l4proto tcp counter ${nftRefuse('reject', 'tcp')} comment "default"`,
+      `\t\tmeta l4proto udp counter ${nftRefuse('reject', 'udp')} comment "default"`,
+    );
+  }
+  out.push(`\t\tcounter comment "default ${model.fallthrough === 'accept' ? 'accept' : 'drop'}"`, '\t}');
+  const logged = new Set<string>();
+  for (const step of model.steps) {
+    if (step.kind === 'accept' || !step.log || logged.has(step.rule)) continue;
+    logged.add(step.rule);
+    out.push(
+      `\tchain ${logChainName(step.rule, model)} {`,
+      `\t\tlimit rate 10/minute burst 5 packets counter log prefix ${q(step.log)} level info comment ${q(step.rule)}`,
+      `\t\tcounter ${nftRefuse(model.refuse, step.match.proto)} comment ${q(step.rule)}`,
+      '\t}',
+    );
+  }
+  out.push('}');
+  return out.join('\n') + '\n';
+}

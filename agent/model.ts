@@ -1,0 +1,66 @@
+// The shapes that flow between collectors, evaluation and output (DESIGN.md "The model").
+
+export type Proto = 'tcp' | 'udp';
+export type Family = 4 | 6;
+export type Scope = 'loopback' | 'wildcard' | 'address';
+export type Severity = 'critical' | 'high' | 'medium' | 'low' | 'info';
+
+export const SEVERITIES: readonly Severity[] = ['critical', 'high', 'medium', 'low', 'info'];
+
+export interface ProcessInfo {
+  pid: number;
+  /** /proc/PID/comm, or "unknown" when it cannot be read. */
+  name: string;
+  /** Absolute path of the executable, or null when it cannot be read. */
+  exe: string | null;
+  /** User name (or numeric uid when no name is known), or "unknown". */
+  user: string;
+  /** Arguments joined by spaces, or null when unreadable. */
+  cmdline: string | null;
+}
+
+export interface Listener {
+  proto: Proto;
+  family: Family;
+  address: string;
+  port: number;
+  /** Interface the socket is bound to (SO_BINDTODEVICE / %iface), when any. */
+  interface?: string;
+  scope: Scope;
+  /** An IPv6 wildcard socket with v6only=0 also accepts IPv4. */
+  dualStack: boolean;
+  /** Socket inode: joins the socket to its owners. */
+  inode: number;
+  /** Owners; empty when they could not be read (not root, or the process is in another pid namespace). */
+  processes: ProcessInfo[];
+}
+
+export interface Snapshot {
+  host: { hostname: string; netns: string | null; source: 'ss' | 'procfs' | 'systeminformation'; precise: boolean };
+  listeners: Listener[];
+}
+
+export type FindingKind =
+  | 'unexpected-listener'
+  | 'forbidden-listener'
+  | 'overexposed'
+  | 'unexpected-process'
+  | 'missing-listener';
+
+export interface Finding {
+  /** Stable across scans: kind, proto/port, scope, program — never a pid. */
+  id: string;
+  kind: FindingKind;
+  severity: Severity;
+  proto: Proto;
+  port: number;
+  address: string | null;
+  rule: string | null;
+  processes: ProcessInfo[];
+  message: string;
+  remedy: string;
+}
+
+export function severityRank(s: Severity): number {
+  return SEVERITIES.length - SEVERITIES.indexOf(s);
+}

@@ -1,0 +1,30 @@
+// Loads a policy file: YAML + schema (rules/policy.schema.json) + semantic checks, each problem at its line:col.
+import { readFileSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { InputError } from '../errors.js';
+import { formatPath, locate, readValidatedYaml } from '../validated-yaml.js';
+import { compilePolicy, type CompiledPolicy } from './compile.js';
+import type { Policy } from './policy-types.js';
+
+const schemaUrl = new URL('../../../rules/policy.schema.json', import.meta.url);
+export const policySchema = JSON.parse(readFileSync(schemaUrl, 'utf8')) as object;
+
+export const DEFAULT_POLICY_PATH = '/etc/portwarden/policy.yaml';
+/** The policy shipped with the package, used by `npm start` when /etc has none. */
+export const BUNDLED_POLICY_PATH = new URL('../../../rules/default.yaml', import.meta.url).pathname;
+
+export interface LoadedPolicy {
+  file: string;
+  policy: CompiledPolicy;
+  warnings: string[];
+}
+
+export function loadPolicy(file: string, opts: { hostname?: string; text?: string } = {}): LoadedPolicy {
+  const { value, src } = readValidatedYaml<Policy>(file, policySchema, opts.text);
+  const { policy, problems } = compilePolicy(value, opts.hostname ?? osHostname());
+  const render = (p: (typeof problems)[number]) =>
+    `${locate(src, p.path, p.atKey)}: ${p.level === 'warning' ? 'warning: ' : ''}${formatPath(p.path)}: ${p.message}`;
+  const errors = problems.filter((p) => p.level === 'error').map(render);
+  if (errors.length) throw new InputError(errors);
+  return { file, policy, warnings: problems.filter((p) => p.level === 'warning').map(render) };
+}
