@@ -1,0 +1,130 @@
+// A namespace lab: a server and N clients on a bridge that lives in its own namespace, with
+// TEST-NET/documentation addresses (192.0.2.0/24, 2001:db8:1::/64). Nothing is created in the
+// host's own network namespace; destroy() (also run at process exit) removes everything.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { HELPERS } from './paths.js';
+
+let counter = 0;
+const live = new Set<string>();
+process.on('exit', () => {
+  for (const ns of live) {
+    try {
+      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    } catch {
+      /* already gone */
+    }
+  }
+});
+
+export interface Host {
+  ns: string;
+  v4: string;
+  v6: string;
+}
+
+export interface Lab {
+  server: Host;
+  clients: Host[];
+  namespaces: string[];
+  destroy(): void;
+}
+
+export function ip(args: string[]): string {
+  return execFileSync('ip', args, { encoding: 'utf8' });
+}
+
+/** Runs a command inside a namespace without `ip netns exec` (which remounts /sys). */
+export function nsRun(ns: string, cmd: string, args: string[], input?: string): string {
+  return execFileSync('nsenter', [`--net=/run/netns/${ns}`, '--', cmd, ...args], { encoding: 'utf8', input, maxBuffer: 256 * 1024 * 1024 });
+}
+
+export function uniqueName(role: string): string {
+  return `pw${process.pid.toString(36)}${(counter++).toString(36)}${role}`;
+}
+
+export function createNamespace(role: string): string {
+  const ns = uniqueName(role);
+  ip(['netns', 'add', ns]);
+  live.add(ns);
+  ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+  return ns;
+}
+
+export function deleteNamespace(ns: string): void {
+  try {
+    ip(['netns', 'del', ns]);
+  } finally {
+    live.delete(ns);
+  }
+}
+
+export function createLab(clients = 2): Lab {
+  const made: string[] = [];
+  try {
+    const br = createNamespace('br');
+    made.push(br);
+    ip(['-n', br, 'link', 'add', 'br0', 'type', 'bridge']);
+    ip(['-n', br, 'link', 'set', 'br0', 'up']);
+    const attach = (role: string, n: number): Host => {
+      const ns = createNamespace(role);
+      made.push(ns);
+      const port = `p${n}`;
+      ip(['-n', br, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+      ip(['-n', br, 'link', 'set', port, 'master', 'br0', 'up']);
+      const host = { ns, v4: `192.0.2.${n}`, v6: `2001:db8:1::${n}` };
+      ip(['-n', ns, 'addr', 'add', `${host.v4}/24`, 'dev', 'eth0']);
+      ip(['-n', ns, '-6', 'addr', 'add', `${host.v6}/64`, 'dev', 'eth0', 'nodad']);
+      ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+      return host;
+    };
+    const server = attach('s', 1);
+    const cs = Array.from({ length: clients }, (_, i) => attach(`c${i + 1}`, 11 + i));
+    return {
+      server,
+      clients: cs,
+      namespaces: made,
+      destroy: () => made.forEach(deleteNamespace),
+    };
+  } catch (err) {
+    made.forEach(deleteNamespace);
+    throw err;
+  }
+}
+
+export interface ListenSpec {
+  proto: 'tcp' | 'udp';
+  host: string;
+  port: number;
+  /** v6only=false on a "::" socket makes it dual-stack. */
+  ipv6Only?: boolean;
+}
+
+/** Starts listeners in a namespace (one node process; `title` renames it, as a pre-fork master would). */
+export async function startListeners(ns: string, specs: ListenSpec[], title?: string): Promise<ChildProcess> {
+  const child = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', process.execPath, `${HELPERS}listen.js`, JSON.stringify({ specs, title })], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes('ready')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`listener exited early (${code}): ${buf}`)));
+  });
+  return child;
+}
+
+export type ProbeResult = 'open' | 'refused' | 'timeout';
+
+export interface Probe {
+  proto: 'tcp' | 'udp';
+  host: string;
+  port: number;
+}
+
+/** Connects from inside a namespace; sequential keeps order (for rate limits). */
+export function probe(ns: string, probes: Probe[], opts: { timeoutMs?: number; sequential?: boolean } = {}): ProbeResult[] {
+  const out = nsRun(ns, process.execPath, [`${HELPERS}probe.js`, JSON.stringify({ probes, timeoutMs: opts.timeoutMs ?? 600, sequential: opts.sequential ?? false })]);
+  return JSON.parse(out) as ProbeResult[];
+}
