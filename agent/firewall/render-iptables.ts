@@ -95,7 +95,7 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
     const step = model.steps.find((s) => s.rule === rule && s.kind !== 'accept' && s.log) as Step & { kind: 'refuse' | 'limit' };
     return [
       `-A ${chain} -m limit --limit 10/min --limit-burst 5 -m comment --comment ${q(rule)} -j LOG --log-prefix ${q(step.log!)} --log-level info`,
-      `-A ${chain} -m comment --comment ${q(rule)} -j ${refuseTarget(model, step.match.proto, family)}`,
+      `-A ${chain} -p ${step.match.proto} -m comment --comment ${q(rule)} -j ${refuseTarget(model, step.match.proto, family)}`,
     ];
   });
   return (

@@ -93,7 +93,7 @@ export function renderNft(model: FirewallModel, header: string[] = []): string {
     out.push(
       `\tchain ${logChainName(step.rule, model)} {`,
       `\t\tlimit rate 10/minute burst 5 packets counter log prefix ${q(step.log)} level info comment ${q(step.rule)}`,
-      `\t\tcounter ${nftRefuse(model.refuse, step.match.proto)} comment ${q(step.rule)}`,
+      `\t\tmeta l4proto ${step.match.proto} counter ${nftRefuse(model.refuse, step.match.proto)} comment ${q(step.rule)}`,
       '\t}',
     );
   }

@@ -18,7 +18,10 @@ await Promise.all(
     (s) =>
       new Promise<void>((resolve, reject) => {
         if (s.proto === 'tcp') {
-          const server = createServer((c) => c.end('ok\n'));
+          const server = createServer((c) => {
+            c.on('error', () => c.destroy()); // probes reset connections on purpose
+            c.end('ok\n');
+          });
           server.once('error', reject);
           server.listen({ host: s.host, port: s.port, ipv6Only: s.ipv6Only ?? false }, () => resolve());
         } else {
