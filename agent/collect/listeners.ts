@@ -5,7 +5,6 @@ import { scopeOf } from './address.js';
 import { OwnerIndex } from './processes.js';
 import { readProcNet } from './sockets-procfs.js';
 import { readSs } from './sockets-ss.js';
-import { readSystemInformation } from './sockets-si.js';
 import type { RawSocket } from './sockets.js';
 import { exec as defaultExec, type Exec } from '../exec.js';
 import { RuntimeError } from '../errors.js';
@@ -24,6 +23,8 @@ export async function collectSnapshot(opts: CollectOptions = {}): Promise<Snapsh
   const host = { hostname: hostname(), netns: opts.netns ?? null };
   if ((opts.platform ?? process.platform) !== 'linux') {
     if (opts.netns) throw new RuntimeError('--netns works on Linux only');
+    // Loaded only here: systeminformation is large, and Linux never needs it.
+    const { readSystemInformation } = await import('./sockets-si.js');
     const listeners = sortListeners(await readSystemInformation());
     return { host: { ...host, source: 'systeminformation', precise: false }, listeners };
   }

@@ -96,11 +96,11 @@ export class OwnerIndex {
 export function readProcess(procRoot: string, pid: number, userName: (uid: number) => string): ProcessInfo {
   const dir = `${procRoot}/${pid}`;
   const comm = safeRead(`${dir}/comm`);
-  let exe: string | null = null;
+  let exe: string | null;
   try {
     exe = readlinkSync(`${dir}/exe`);
   } catch {
-    exe = null;
+    exe = null; // kernel threads, exited processes, or no permission
   }
   const status = safeRead(`${dir}/status`);
   const uidMatch = status ? /^Uid:\s+(\d+)/m.exec(status) : null;

@@ -86,7 +86,7 @@ export function parsePortItem(item: PortItem): PortRange | string {
 }
 
 /** Resolves every named group to its flat prefix list, reporting unknown names, bad prefixes and cycles. */
-function resolveGroups(doc: PolicyDoc, problems: Problem[]): Map<string, { v4: string[]; v6: string[] }> {
+function resolveGroups(doc: PolicyDoc, problems: Problem[]): Map<string, Prefixes> {
   const groups = doc.sources ?? {};
   const done = new Map<string, { v4: string[]; v6: string[] }>();
   const visiting = new Set<string>();
@@ -125,11 +125,17 @@ function looksLikeAddress(item: string): boolean {
   return item.includes('/') || item.includes(':') || !GROUP_NAME.test(item);
 }
 
+type Prefixes = { v4: string[]; v6: string[] };
+
+/** Per compile: the merged prefixes of each distinct `from` list. */
+type MergeCache = Map<string, Prefixes>;
+
 function compileSources(
   from: RuleDoc['from'],
   path: DocPath,
-  groups: Map<string, { v4: string[]; v6: string[] }>,
+  groups: Map<string, Prefixes>,
   problems: Problem[],
+  mergeCache: MergeCache,
 ): Sources {
   const items = from === undefined ? ['any'] : typeof from === 'string' ? [from] : from;
   const fromPath = typeof from === 'string' ? [...path, 'from'] : null;
@@ -153,10 +159,17 @@ function compileSources(
       }
     }
   });
-  return { kind: 'list', v4: v4.length ? mergeCidr(v4) : [], v6: v6.length ? mergeCidr(v6) : [], names: items };
+  const key = items.join('\0');
+  let merged = mergeCache.get(key);
+  if (!merged) {
+    // Many rules name the same group: merge each distinct source list once.
+    merged = { v4: v4.length ? mergeCidr(v4) : [], v6: v6.length ? mergeCidr(v6) : [] };
+    mergeCache.set(key, merged);
+  }
+  return { kind: 'list', ...merged, names: items };
 }
 
-function compileRule(doc: RuleDoc, path: DocPath, groups: Map<string, { v4: string[]; v6: string[] }>, problems: Problem[]): CompiledRule {
+function compileRule(doc: RuleDoc, path: DocPath, groups: Map<string, Prefixes>, problems: Problem[], mergeCache: MergeCache): CompiledRule {
   const items = Array.isArray(doc.port) ? doc.port : [doc.port];
   const ports: PortRange[] = [];
   items.forEach((item, i) => {
@@ -175,7 +188,7 @@ function compileRule(doc: RuleDoc, path: DocPath, groups: Map<string, { v4: stri
     path,
     proto: doc.proto ?? 'tcp',
     ports,
-    from: compileSources(doc.from, path, groups, problems),
+    from: compileSources(doc.from, path, groups, problems, mergeCache),
     process: doc.process ?? null,
     required: doc.required ?? false,
     rate,
@@ -216,13 +229,14 @@ function findShadowed(rules: CompiledRule[], problems: Problem[]): void {
 export function compilePolicy(doc: PolicyDoc, hostname: string): { policy: CompiledPolicy; problems: Problem[] } {
   const problems: Problem[] = [];
   const groups = resolveGroups(doc, problems);
+  const mergeCache: MergeCache = new Map();
   const overlayRules: CompiledRule[] = [];
   (doc.hosts ?? []).forEach((overlay, h) => {
-    const rules = overlay.rules.map((r, i) => compileRule(r, ['hosts', h, 'rules', i], groups, problems));
+    const rules = overlay.rules.map((r, i) => compileRule(r, ['hosts', h, 'rules', i], groups, problems, mergeCache));
     checkUniqueNames(rules, problems);
     if (globMatches(overlay.match, hostname)) overlayRules.push(...rules);
   });
-  const baseRules = doc.rules.map((r, i) => compileRule(r, ['rules', i], groups, problems));
+  const baseRules = doc.rules.map((r, i) => compileRule(r, ['rules', i], groups, problems, mergeCache));
   checkUniqueNames(baseRules, problems);
   const rules = [...overlayRules, ...baseRules];
   for (const rule of rules) {
