@@ -1,22 +1,16 @@
 #!/usr/bin/env node
 // argv → command. No logic of its own: errors become their exit codes (2 input, 3 runtime).
 import { PortwardenError, UsageError } from './errors.js';
-import { runCheck } from './commands/check.js';
-import { runInit } from './commands/init.js';
-import { runReport } from './commands/report.js';
-import { runRules } from './commands/rules.js';
-import { runScan } from './commands/scan.js';
-import { runValidate } from './commands/validate.js';
-
 type Command = (argv: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, Command> = {
-  scan: runScan,
-  check: runCheck,
-  validate: runValidate,
-  init: runInit,
-  rules: runRules,
-  report: runReport,
+// Loaded on demand: a scan should not pay for the policy validator or the renderers.
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  scan: async () => (await import('./commands/scan.js')).runScan,
+  check: async () => (await import('./commands/check.js')).runCheck,
+  validate: async () => (await import('./commands/validate.js')).runValidate,
+  init: async () => (await import('./commands/init.js')).runInit,
+  rules: async () => (await import('./commands/rules.js')).runRules,
+  report: async () => (await import('./commands/report.js')).runReport,
 };
 
 const USAGE = `usage: portwarden <command> [options]
@@ -39,10 +33,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return name === undefined ? 2 : 0;
   }
-  const command = COMMANDS[name];
-  if (!command) throw new UsageError(`unknown command "${name}"\n\n${USAGE}`);
-  return command(rest);
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!load) throw new UsageError(`unknown command "${name}"\n\n${USAGE}`);
+  return (await load())(rest);
 }
+
+// `portwarden scan | head` closes the pipe early: that is not a failure.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -9,8 +9,8 @@ export function canonicalAddress(address: string): string {
   return new URL(`http://[${address}]/`).hostname.slice(1, -1);
 }
 
-export function scopeOf(address: string): Scope {
-  const a = canonicalAddress(address);
+/** Scope of a canonical address (as the collectors produce them). */
+export function scopeOf(a: string): Scope {
   if (a === '0.0.0.0' || a === '::') return 'wildcard';
   if (a.startsWith('127.') || a === '::1' || a.startsWith('::ffff:127.')) return 'loopback';
   return 'address';

@@ -47,7 +47,6 @@ export async function collectSnapshot(opts: CollectOptions = {}): Promise<Snapsh
 }
 
 export function sortListeners(ls: Listener[]): Listener[] {
-  return [...ls].sort(
-    (a, b) => a.proto.localeCompare(b.proto) || a.port - b.port || a.family - b.family || a.address.localeCompare(b.address),
-  );
+  const cmp = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+  return [...ls].sort((a, b) => cmp(a.proto, b.proto) || a.port - b.port || a.family - b.family || cmp(a.address, b.address));
 }

@@ -52,25 +52,34 @@ export class OwnerIndex {
 
   private walk(wanted: Set<number>): void {
     this.walks++;
-    const map = new Map<number, number[]>();
+    // List every fd first, then read the links in one tight loop: the readlink calls dominate.
+    const fds: string[] = [];
+    const pids: number[] = [];
     for (const entry of safeReaddir(this.procRoot)) {
-      if (!/^[0-9]+$/.test(entry)) continue;
+      const c = entry.charCodeAt(0);
+      if (c < 48 || c > 57) continue; // not a pid
+      const fdDir = `${this.procRoot}/${entry}/fd/`;
       const pid = Number(entry);
-      const fdDir = `${this.procRoot}/${entry}/fd`;
       for (const fd of safeReaddir(fdDir)) {
-        let target: string;
-        try {
-          target = readlinkSync(`${fdDir}/${fd}`);
-        } catch {
-          continue; // fd closed meanwhile, or not ours to read
-        }
-        if (!target.startsWith('socket:[')) continue;
-        const inode = Number(target.slice(8, -1));
-        if (!wanted.has(inode)) continue;
-        const pids = map.get(inode);
-        if (!pids) map.set(inode, [pid]);
-        else if (!pids.includes(pid)) pids.push(pid);
+        fds.push(fdDir + fd);
+        pids.push(pid);
       }
+    }
+    const map = new Map<number, number[]>();
+    for (let i = 0; i < fds.length; i++) {
+      let target: string;
+      try {
+        target = readlinkSync(fds[i]!);
+      } catch {
+        continue; // fd closed meanwhile, or not ours to read
+      }
+      if (!target.startsWith('socket:[')) continue;
+      const inode = Number(target.slice(8, -1));
+      if (!wanted.has(inode)) continue;
+      const pid = pids[i]!;
+      const owners = map.get(inode);
+      if (!owners) map.set(inode, [pid]);
+      else if (!owners.includes(pid)) owners.push(pid);
     }
     this.inodePids = map;
     this.unowned = new Set([...wanted].filter((i) => !map.has(i)));

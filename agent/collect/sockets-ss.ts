@@ -28,34 +28,38 @@ export function splitEndpoint(text: string): { address: string; port: number; if
   return { address: host, port, ...(iface ? { iface } : {}) };
 }
 
+// proto state recv-q send-q local peer extras… (one regex over the whole text: the daemon parses
+// this every cycle, and splitting 10 000 lines field by field costs more than running ss).
+const SS_LINE = /^(tcp|udp)[ \t]+\S+[ \t]+\S+[ \t]+\S+[ \t]+(\S+)[ \t]+\S+(.*)$/gm;
+
+function extra(tail: string, key: string): string | undefined {
+  const at = tail.indexOf(` ${key}:`);
+  if (at < 0) return undefined;
+  const from = at + key.length + 2;
+  const end = tail.indexOf(' ', from);
+  return tail.slice(from, end < 0 ? undefined : end);
+}
+
 export function parseSs(text: string): RawSocket[] {
   const out: RawSocket[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 6) continue;
-    const proto = f[0];
-    if (proto !== 'tcp' && proto !== 'udp') continue;
-    const local = splitEndpoint(f[4] ?? '');
+  for (const m of text.matchAll(SS_LINE)) {
+    const proto = m[1] as 'tcp' | 'udp';
+    const local = splitEndpoint(m[2]!);
     if (!local) continue;
-    let inode = 0;
-    let v6only: boolean | undefined;
-    for (const extra of f.slice(6)) {
-      if (extra.startsWith('ino:')) inode = Number(extra.slice(4));
-      else if (extra.startsWith('v6only:')) v6only = extra.slice(7) === '1';
-    }
+    const tail = m[3]!;
+    const v6only = extra(tail, 'v6only');
     // ss prints "*" for an IPv6 wildcard socket that also accepts IPv4 (v6only=0).
     const star = local.address === '*';
-    const address = star ? '::' : canonicalAddress(local.address);
-    const family = star || address.includes(':') ? 6 : 4;
-    const wildcard = address === '::';
+    const family = star || local.address.includes(':') ? 6 : 4;
+    const address = star ? '::' : family === 6 && local.address !== '::' && local.address !== '::1' ? canonicalAddress(local.address) : local.address;
     out.push({
       proto,
       family,
       address,
       port: local.port,
       ...(local.iface ? { interface: local.iface } : {}),
-      inode,
-      dualStack: family === 6 && wildcard && (v6only === undefined ? star : !v6only),
+      inode: Number(extra(tail, 'ino') ?? 0),
+      dualStack: family === 6 && address === '::' && (v6only === undefined ? star : v6only === '0'),
     });
   }
   return out;
