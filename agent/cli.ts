@@ -11,6 +11,12 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   init: async () => (await import('./commands/init.js')).runInit,
   rules: async () => (await import('./commands/rules.js')).runRules,
   report: async () => (await import('./commands/report.js')).runReport,
+  apply: async () => (await import('./commands/apply.js')).runApply,
+  confirm: async () => (await import('./commands/apply.js')).runConfirm,
+  rollback: async () => (await import('./commands/apply.js')).runRollback,
+  remove: async () => (await import('./commands/apply.js')).runRemove,
+  status: async () => (await import('./commands/apply.js')).runStatus,
+  '_rollback-timer': async () => (await import('./commands/apply.js')).runRollbackTimer,
 };
 
 const USAGE = `usage: portwarden <command> [options]
@@ -23,6 +29,13 @@ const USAGE = `usage: portwarden <command> [options]
   rules     [--policy FILE] [--backend nft|iptables|ip6tables] [--output FILE]
                                                           firewall rules that enforce the policy
   report    [--policy FILE] [--netns NAME]                scan + check + suggested nft rules (npm start)
+  apply     [--policy FILE] [--backend nft|iptables] [--confirm SECONDS] [--yes] [--force-lockout]
+                                                          check, back up and load the rules; roll back unless confirmed
+  confirm                                                 keep what the last apply loaded
+  rollback                                                restore what was loaded before the last apply
+  remove                                                  take all of portwarden's rules out
+  status    [--json]                                      what is applied, and whether a confirmation is pending
+            (apply, confirm, rollback, remove, status also take --state-dir DIR and --netns NAME)
 
 exit codes: 0 ok · 1 findings at or above --fail-on · 2 bad input or usage · 3 runtime failure
 `;

@@ -33,7 +33,12 @@ export const exec: Exec = (cmd, args, opts = {}) =>
         resolve({ stdout, stderr, code: e ? (typeof e.code === 'number' ? e.code : 1) : 0 });
       },
     );
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    if (opts.input !== undefined) {
+      // A program that exits before reading all its input (e.g. refused at once) closes the pipe;
+      // its exit code and stderr tell what happened.
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(opts.input);
+    }
   });
 
 /** The path of a named network namespace, as `ip netns add` creates it. */

@@ -12,16 +12,19 @@ export const scanOptions = {
   netns: { type: 'string' },
 } as const;
 
-export async function snapshotFor(netns: string | undefined): Promise<Snapshot> {
-  if (netns !== undefined) {
-    let path: string;
-    try {
-      path = netnsPath(netns);
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-    if (!existsSync(path)) throw new UsageError(`no network namespace named ${JSON.stringify(netns)} (${path} does not exist)`);
+/** A usage error unless /run/netns/NAME exists. */
+export function checkNetns(netns: string): void {
+  let path: string;
+  try {
+    path = netnsPath(netns);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
   }
+  if (!existsSync(path)) throw new UsageError(`no network namespace named ${JSON.stringify(netns)} (${path} does not exist)`);
+}
+
+export async function snapshotFor(netns: string | undefined): Promise<Snapshot> {
+  if (netns !== undefined) checkNetns(netns);
   return collectSnapshot({ netns });
 }
 

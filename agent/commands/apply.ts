@@ -1,0 +1,140 @@
+// portwarden apply | confirm | rollback | remove | status — the safe-apply commands.
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
+import { createTwoFilesPatch } from 'diff';
+import { RuntimeError, UsageError } from '../errors.js';
+import {
+  CLI_PATH, DEFAULT_STATE_DIR, StateDir, confirm, executeApply, hashTexts, planApply, removeAll, rollback, rollbackTimer,
+} from '../firewall/apply.js';
+import { liveBackend } from '../firewall/live.js';
+import { lockoutWarning } from '../firewall/oracle.js';
+import { DEFAULT_POLICY_PATH, loadPolicy } from '../policy/load.js';
+import { parse } from './args.js';
+import { printWarnings } from './check.js';
+import { parseBackend } from './rules.js';
+import { checkNetns } from './scan.js';
+
+const common = { 'state-dir': { type: 'string' }, netns: { type: 'string' } } as const;
+
+function stateOf(values: { 'state-dir'?: string; netns?: string }): { state: StateDir; netns: string | undefined } {
+  if (values.netns !== undefined) checkNetns(values.netns);
+  return { state: new StateDir(values['state-dir'] ?? DEFAULT_STATE_DIR), netns: values.netns };
+}
+
+async function askYes(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+export async function runApply(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    ...common,
+    policy: { type: 'string' },
+    backend: { type: 'string' },
+    confirm: { type: 'string' },
+    yes: { type: 'boolean' },
+    'force-lockout': { type: 'boolean' },
+  });
+  const { state, netns } = stateOf(values);
+  const backendName = parseBackend(values.backend, ['nft', 'iptables']) as 'nft' | 'iptables';
+  const confirmSeconds = values.confirm === undefined ? 60 : Number(values.confirm);
+  if (!Number.isInteger(confirmSeconds) || confirmSeconds < 0) throw new UsageError('--confirm takes whole seconds (0 turns the rollback timer off)');
+  const file = values.policy ?? DEFAULT_POLICY_PATH;
+  const loaded = loadPolicy(file);
+  printWarnings(loaded.warnings);
+
+  const backend = liveBackend(backendName, netns);
+  const texts = backend.render(loaded.policy, file);
+  const plan = await planApply(state, backend, texts); // nft -c / iptables-restore --test first
+  const lockout = lockoutWarning(loaded.policy, process.env);
+  if (lockout && !values['force-lockout']) {
+    throw new UsageError(`refusing to apply: ${lockout}.\nAllow your address in the policy, or pass --force-lockout if you have another way in.`);
+  }
+  if (lockout) process.stderr.write(`warning: ${lockout} (--force-lockout)\n`);
+  if (plan.unchanged) {
+    process.stdout.write(`already applied: the ${backendName} rules from ${file} are in place (${plan.hash.slice(0, 12)})\n`);
+    return 0;
+  }
+  for (const key of Object.keys(texts)) {
+    const patch = createTwoFilesPatch(`${key} (${plan.baseline.label})`, `${key} (${file})`, plan.baseline.texts?.[key] ?? '', texts[key]!, undefined, undefined, { context: 2 });
+    process.stdout.write(patch.split('\n').slice(1).join('\n')); // drop the "=====" banner line
+  }
+  if (process.stdin.isTTY && !values.yes && !(await askYes(`Apply these ${backendName} rules${netns ? ` in netns ${netns}` : ''}? [y/N] `))) {
+    process.stderr.write('not applied\n');
+    return 1;
+  }
+  const result = await executeApply(state, plan, { policy: file, netns: netns ?? null, confirmSeconds, cli: CLI_PATH });
+  process.stdout.write(`applied ${backendName} rules ${plan.hash.slice(0, 12)} (backup ${result.backup})\n`);
+  if (result.deadline) {
+    process.stdout.write(
+      `run "portwarden confirm${values['state-dir'] ? ` --state-dir ${values['state-dir']}` : ''}" by ${result.deadline.toISOString()} (${confirmSeconds}s), or the previous rules come back\n`,
+    );
+  }
+  return 0;
+}
+
+export async function runConfirm(argv: string[]): Promise<number> {
+  const { values } = parse(argv, common);
+  const { state } = stateOf(values);
+  const r = await confirm(state);
+  if (r.ok) {
+    process.stdout.write(`confirmed: apply ${r.id} stays\n`);
+    return 0;
+  }
+  if (r.message === 'nothing awaits confirmation') {
+    process.stdout.write(`${r.message}\n`);
+    return 0;
+  }
+  throw new RuntimeError(r.message);
+}
+
+export async function runRollback(argv: string[]): Promise<number> {
+  const { values } = parse(argv, common);
+  const { state } = stateOf(values);
+  const from = await rollback(state, 'portwarden rollback');
+  process.stdout.write(`rolled back: restored the rules saved in backup ${from}\n`);
+  return 0;
+}
+
+export async function runRemove(argv: string[]): Promise<number> {
+  const { values } = parse(argv, common);
+  const { state, netns } = stateOf(values);
+  const removed = await removeAll(state, netns ?? null);
+  process.stdout.write(removed.length ? `removed ${removed.join('; ')}\n` : 'no portwarden rules were loaded\n');
+  return 0;
+}
+
+export async function runStatus(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { ...common, json: { type: 'boolean' } });
+  const { state, netns } = stateOf(values);
+  const applied = existsSync(state.dir) ? state.readApplied() : null;
+  const pending = existsSync(state.dir) ? state.readPending() : null;
+  let live: 'in place' | 'changed' | 'missing' | null = null;
+  if (applied) {
+    const ours = await liveBackend(applied.backend, netns ?? applied.netns ?? undefined).readOurs();
+    live = !ours ? 'missing' : hashTexts(ours) === applied.liveHash ? 'in place' : 'changed';
+  }
+  if (values.json) {
+    const record = applied && { backend: applied.backend, netns: applied.netns, policy: applied.policy, hash: applied.hash, liveHash: applied.liveHash, at: applied.at, id: applied.id, backup: applied.backup };
+    process.stdout.write(JSON.stringify({ applied: record, live, pending: pending ? { id: pending.id, deadline: pending.deadline } : null }, null, 2) + '\n');
+    return 0;
+  }
+  if (!applied) process.stdout.write('applied: nothing (no apply recorded in ' + state.dir + ')\n');
+  else {
+    process.stdout.write(`applied: ${applied.backend} rules ${applied.hash.slice(0, 12)} from ${applied.policy} at ${applied.at}${applied.netns ? ` in netns ${applied.netns}` : ''}\n`);
+    process.stdout.write(`live:    ${live}\n`);
+  }
+  process.stdout.write(pending ? `pending: confirmation of ${pending.id} until ${pending.deadline}\n` : 'pending: none\n');
+  return 0;
+}
+
+export async function runRollbackTimer(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { 'state-dir': { type: 'string' }, id: { type: 'string' } });
+  if (!values.id) throw new UsageError('--id is required');
+  await rollbackTimer(new StateDir(values['state-dir'] ?? DEFAULT_STATE_DIR), values.id);
+  return 0;
+}
