@@ -45,15 +45,21 @@ export type FindingKind =
   | 'forbidden-listener'
   | 'overexposed'
   | 'unexpected-process'
-  | 'missing-listener';
+  | 'missing-listener'
+  /** Our applied table/chain is missing or differs from what apply loaded. */
+  | 'firewall-drift'
+  /** The agent itself: a reloaded policy/config was invalid; a sink dropped events. */
+  | 'agent-config-invalid'
+  | 'alerts-dropped';
 
 export interface Finding {
   /** Stable across scans: kind, proto/port, scope, program — never a pid. */
   id: string;
   kind: FindingKind;
   severity: Severity;
-  proto: Proto;
-  port: number;
+  /** null for findings about the host as a whole (firewall drift, the agent itself). */
+  proto: Proto | null;
+  port: number | null;
   address: string | null;
   rule: string | null;
   processes: ProcessInfo[];

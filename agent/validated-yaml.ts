@@ -13,7 +13,7 @@ export interface Located {
   lines: LineCounter;
 }
 
-const ajv = new Ajv({ allErrors: true, strict: true, verbose: true });
+const ajv = new Ajv({ allErrors: true, strict: true, verbose: true, discriminator: true });
 const validators = new Map<object, ValidateFunction>();
 
 function validatorFor(schema: object): ValidateFunction {

@@ -118,5 +118,11 @@ export function evaluate(policy: CompiledPolicy, listeners: readonly Listener[])
 }
 
 export function sortFindings(fs: Finding[]): Finding[] {
-  return fs.sort((a, b) => severityRank(b.severity) - severityRank(a.severity) || a.proto.localeCompare(b.proto) || a.port - b.port || a.id.localeCompare(b.id));
+  return fs.sort(
+    (a, b) =>
+      severityRank(b.severity) - severityRank(a.severity) ||
+      (a.proto ?? '').localeCompare(b.proto ?? '') ||
+      (a.port ?? 0) - (b.port ?? 0) ||
+      a.id.localeCompare(b.id),
+  );
 }

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { InputError } from '../errors.js';
+import { checkTrustedFile } from '../file-perms.js';
 import { formatPath, locate, readValidatedYaml } from '../validated-yaml.js';
 import { compilePolicy, type CompiledPolicy } from './compile.js';
 import type { Policy } from './policy-types.js';
@@ -20,6 +21,7 @@ export interface LoadedPolicy {
 }
 
 export function loadPolicy(file: string, opts: { hostname?: string; text?: string } = {}): LoadedPolicy {
+  if (opts.text === undefined) checkTrustedFile(file);
   const { value, src } = readValidatedYaml<Policy>(file, policySchema, opts.text);
   const { policy, problems } = compilePolicy(value, opts.hostname ?? osHostname());
   const render = (p: (typeof problems)[number]) =>

@@ -1,3 +1,4 @@
+/* eslint-disable */
 // Generated from rules/policy.schema.json by test/tools/gen-types.mjs. Do not edit.
 
 /**

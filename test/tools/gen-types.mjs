@@ -5,11 +5,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 
 const targets = [
   ['rules/policy.schema.json', 'agent/policy/policy-types.ts'],
+  ['rules/config.schema.json', 'agent/daemon/config-types.ts'],
 ];
 
 export async function render(schemaPath) {
   return compileFromFile(schemaPath, {
-    bannerComment: '// Generated from ' + schemaPath + ' by test/tools/gen-types.mjs. Do not edit.',
+    bannerComment: '/* eslint-disable */\n// Generated from ' + schemaPath + ' by test/tools/gen-types.mjs. Do not edit.',
     additionalProperties: false,
     style: { singleQuote: true },
     format: false,

@@ -1,0 +1,150 @@
+/* eslint-disable */
+// Generated from rules/config.schema.json by test/tools/gen-types.mjs. Do not edit.
+
+/**
+ * One alert destination, chosen by type.
+ */
+export type Sink = (WebhookSink | EmailSink | PrometheusSink)
+
+/**
+ * The portwarden agent's configuration (portwarden watch): what to check, how often, and where alerts go.
+ */
+export interface AgentConfig {
+/**
+ * Path of the policy file.
+ */
+policy?: string
+/**
+ * Directory for state.json, events.jsonl, the alert spool and apply's records.
+ */
+state_dir?: string
+/**
+ * When to scan, in node-cron syntax (an optional seconds field first).
+ */
+schedule?: string
+/**
+ * Consecutive scans a finding must be seen before it opens, and absent before it resolves.
+ */
+settle?: number
+/**
+ * Remind about findings still open after this long (e.g. 24h, 30m, 90s, 7d); 0 or "0" = never.
+ */
+repeat?: (0 | string)
+/**
+ * Watch this network namespace (/run/netns/NAME) instead of the host's own.
+ */
+netns?: string
+/**
+ * Where alerts go, besides the log on stdout.
+ */
+sinks?: Sink[]
+/**
+ * Most undelivered batches kept per sink; older ones are dropped with a "dropped N events" alert.
+ */
+spool_limit?: number
+}
+/**
+ * POSTs batches of events as JSON, signed per the Standard Webhooks spec.
+ */
+export interface WebhookSink {
+/**
+ * Sink type.
+ */
+type: "webhook"
+/**
+ * Name in logs and metrics (default: webhook-N).
+ */
+name?: string
+/**
+ * http:// or https:// URL to POST to.
+ */
+url: string
+/**
+ * File holding the signing secret (whsec_<base64>).
+ */
+secret_file?: string
+/**
+ * Environment variable holding the signing secret (whsec_<base64>).
+ */
+secret_env?: string
+/**
+ * standard: portwarden.alert JSON with Standard Webhooks signature; slack: a Slack-compatible {"text"} message.
+ */
+format?: ("standard" | "slack")
+/**
+ * Seconds to wait for the receiver.
+ */
+timeout?: number
+}
+/**
+ * Sends one plain-text message per batch over SMTP.
+ */
+export interface EmailSink {
+/**
+ * Sink type.
+ */
+type: "email"
+/**
+ * Name in logs and metrics (default: email-N).
+ */
+name?: string
+/**
+ * SMTP server host.
+ */
+host: string
+/**
+ * SMTP server port (default 25, 465 with tls: implicit).
+ */
+port?: number
+/**
+ * starttls: upgrade with STARTTLS (required); implicit: TLS from the start; none: plain text.
+ */
+tls?: ("starttls" | "implicit" | "none")
+/**
+ * Sender address.
+ */
+from: string
+/**
+ * Recipient addresses.
+ * 
+ * @minItems 1
+ */
+to: [string, ...(string)[]]
+/**
+ * SMTP user name, when the server wants authentication.
+ */
+user?: string
+/**
+ * File holding the SMTP password.
+ */
+password_file?: string
+/**
+ * Environment variable holding the SMTP password.
+ */
+password_env?: string
+/**
+ * Seconds to wait for the server.
+ */
+timeout?: number
+}
+/**
+ * Metrics for Prometheus: a node_exporter textfile, and optionally a /metrics endpoint.
+ */
+export interface PrometheusSink {
+/**
+ * Sink type.
+ */
+type: "prometheus"
+/**
+ * Name in logs and metrics (default: prometheus-N).
+ */
+name?: string
+/**
+ * Path of the .prom file for node_exporter's textfile collector, written atomically each cycle.
+ */
+textfile?: string
+/**
+ * host:port to serve /metrics on (keep it on loopback unless it must be scraped from elsewhere).
+ */
+listen?: string
+}
