@@ -16,6 +16,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   rollback: async () => (await import('./commands/apply.js')).runRollback,
   remove: async () => (await import('./commands/apply.js')).runRemove,
   status: async () => (await import('./commands/apply.js')).runStatus,
+  watch: async () => (await import('./commands/watch.js')).runWatch,
+  alerts: async () => (await import('./commands/alerts.js')).runAlerts,
   '_rollback-timer': async () => (await import('./commands/apply.js')).runRollbackTimer,
 };
 
@@ -36,6 +38,9 @@ const USAGE = `usage: portwarden <command> [options]
   remove                                                  take all of portwarden's rules out
   status    [--json]                                      what is applied, and whether a confirmation is pending
             (apply, confirm, rollback, remove, status also take --state-dir DIR and --netns NAME)
+  watch     [--config FILE] [--once]                      the agent: scheduled checks and drift alerts
+  alerts    [--since DURATION] [--open] [--json] [--state-dir DIR]
+                                                          review opened/resolved/reminder events
 
 exit codes: 0 ok · 1 findings at or above --fail-on · 2 bad input or usage · 3 runtime failure
 `;

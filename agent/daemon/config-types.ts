@@ -4,7 +4,8 @@
 /**
  * One alert destination, chosen by type.
  */
-export type Sink = (WebhookSink | EmailSink | PrometheusSink)
+export type Sink = (Sink1 & Sink2)
+export type Sink1 = (WebhookSink | EmailSink | PrometheusSink)
 
 /**
  * The portwarden agent's configuration (portwarden watch): what to check, how often, and where alerts go.
@@ -147,4 +148,10 @@ textfile?: string
  * host:port to serve /metrics on (keep it on loopback unless it must be scraped from elsewhere).
  */
 listen?: string
+}
+export interface Sink2 {
+/**
+ * webhook, email or prometheus.
+ */
+type: ("webhook" | "email" | "prometheus")
 }

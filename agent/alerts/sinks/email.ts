@@ -1,0 +1,53 @@
+// E-mail sink: one plain-text message per batch over SMTP (nodemailer).
+import nodemailer from 'nodemailer';
+import { DeliveryError, eventLine, worstSeverity, type Batch, type Sender } from './sink.js';
+
+export interface EmailOptions {
+  name: string;
+  host: string;
+  port: number;
+  tls: 'starttls' | 'implicit' | 'none';
+  from: string;
+  to: string[];
+  user?: string;
+  password?: string;
+  timeoutMs: number;
+}
+
+export function emailSubject(batch: Batch): string {
+  const host = batch.events[0]?.host ?? '?';
+  const n = batch.events.length;
+  return `[portwarden] ${host}: ${n} event${n === 1 ? '' : 's'}, worst ${worstSeverity(batch.events)}`;
+}
+
+export function emailBody(batch: Batch): string {
+  const host = batch.events[0]?.host ?? '?';
+  const parts = batch.events.map((e) => `${eventLine(e)}\n  at ${e.at}\n  remedy: ${e.finding.remedy}\n  id: ${e.finding.id}\n`);
+  return `portwarden on ${host} reports:\n\n${parts.join('\n')}\nReview with: portwarden alerts --since 24h\n`;
+}
+
+export function emailSender(o: EmailOptions): Sender {
+  const transport = nodemailer.createTransport({
+    host: o.host,
+    port: o.port,
+    secure: o.tls === 'implicit',
+    requireTLS: o.tls === 'starttls',
+    ignoreTLS: o.tls === 'none',
+    auth: o.user ? { user: o.user, pass: o.password ?? '' } : undefined,
+    connectionTimeout: o.timeoutMs,
+    greetingTimeout: o.timeoutMs,
+    socketTimeout: o.timeoutMs,
+  });
+  return {
+    name: o.name,
+    async send(batch) {
+      try {
+        await transport.sendMail({ from: o.from, to: o.to, subject: emailSubject(batch), text: emailBody(batch), messageId: `<${batch.id}@portwarden>` });
+      } catch (err) {
+        const code = (err as { responseCode?: number }).responseCode;
+        // SMTP 5xx is permanent; 4xx and connection problems are worth another try.
+        throw new DeliveryError(`SMTP ${o.host}:${o.port}: ${(err as Error).message}`, code === undefined || code < 500);
+      }
+    },
+  };
+}

@@ -1,0 +1,71 @@
+// Prometheus exposition: a node_exporter textfile written atomically each cycle, and optionally
+// a /metrics endpoint.
+import { createServer, type Server } from 'node:http';
+import { writeFileAtomic } from '../../fs-atomic.js';
+import type { Finding, Listener } from '../../model.js';
+
+const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+
+export class Metrics {
+  findings = new Map<string, number>();
+  listeners = new Map<string, number>();
+  lastScan = 0;
+  scanDuration = 0;
+  alerts = new Map<string, number>();
+  cycleErrors = 0;
+
+  observeScan(findings: readonly Finding[], listeners: readonly Listener[], at: Date, seconds: number): void {
+    this.findings = new Map();
+    for (const f of findings) {
+      const k = `kind="${esc(f.kind)}",severity="${f.severity}"`;
+      this.findings.set(k, (this.findings.get(k) ?? 0) + 1);
+    }
+    this.listeners = new Map([['scope="loopback"', 0], ['scope="wildcard"', 0], ['scope="address"', 0]]);
+    for (const l of listeners) this.listeners.set(`scope="${l.scope}"`, (this.listeners.get(`scope="${l.scope}"`) ?? 0) + 1);
+    this.lastScan = at.getTime() / 1000;
+    this.scanDuration = seconds;
+  }
+
+  countAlert(sink: string, result: string, n = 1): void {
+    const k = `sink="${esc(sink)}",result="${esc(result)}"`;
+    this.alerts.set(k, (this.alerts.get(k) ?? 0) + n);
+  }
+
+  render(): string {
+    const out: string[] = [];
+    const family = (name: string, type: string, help: string, samples: Map<string, number> | number) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      if (typeof samples === 'number') out.push(`${name} ${samples}`);
+      else for (const [labels, v] of [...samples].sort()) out.push(`${name}{${labels}} ${v}`);
+    };
+    family('portwarden_findings', 'gauge', 'Findings of the last scan, by kind and severity.', this.findings);
+    family('portwarden_listeners', 'gauge', 'Listening sockets of the last scan, by bind scope.', this.listeners);
+    family('portwarden_last_scan_timestamp_seconds', 'gauge', 'Unix time of the last completed scan.', this.lastScan);
+    family('portwarden_scan_duration_seconds', 'gauge', 'How long the last scan cycle took.', this.scanDuration);
+    family('portwarden_alerts_total', 'counter', 'Alert batches (events for dropped) by sink and result.', this.alerts);
+    family('portwarden_cycle_errors_total', 'counter', 'Scan cycles that failed.', this.cycleErrors);
+    return out.join('\n') + '\n';
+  }
+}
+
+export function writeTextfile(path: string, metrics: Metrics): void {
+  writeFileAtomic(path, metrics.render(), 0o644);
+}
+
+export function serveMetrics(listen: string, metrics: Metrics): Promise<Server> {
+  const colon = listen.lastIndexOf(':');
+  const host = listen.slice(0, colon).replace(/^\[|\]$/g, '');
+  const port = Number(listen.slice(colon + 1));
+  const server = createServer((req, res) => {
+    if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+      res.end(metrics.render());
+    } else {
+      res.writeHead(404).end('not found\n');
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}

@@ -1,0 +1,74 @@
+// Webhook sink: Standard Webhooks (webhook-id / webhook-timestamp / webhook-signature v1 HMAC-SHA256
+// of "id.timestamp.body" with the base64 key of a whsec_ secret), or a Slack-compatible message.
+import { createHmac } from 'node:crypto';
+import { findingJson } from '../../commands/check.js';
+import { DeliveryError, eventLine, worstSeverity, type Batch, type Sender } from './sink.js';
+
+export interface WebhookOptions {
+  name: string;
+  url: string;
+  format: 'standard' | 'slack';
+  /** whsec_<base64>; null sends unsigned. */
+  secret: string | null;
+  timeoutMs: number;
+}
+
+export function secretKey(secret: string): Buffer {
+  const b64 = secret.startsWith('whsec_') ? secret.slice(6) : secret;
+  const key = Buffer.from(b64, 'base64');
+  if (!key.length) throw new Error('webhook secret is empty or not base64 (expected whsec_<base64>)');
+  return key;
+}
+
+export function sign(secret: string, id: string, timestamp: number, body: string): string {
+  return `v1,${createHmac('sha256', secretKey(secret)).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
+}
+
+export function standardBody(batch: Batch): string {
+  return JSON.stringify({
+    type: 'portwarden.alert',
+    host: batch.events[0]?.host ?? null,
+    events: batch.events.map((e) => ({ event: e.event, at: e.at, finding: findingJson(e.finding) })),
+  });
+}
+
+export function slackBody(batch: Batch): string {
+  const host = batch.events[0]?.host ?? '?';
+  const head = `*portwarden on ${host}*: ${batch.events.length} event${batch.events.length === 1 ? '' : 's'}, worst ${worstSeverity(batch.events)}`;
+  const lines = batch.events.map((e) => `• ${eventLine(e)}\n   → ${e.finding.remedy}`);
+  return JSON.stringify({ text: [head, ...lines].join('\n') });
+}
+
+/** Seconds or an HTTP date, as Retry-After allows. */
+export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
+  if (!header) return undefined;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000;
+  const t = Date.parse(header);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+}
+
+export function webhookSender(o: WebhookOptions): Sender {
+  return {
+    name: o.name,
+    async send(batch) {
+      const body = o.format === 'slack' ? slackBody(batch) : standardBody(batch);
+      const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'portwarden' };
+      if (o.format === 'standard') {
+        const ts = Math.floor(Date.now() / 1000);
+        headers['webhook-id'] = batch.id;
+        headers['webhook-timestamp'] = String(ts);
+        if (o.secret) headers['webhook-signature'] = sign(o.secret, batch.id, ts, body);
+      }
+      let res: Response;
+      try {
+        res = await fetch(o.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(o.timeoutMs), redirect: 'error' });
+      } catch (err) {
+        throw new DeliveryError(`POST ${o.url}: ${(err as Error).cause ? String((err as { cause: Error }).cause.message ?? (err as Error).cause) : (err as Error).message}`, true);
+      }
+      await res.arrayBuffer().catch(() => undefined);
+      if (res.ok) return;
+      const retryable = res.status >= 500 || res.status === 429 || res.status === 408;
+      throw new DeliveryError(`POST ${o.url}: HTTP ${res.status}`, retryable, retryAfterMs(res.headers.get('retry-after')));
+    },
+  };
+}
