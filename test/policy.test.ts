@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { checkTrustedFile } from '../agent/file-perms.js';
 import { execFileSync } from 'node:child_process';
 import { loadPolicy } from '../agent/policy/load.js';
 import { InputError } from '../agent/errors.js';
@@ -77,4 +79,19 @@ test('the TypeScript policy types are generated from the schema and not stale', 
   execFileSync(process.execPath, [`${ROOT}test/tools/gen-types.mjs`, '--check'], { cwd: ROOT, stdio: 'pipe' });
   const schema = JSON.parse(readFileSync(`${ROOT}rules/policy.schema.json`, 'utf8')) as { definitions: { rule: { properties: Record<string, { description?: string }> } } };
   for (const [k, v] of Object.entries(schema.definitions.rule.properties)) assert.ok(v.description, `rule.${k} has a description`);
+});
+
+test('as root, a policy others can write (or not owned by root) is refused, saying how to fix it', () => {
+  const dir = mkdtempSync(`${tmpdir()}/pw-perm-`);
+  try {
+    const file = `${dir}/p.yaml`;
+    writeFileSync(file, 'version: 1\nrules: []\n');
+    chmodSync(file, 0o666);
+    assert.throws(() => checkTrustedFile(file, 0), /refusing to use it as root: it is writable by others \(fix: chmod go-w/);
+    assert.doesNotThrow(() => checkTrustedFile(file, 1000), 'only root is strict');
+    chmodSync(file, 0o644);
+    assert.doesNotThrow(() => checkTrustedFile(file, 0));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -29,7 +29,7 @@ function readSecret(file: string | undefined, env: string | undefined, what: str
     try {
       return readFileSync(file, 'utf8').trim();
     } catch (err) {
-      throw new Error(`${what}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new Error(`${what}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
   }
   if (env) {

@@ -1,4 +1,3 @@
-/* eslint-disable */
 // Generated from rules/config.schema.json by test/tools/gen-types.mjs. Do not edit.
 
 /**

@@ -1,4 +1,3 @@
-/* eslint-disable */
 // Generated from rules/policy.schema.json by test/tools/gen-types.mjs. Do not edit.
 
 /**

@@ -10,7 +10,7 @@ const targets = [
 
 export async function render(schemaPath) {
   return compileFromFile(schemaPath, {
-    bannerComment: '/* eslint-disable */\n// Generated from ' + schemaPath + ' by test/tools/gen-types.mjs. Do not edit.',
+    bannerComment: '// Generated from ' + schemaPath + ' by test/tools/gen-types.mjs. Do not edit.',
     additionalProperties: false,
     style: { singleQuote: true },
     format: false,
