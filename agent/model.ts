@@ -48,6 +48,9 @@ export type FindingKind =
   | 'missing-listener'
   /** Our applied table/chain is missing or differs from what apply loaded. */
   | 'firewall-drift'
+  /** The live firewall admits sources the policy does not allow / blocks sources it allows. */
+  | 'firewall-gap'
+  | 'blocked-service'
   /** The agent itself: a reloaded policy/config was invalid; a sink dropped events. */
   | 'agent-config-invalid'
   | 'alerts-dropped';

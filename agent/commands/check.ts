@@ -1,6 +1,8 @@
 // portwarden check [--policy FILE] [--json] [--fail-on SEVERITY] [--netns NAME]
 import { loadPolicy, DEFAULT_POLICY_PATH } from '../policy/load.js';
-import { evaluate } from '../policy/evaluate.js';
+import { evaluate, sortFindings } from '../policy/evaluate.js';
+import { compareExposure } from '../exposure/compare.js';
+import { readFirewall } from '../exposure/read.js';
 import { SEVERITIES, severityRank, type Finding, type Severity } from '../model.js';
 import { parse, parseSeverity } from './args.js';
 import { paintSeverity, useColor } from './output.js';
@@ -54,10 +56,10 @@ export async function runCheck(argv: string[]): Promise<number> {
   const failOn = parseSeverity(values['fail-on'], 'low');
   const loaded = loadPolicy(values.policy ?? DEFAULT_POLICY_PATH);
   printWarnings(loaded.warnings);
-  const snap = await snapshotFor(values.netns);
-  const findings = evaluate(loaded.policy, snap.listeners);
+  const [snap, fw] = await Promise.all([snapshotFor(values.netns), readFirewall(values.netns)]);
+  const findings = sortFindings([...evaluate(loaded.policy, snap.listeners), ...compareExposure(loaded.policy, snap.listeners, fw)]);
   if (values.json) {
-    process.stdout.write(JSON.stringify({ findings: findings.map(findingJson), listeners: snap.listeners.map(listenerJson) }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ findings: findings.map(findingJson), listeners: snap.listeners.map((l) => listenerJson(l)) }, null, 2) + '\n');
   } else {
     process.stdout.write(findingsText(findings, useColor()));
   }

@@ -4,6 +4,8 @@ import { collectSnapshot } from '../collect/listeners.js';
 import { UsageError } from '../errors.js';
 import { netnsPath } from '../exec.js';
 import type { Listener, Snapshot } from '../model.js';
+import { exposureCell, exposureOf, type Exposure } from '../exposure/exposure.js';
+import { readFirewall } from '../exposure/read.js';
 import { parse } from './args.js';
 import { table } from './output.js';
 
@@ -28,7 +30,7 @@ export async function snapshotFor(netns: string | undefined): Promise<Snapshot> 
   return collectSnapshot({ netns });
 }
 
-export function listenerJson(l: Listener) {
+export function listenerJson(l: Listener, exposure?: Exposure) {
   return {
     proto: l.proto,
     family: l.family,
@@ -39,18 +41,20 @@ export function listenerJson(l: Listener) {
     dualStack: l.dualStack,
     inode: l.inode,
     processes: l.processes.map((p) => ({ pid: p.pid, name: p.name, exe: p.exe, user: p.user, cmdline: p.cmdline })),
+    ...(exposure ? { exposure } : {}),
   };
 }
 
-export function listenersTable(ls: readonly Listener[]): string {
-  const rows = ls.map((l) => [
+export function listenersTable(ls: readonly Listener[], exposures?: Exposure[]): string {
+  const rows = ls.map((l, i) => [
     l.proto + (l.family === 6 ? '6' : ''),
     `${l.family === 6 ? `[${l.address}]` : l.address}${l.interface ? `%${l.interface}` : ''}:${l.port}`,
     l.scope,
     l.dualStack ? 'v4+v6' : '',
+    ...(exposures ? [exposureCell(exposures[i]!)] : []),
     l.processes.length ? l.processes.map((p) => `${p.name}(${p.pid},${p.user})`).join(' ') : '?',
   ]);
-  return table(['PROTO', 'ADDRESS:PORT', 'SCOPE', 'DUAL', 'PROCESSES'], rows);
+  return table(['PROTO', 'ADDRESS:PORT', 'SCOPE', 'DUAL', ...(exposures ? ['EXPOSURE'] : []), 'PROCESSES'], rows);
 }
 
 export function snapshotNote(s: Snapshot): string {
@@ -63,12 +67,13 @@ export function snapshotNote(s: Snapshot): string {
 
 export async function runScan(argv: string[]): Promise<number> {
   const { values } = parse(argv, scanOptions);
-  const snap = await snapshotFor(values.netns);
+  const [snap, fw] = await Promise.all([snapshotFor(values.netns), readFirewall(values.netns)]);
+  const exposures = snap.listeners.map((l) => exposureOf(l, fw));
   if (values.json) {
-    process.stdout.write(JSON.stringify({ host: snap.host, listeners: snap.listeners.map(listenerJson) }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ host: snap.host, listeners: snap.listeners.map((l, i) => listenerJson(l, exposures[i])) }, null, 2) + '\n');
   } else {
-    process.stdout.write(listenersTable(snap.listeners));
-    process.stderr.write(snapshotNote(snap));
+    process.stdout.write(listenersTable(snap.listeners, exposures));
+    process.stderr.write(snapshotNote(snap) + (fw.error ? `note: exposure undetermined: cannot read the firewall (${fw.error})\n` : ''));
   }
   return 0;
 }

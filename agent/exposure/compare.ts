@@ -1,0 +1,63 @@
+// Live exposure against the policy: firewall-gap (the firewall admits sources the policy does not)
+// and blocked-service (the policy allows sources the firewall blocks). Pure.
+import type { Finding, Listener } from '../model.js';
+import type { CompiledPolicy } from '../policy/compile.js';
+import { buildPortIndex, decidingRule } from '../policy/port-index.js';
+import { IntervalSet, prefixSet, type Fam } from './intervals.js';
+import { reach, type FirewallView } from './exposure.js';
+
+export function policyAllows(policy: CompiledPolicy, ruleIdx: number, fam: Fam): IntervalSet {
+  const rule = ruleIdx >= 0 ? policy.rules[ruleIdx]! : null;
+  if (!rule) return policy.default === 'allow' ? IntervalSet.full(fam) : IntervalSet.empty(fam);
+  if (rule.action === 'deny' || rule.from.kind === 'localhost') return IntervalSet.empty(fam);
+  if (rule.from.kind === 'any') return IntervalSet.full(fam);
+  return (fam === 4 ? rule.from.v4 : rule.from.v6).reduce((s, p) => s.union(prefixSet(fam, p)), IntervalSet.empty(fam));
+}
+
+function sample(sets: IntervalSet[]): string {
+  const c = sets.flatMap((s) => s.toCidrs());
+  return c.length > 3 ? `${c.slice(0, 3).join(', ')} and ${c.length - 3} more` : c.join(', ');
+}
+
+export function compareExposure(policy: CompiledPolicy, listeners: readonly Listener[], fw: FirewallView): Finding[] {
+  if (!fw.ruleset) return [];
+  const index = buildPortIndex(policy.rules);
+  const out: Finding[] = [];
+  for (const l of listeners) {
+    if (l.scope === 'loopback') continue;
+    const r = reach(l, fw)!;
+    const idx = decidingRule(index, l.proto, l.port);
+    const rule = idx >= 0 ? policy.rules[idx]!.name : null;
+    const gap: IntervalSet[] = [];
+    const blocked: IntervalSet[] = [];
+    for (const [fam, acc] of r.accepted) {
+      const und = r.undetermined.get(fam)!;
+      const allowed = policyAllows(policy, idx, fam);
+      gap.push(acc.subtract(allowed));
+      blocked.push(allowed.subtract(acc).subtract(und));
+    }
+    const base = { proto: l.proto, port: l.port, address: l.address, rule, processes: l.processes };
+    const where = `${l.proto}/${l.port} on ${l.family === 6 ? `[${l.address}]` : l.address}`;
+    if (gap.some((s) => !s.isEmpty())) {
+      out.push({
+        ...base,
+        id: `firewall-gap:${l.proto}/${l.port}:${l.scope}`,
+        kind: 'firewall-gap',
+        severity: 'high',
+        message: `the live firewall lets ${sample(gap)} reach ${where}, which ${rule ? `rule "${rule}"` : 'the policy'} does not allow`,
+        remedy: 'apply the policy (portwarden apply) or find the rule that accepts them with portwarden explain',
+      });
+    }
+    if (blocked.some((s) => !s.isEmpty())) {
+      out.push({
+        ...base,
+        id: `blocked-service:${l.proto}/${l.port}:${l.scope}`,
+        kind: 'blocked-service',
+        severity: 'medium',
+        message: `${rule ? `rule "${rule}"` : 'the policy'} allows ${sample(blocked)} to reach ${where}, but the live firewall blocks them`,
+        remedy: 'apply the policy (portwarden apply), or find the blocking rule with portwarden explain',
+      });
+    }
+  }
+  return out;
+}

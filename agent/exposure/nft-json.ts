@@ -1,0 +1,86 @@
+// `nft -j list ruleset` → the chains, rules and sets the interpreter walks. Parsing is pure.
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+export interface NftRule {
+  handle: number | null;
+  comment: string | null;
+  expr: Json[];
+}
+
+export interface NftChain {
+  family: string;
+  table: string;
+  name: string;
+  hook: string | null;
+  type: string | null;
+  prio: number;
+  policy: 'accept' | 'drop';
+  rules: NftRule[];
+}
+
+export interface NftSet {
+  family: string;
+  table: string;
+  name: string;
+  type: string | string[];
+  elem: Json[];
+}
+
+export interface Ruleset {
+  chains: Map<string, NftChain>;
+  sets: Map<string, NftSet>;
+}
+
+export const chainKey = (family: string, table: string, name: string) => `${family} ${table} ${name}`;
+
+const NAMED_PRIO: Record<string, number> = { raw: -300, mangle: -150, dstnat: -100, filter: 0, security: 50, srcnat: 100 };
+
+function prio(p: Json | undefined): number {
+  if (typeof p === 'number') return p;
+  if (typeof p === 'string') return NAMED_PRIO[p] ?? 0;
+  return 0;
+}
+
+export function parseNftJson(text: string): Ruleset {
+  const doc = JSON.parse(text) as { nftables?: Record<string, Record<string, Json>>[] };
+  const chains = new Map<string, NftChain>();
+  const sets = new Map<string, NftSet>();
+  const pendingRules: Record<string, Json>[] = [];
+  for (const obj of doc.nftables ?? []) {
+    const [kind, v] = Object.entries(obj)[0] ?? [];
+    if (!v) continue;
+    if (kind === 'chain') {
+      const c: NftChain = {
+        family: String(v.family),
+        table: String(v.table),
+        name: String(v.name),
+        hook: typeof v.hook === 'string' ? v.hook : null,
+        type: typeof v.type === 'string' ? v.type : null,
+        prio: prio(v.prio),
+        policy: v.policy === 'drop' ? 'drop' : 'accept',
+        rules: [],
+      };
+      chains.set(chainKey(c.family, c.table, c.name), c);
+    } else if (kind === 'set' || kind === 'map') {
+      sets.set(chainKey(String(v.family), String(v.table), String(v.name)), {
+        family: String(v.family),
+        table: String(v.table),
+        name: String(v.name),
+        type: (v.type as string | string[]) ?? 'unknown',
+        elem: Array.isArray(v.elem) ? v.elem : [],
+      });
+    } else if (kind === 'rule') pendingRules.push(v);
+  }
+  for (const r of pendingRules) {
+    const c = chains.get(chainKey(String(r.family), String(r.table), String(r.chain)));
+    c?.rules.push({ handle: typeof r.handle === 'number' ? r.handle : null, comment: typeof r.comment === 'string' ? r.comment : null, expr: Array.isArray(r.expr) ? r.expr : [] });
+  }
+  return { chains, sets };
+}
+
+/** Base chains on the input hook (filter type), in the order the kernel runs them. */
+export function inputChains(rs: Ruleset, family: 4 | 6): NftChain[] {
+  const fams = family === 4 ? ['ip', 'inet'] : ['ip6', 'inet'];
+  return [...rs.chains.values()].filter((c) => c.hook === 'input' && c.type === 'filter' && fams.includes(c.family)).sort((a, b) => a.prio - b.prio);
+}
