@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => (await import('./commands/apply.js')).runStatus,
   watch: async () => (await import('./commands/watch.js')).runWatch,
   alerts: async () => (await import('./commands/alerts.js')).runAlerts,
+  explain: async () => (await import('./commands/explain.js')).runExplain,
   '_rollback-timer': async () => (await import('./commands/apply.js')).runRollbackTimer,
 };
 
@@ -38,6 +39,8 @@ const USAGE = `usage: portwarden <command> [options]
   remove                                                  take all of portwarden's rules out
   status    [--json]                                      what is applied, and whether a confirmation is pending
             (apply, confirm, rollback, remove, status also take --state-dir DIR and --netns NAME)
+  explain   PORT[/PROTO] --from ADDR [--json] [--netns NAME]
+                                                          follow one new connection through the live firewall
   watch     [--config FILE] [--once]                      the agent: scheduled checks and drift alerts
   alerts    [--since DURATION] [--open] [--json] [--state-dir DIR]
                                                           review opened/resolved/reminder events

@@ -1,0 +1,36 @@
+// portwarden explain PORT[/PROTO] --from ADDR [--json] [--netns NAME]: one hypothetical new
+// connection through the live ruleset, rule by rule.
+import { UsageError, RuntimeError } from '../errors.js';
+import { familyOf, prefixSet } from '../exposure/intervals.js';
+import { Interpreter } from '../exposure/interpret.js';
+import { readFirewall } from '../exposure/read.js';
+import { parse } from './args.js';
+import { checkNetns } from './scan.js';
+
+export async function runExplain(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, { from: { type: 'string' }, json: { type: 'boolean' }, netns: { type: 'string' }, iif: { type: 'string' } }, true);
+  const m = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(positionals[0] ?? '');
+  if (!m || positionals.length !== 1 || Number(m[1]) < 1 || Number(m[1]) > 65535) throw new UsageError('usage: portwarden explain PORT[/tcp|/udp] --from ADDR [--json] [--netns NAME]');
+  const from = values.from;
+  const family = from ? familyOf(from) : null;
+  if (!from || !family || from.includes('/')) throw new UsageError('--from takes one IPv4 or IPv6 address');
+  if (values.netns !== undefined) checkNetns(values.netns);
+  const fw = await readFirewall(values.netns);
+  if (!fw.ruleset) throw new RuntimeError(`cannot read the firewall: ${fw.error}`);
+  const iif = values.iif ?? fw.interfaces[0] ?? 'eth0';
+  const packet = { family, proto: (m[2] ?? 'tcp') as 'tcp' | 'udp', dport: Number(m[1]), iif };
+  const v = new Interpreter(fw.ruleset, packet, true).run(prefixSet(family, from));
+  const verdict = !v.undetermined.isEmpty() ? 'undetermined' : !v.accepted.isEmpty() ? 'accept' : v.trace.some((s) => s.outcome === 'reject') ? 'reject' : 'drop';
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ packet: { ...packet, from }, steps: v.trace, verdict, reasons: v.reasons }, null, 2) + '\n');
+    return 0;
+  }
+  process.stdout.write(`new ${packet.proto} connection from ${from} to port ${packet.dport} via ${iif}:\n`);
+  if (!v.trace.length) process.stdout.write('  no input-hook rule matches it\n');
+  for (const s of v.trace) {
+    process.stdout.write(`  ${s.chain}${s.handle !== null ? ` handle ${s.handle}` : ''}${s.comment ? ` "${s.comment}"` : ''}: ${s.outcome}\n    ${s.rule}\n`);
+  }
+  for (const r of v.reasons) process.stdout.write(`  ${r}\n`);
+  process.stdout.write(`verdict: ${verdict}\n`);
+  return 0;
+}
