@@ -42,12 +42,15 @@ export function reach(l: Listener, fw: FirewallView): Reach | null {
     let acc = IntervalSet.empty(fam);
     let und = IntervalSet.empty(fam);
     for (const iif of ifaces) {
-      const v = new Interpreter(fw.ruleset, { family: fam, proto: l.proto, dport: l.port, iif }).run();
-      acc = acc.union(v.accepted);
-      und = und.union(v.undetermined);
-      for (const r of v.reasons) if (!reasons.includes(r)) reasons.push(r);
+      // A source reaches the service when its first packet and the ones after it both get in.
+      const first = new Interpreter(fw.ruleset, { family: fam, proto: l.proto, dport: l.port, iif, ctState: 'new' }).run();
+      const later = new Interpreter(fw.ruleset, { family: fam, proto: l.proto, dport: l.port, iif, ctState: 'established' }).run();
+      const accepted = first.accepted.intersect(later.accepted);
+      acc = acc.union(accepted);
+      und = und.union(first.undetermined).union(later.undetermined);
+      for (const r of [...first.reasons, ...later.reasons]) if (!reasons.includes(r)) reasons.push(r);
       const m = perInterface.get(iif) ?? new Map<Fam, IntervalSet>();
-      m.set(fam, v.accepted);
+      m.set(fam, accepted);
       perInterface.set(iif, m);
     }
     accepted.set(fam, acc);

@@ -11,6 +11,8 @@ export interface Packet {
   proto: 'tcp' | 'udp';
   dport: number;
   iif: string;
+  /** The first packet of a connection (new) or a later one from the client (established). */
+  ctState?: 'new' | 'established';
 }
 
 export interface TraceStep {
@@ -122,7 +124,9 @@ export class Interpreter {
     }
     if (isObj(left.ct)) {
       const key = String((left.ct as Obj).key);
-      if (key === 'state') return k(this.valueIn(items, 'new'));
+      if (key === 'state') return k(this.valueIn(items, this.p.ctState ?? 'new'));
+      // A connection made straight to the listener's port was not NATed on its way in.
+      if (key === 'status' && items.every((i) => i === 'dnat' || i === 'snat')) return k(false);
       throw new Undecidable(`ct ${key}`);
     }
     if (isObj(left.fib)) {
@@ -165,12 +169,21 @@ export class Interpreter {
     let M = R;
     let limited = false;
     let verdict: Obj | null = null;
+    let undecided: Undecidable | null = null;
     try {
       for (const e of rule.expr) {
         if (!isObj(e)) continue;
         const [k, v] = Object.entries(e)[0] ?? [];
         if (k === 'match') {
-          const r = this.match(v as Obj, chain);
+          let r: MatchResult;
+          try {
+            r = this.match(v as Obj, chain);
+          } catch (err) {
+            // Keep going: a later match may rule the packet out, and then nothing is uncertain.
+            if (!(err instanceof Undecidable)) throw err;
+            undecided ??= err;
+            continue;
+          }
           M = r.kind === 'const' ? (r.value ? M : none) : M.intersect(r.set);
           if (M.isEmpty()) break;
         } else if (k === 'limit' || (k === 'set' && isObj(v) && Array.isArray(v.stmt) && v.stmt.some((s) => isObj(s) && 'limit' in s))) {
@@ -182,6 +195,7 @@ export class Interpreter {
           break;
         } else throw new Undecidable(`statement ${short(e)}`);
       }
+      if (undecided && !M.isEmpty()) throw undecided;
     } catch (err) {
       if (!(err instanceof Undecidable)) throw err;
       // Only the part of R that the decidable matches so far let through is uncertain.
@@ -197,6 +211,14 @@ export class Interpreter {
     if (limited && vk !== 'accept') {
       record(M, 'limit: sometimes passes');
       return { accept: none, refuse: none, undet: none, ret: none, rest: R };
+    }
+    // nft folds the family (or protocol) a reject type needs into the verdict when it lists a
+    // rule: "reject with icmpv6 …" only ever sees IPv6 packets, "tcp reset" only TCP.
+    if (vk === 'reject' && isObj(vv)) {
+      const type = String(vv.type ?? '');
+      if ((type === 'icmpv6' && this.p.family === 4) || (type === 'icmp' && this.p.family === 6) || (type === 'tcp reset' && this.p.proto !== 'tcp')) {
+        return { accept: none, refuse: none, undet: none, ret: none, rest: R };
+      }
     }
     const rest = R.subtract(M);
     switch (vk) {

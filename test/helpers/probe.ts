@@ -20,7 +20,9 @@ function tcp(p: Probe): Promise<Result> {
       resolve(r);
     };
     const timer = setTimeout(() => done('timeout'), timeoutMs);
-    s.once('connect', () => done('open'));
+    // Open means the server accepted and spoke (listen.ts writes "ok"): a handshake whose later
+    // packets the firewall drops is not a usable connection.
+    s.once('data', () => done('open'));
     s.once('error', (e: NodeJS.ErrnoException) => done(e.code === 'ETIMEDOUT' ? 'timeout' : 'refused'));
   });
 }

@@ -70,8 +70,9 @@ test('scan, check and init against real listeners in a namespace', async (t) => 
     assert.equal(find('udp', 5353)!.processes[0]!.name, 'node');
 
     const table = await runCli(['scan', '--netns', ns]);
-    assert.match(table.stdout, /^PROTO\s+ADDRESS:PORT\s+SCOPE\s+DUAL\s+PROCESSES$/m);
-    assert.match(table.stdout, /^tcp6\s+\[::\]:8443\s+wildcard\s+v4\+v6\s+node\(\d+,root\)$/m);
+    assert.match(table.stdout, /^PROTO\s+ADDRESS:PORT\s+SCOPE\s+DUAL\s+EXPOSURE\s+PROCESSES$/m);
+    assert.match(table.stdout, /^tcp6\s+\[::\]:8443\s+wildcard\s+v4\+v6\s+any\s+node\(\d+,root\)$/m);
+    assert.match(table.stdout, /^tcp\s+127\.0\.0\.1:5432\s+loopback\s+localhost\s+node/m);
 
     // The policy admits some and forbids others.
     const policy = `${dir}/policy.yaml`;
