@@ -67,7 +67,7 @@ export function exposureOf(l: Listener, fw: FirewallView): Exposure {
   const r = reach(l, fw)!;
   const sources = cidrs(r.accepted);
   const per = [...r.perInterface.entries()];
-  const differ = per.some(([, m]) => cidrs(m).join() !== cidrs(per[0]![1]).join());
+  const differ = per.length > 1 && per.some(([, m]) => cidrs(m).join() !== cidrs(per[0]![1]).join());
   const perInterface = differ ? Object.fromEntries(per.map(([i, m]) => [i, cidrs(m)])) : undefined;
   if ([...r.undetermined.values()].some((s) => !s.isEmpty())) {
     return { verdict: 'undetermined', sources, reason: r.reasons.join('; '), ...(perInterface ? { perInterface } : {}) };

@@ -4,7 +4,7 @@
 // expression that stopped it). A drop or reject in any base chain is final; an accept only ends
 // its own chain. Pure.
 import { IntervalSet, prefixSet, rangeSet, type Fam } from './intervals.js';
-import { chainKey, inputChains, type Json, type NftChain, type NftRule, type Ruleset } from './nft-json.js';
+import { chainKey, inputChains, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
 
 export interface Packet {
   family: Fam;
@@ -45,6 +45,79 @@ function short(j: Json): string {
   return s.length > 160 ? s.slice(0, 157) + '...' : s;
 }
 
+/**
+ * Per chain and protocol: which rules can match a destination port. Rules that name their ports
+ * with constants are filed under those ports; all others are "generic". Built once per chain, it
+ * keeps exposure for many listeners over large rulesets linear in the rules that matter.
+ */
+interface PortIndex {
+  generic: number[];
+  byPort: Map<number, number[]>;
+}
+const portIndexes = new WeakMap<NftChain, Record<'tcp' | 'udp', PortIndex>>();
+/** A named set's addresses, converted once per ruleset. */
+const namedSetCache = new WeakMap<NftSet, Map<Fam, IntervalSet>>();
+const MAX_INDEXED_RANGE = 1024;
+
+function dportsOf(rule: NftRule): { protos: ('tcp' | 'udp')[]; ports: number[] } | null {
+  for (const e of rule.expr) {
+    if (!isObj(e) || !isObj(e.match)) continue;
+    const m = e.match;
+    const left = m.left;
+    if (!isObj(left) || !isObj(left.payload) || (left.payload as Obj).field !== 'dport' || (m.op !== '==' && m.op !== 'in')) continue;
+    const proto = String((left.payload as Obj).protocol);
+    const protos: ('tcp' | 'udp')[] = proto === 'th' ? ['tcp', 'udp'] : proto === 'tcp' || proto === 'udp' ? [proto] : [];
+    if (!protos.length) continue;
+    const items = isObj(m.right) && Array.isArray(m.right.set) ? m.right.set : [m.right as Json];
+    const ports: number[] = [];
+    for (const it of items) {
+      if (typeof it === 'number') ports.push(it);
+      else if (isObj(it) && Array.isArray(it.range) && Number(it.range[1]) - Number(it.range[0]) <= MAX_INDEXED_RANGE) {
+        for (let p = Number(it.range[0]); p <= Number(it.range[1]); p++) ports.push(p);
+      } else return null; // a named set or a wide range: treat the rule as generic
+    }
+    return { protos, ports };
+  }
+  return null;
+}
+
+function portIndex(chain: NftChain, proto: 'tcp' | 'udp'): PortIndex {
+  let idx = portIndexes.get(chain);
+  if (!idx) {
+    idx = { tcp: { generic: [], byPort: new Map() }, udp: { generic: [], byPort: new Map() } };
+    chain.rules.forEach((rule, i) => {
+      const d = dportsOf(rule);
+      for (const pr of ['tcp', 'udp'] as const) {
+        if (!d) idx![pr].generic.push(i);
+        else if (d.protos.includes(pr)) {
+          for (const port of d.ports) {
+            const list = idx![pr].byPort.get(port);
+            if (list) list.push(i);
+            else idx![pr].byPort.set(port, [i]);
+          }
+        } // else: the rule names the other protocol only and never matches
+      }
+    });
+    portIndexes.set(chain, idx);
+  }
+  return idx[proto];
+}
+
+/** The rules of a chain that can match this packet, in order. */
+function candidates(chain: NftChain, proto: 'tcp' | 'udp', dport: number): NftRule[] {
+  const idx = portIndex(chain, proto);
+  const a = idx.generic;
+  const b = idx.byPort.get(dport) ?? [];
+  const out: NftRule[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    const next = j >= b.length || (i < a.length && a[i]! < b[j]!) ? a[i++]! : b[j++]!;
+    out.push(chain.rules[next]!);
+  }
+  return out;
+}
+
 export class Interpreter {
   constructor(
     private readonly rs: Ruleset,
@@ -60,6 +133,7 @@ export class Interpreter {
     if (typeof right === 'string' && right.startsWith('@')) {
       const set = this.rs.sets.get(chainKey(chain.family, chain.table, right.slice(1)));
       if (!set) throw new Undecidable(`unknown set ${right}`);
+      if (namedSetCache.has(set)) return []; // addressSet() answers from its cache
       return set.elem.map((e) => (isObj(e) && 'elem' in e ? (e.elem as Obj).val ?? e.elem : e)) as Json[];
     }
     if (isObj(right) && Array.isArray(right.set)) return right.set;
@@ -67,15 +141,24 @@ export class Interpreter {
     return [right];
   }
 
-  private addressSet(items: Json[], fam: Fam): IntervalSet {
-    let s = IntervalSet.empty(fam);
+  private addressSet(right: Json, items: Json[], fam: Fam, chain: NftChain): IntervalSet {
+    const named = typeof right === 'string' && right.startsWith('@') ? this.rs.sets.get(chainKey(chain.family, chain.table, right.slice(1))) : undefined;
+    const cached = named && namedSetCache.get(named)?.get(fam);
+    if (cached) return cached;
+    const parts: IntervalSet[] = [];
     for (const it of items) {
-      if (typeof it === 'string') s = s.union(prefixSet(fam, it));
-      else if (isObj(it) && isObj(it.prefix)) s = s.union(prefixSet(fam, `${it.prefix.addr}/${it.prefix.len}`));
-      else if (isObj(it) && Array.isArray(it.range)) s = s.union(rangeSet(fam, String(it.range[0]), String(it.range[1])));
+      if (typeof it === 'string') parts.push(prefixSet(fam, it));
+      else if (isObj(it) && isObj(it.prefix)) parts.push(prefixSet(fam, `${it.prefix.addr}/${it.prefix.len}`));
+      else if (isObj(it) && Array.isArray(it.range)) parts.push(rangeSet(fam, String(it.range[0]), String(it.range[1])));
       else throw new Undecidable(`address element ${short(it)}`);
     }
-    return s;
+    const set = IntervalSet.of(fam, parts.flatMap((p) => p.ranges.map((r) => [r[0], r[1]] as [bigint, bigint])));
+    if (named) {
+      const m = namedSetCache.get(named) ?? new Map<Fam, IntervalSet>();
+      m.set(fam, set);
+      namedSetCache.set(named, m);
+    }
+    return set;
   }
 
   private valueIn(items: Json[], v: number | string, names: Record<string, number> = {}): boolean {
@@ -102,7 +185,7 @@ export class Interpreter {
       if ((protocol === 'ip' || protocol === 'ip6') && field === 'saddr') {
         const fam: Fam = protocol === 'ip' ? 4 : 6;
         if (fam !== this.p.family) return { kind: 'const', value: false }; // implicit nfproto dependency
-        const set = this.addressSet(items, fam);
+        const set = this.addressSet(right, items, fam, chain);
         return { kind: 'sources', set: negate ? set.complement() : set };
       }
       if (protocol === 'tcp' || protocol === 'udp' || protocol === 'th') {
@@ -147,7 +230,7 @@ export class Interpreter {
     let undet = IntervalSet.empty(fam);
     let ret = IntervalSet.empty(fam);
     if (depth > 32) throw new Undecidable(`jump depth over 32 at ${chain.name}`);
-    for (const rule of chain.rules) {
+    for (const rule of candidates(chain, this.p.proto, this.p.dport)) {
       if (R.isEmpty()) break;
       const out = this.rule(rule, chain, R, depth);
       accept = accept.union(out.accept);

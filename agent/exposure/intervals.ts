@@ -6,6 +6,8 @@ import { parseCidr } from 'cidr-tools';
 export type Fam = 4 | 6;
 type Range = [bigint, bigint];
 
+const cidrCache = new WeakMap<IntervalSet, string[]>();
+
 export const MAX: Record<Fam, bigint> = { 4: (1n << 32n) - 1n, 6: (1n << 128n) - 1n };
 
 export class IntervalSet {
@@ -38,6 +40,10 @@ export class IntervalSet {
     return this.ranges.length === 1 && this.ranges[0]![0] === 0n && this.ranges[0]![1] === MAX[this.family];
   }
   union(o: IntervalSet): IntervalSet {
+    // Identity shortcuts keep a named set's object through the interpreter, so its CIDR list is
+    // computed once however many listeners it guards (see toCidrs).
+    if (o.isEmpty()) return this;
+    if (this.isEmpty()) return o;
     return IntervalSet.of(this.family, [...this.ranges.map((r) => [...r] as Range), ...o.ranges.map((r) => [...r] as Range)]);
   }
   complement(): IntervalSet {
@@ -51,6 +57,8 @@ export class IntervalSet {
     return new IntervalSet(this.family, out);
   }
   intersect(o: IntervalSet): IntervalSet {
+    if (this.isFull()) return o;
+    if (o.isFull()) return this;
     const out: Range[] = [];
     let i = 0;
     let j = 0;
@@ -78,22 +86,30 @@ export class IntervalSet {
 
   /** The minimal list of CIDR prefixes covering exactly this set. */
   toCidrs(): string[] {
+    const cached = cidrCache.get(this);
+    if (cached) return cached;
     const bits = this.family === 4 ? 32n : 128n;
     const out: string[] = [];
     for (const [a0, b] of this.ranges) {
       let a = a0;
       while (a <= b) {
-        let size = 0n; // log2 of the block
-        while (size < bits && (a & ((1n << (size + 1n)) - 1n)) === 0n && a + (1n << (size + 1n)) - 1n <= b) size++;
+        // The largest block that starts at a (its alignment) and fits before b (floor log2 of the span).
+        const fits = BigInt((b - a + 1n).toString(2).length - 1);
+        const aligned = a === 0n ? bits : BigInt((a & -a).toString(2).length - 1);
+        const size = fits < aligned ? fits : aligned;
         out.push(`${fromBig(a, this.family)}/${bits - size}`);
         a += 1n << size;
       }
     }
+    cidrCache.set(this, out);
     return out;
   }
 }
 
 export function toBig(address: string): bigint {
+  // Dotted quads are most of any ruleset's addresses: parse them without the general parser.
+  const q = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
+  if (q) return BigInt(((Number(q[1]) << 24) >>> 0) + (Number(q[2]) << 16) + (Number(q[3]) << 8) + Number(q[4]));
   return parseCidr(address).start;
 }
 
@@ -111,8 +127,12 @@ export function familyOf(address: string): Fam | null {
 
 /** "a", "a/len" or a {lo, hi} address pair → a set (of the address's family). */
 export function prefixSet(family: Fam, text: string): IntervalSet {
-  const c = parseCidr(text);
-  return IntervalSet.of(family, [[c.start, c.end]]);
+  const slash = text.indexOf('/');
+  const bits = family === 4 ? 32n : 128n;
+  const len = slash < 0 ? bits : BigInt(text.slice(slash + 1));
+  const host = (1n << (bits - len)) - 1n;
+  const start = toBig(slash < 0 ? text : text.slice(0, slash)) & ~host;
+  return IntervalSet.of(family, [[start, start | host]]);
 }
 
 export function rangeSet(family: Fam, lo: string, hi: string): IntervalSet {

@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import { mergeCidr, normalizeCidr } from 'cidr-tools';
 import type { Policy as PolicyDoc, Rule as RuleDoc, PortItem } from './policy-types.js';
 import type { Proto } from '../model.js';
+import { PortFill } from './port-index.js';
 
 import type { DocPath } from '../validated-yaml.js';
 
@@ -208,21 +209,13 @@ function checkUniqueNames(rules: CompiledRule[], problems: Problem[]): void {
 
 /** Warns about rules that can never decide anything because earlier rules cover all their ports. */
 function findShadowed(rules: CompiledRule[], problems: Problem[]): void {
-  const covered: Record<Proto, PortRange[]> = { tcp: [], udp: [] };
+  const filled: Record<Proto, PortFill> = { tcp: new PortFill(), udp: new PortFill() };
   for (const rule of rules) {
-    const earlier = covered[rule.proto];
-    const isCovered = (r: PortRange) => {
-      let next = r.lo;
-      for (const c of [...earlier].sort((a, b) => a.lo - b.lo)) {
-        if (c.lo <= next && c.hi >= next) next = c.hi + 1;
-        if (next > r.hi) return true;
-      }
-      return false;
-    };
-    if (rule.ports.length && rule.ports.every(isCovered)) {
+    const fill = filled[rule.proto];
+    if (rule.ports.length && rule.ports.every((r) => fill.covered(r.lo, r.hi))) {
       problems.push({ path: [...rule.path, 'name'], message: `rule "${rule.name}" is shadowed: earlier rules already decide all its ports`, level: 'warning' });
     }
-    earlier.push(...rule.ports);
+    for (const r of rule.ports) fill.fill(r.lo, r.hi);
   }
 }
 
