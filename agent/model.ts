@@ -51,6 +51,8 @@ export type FindingKind =
   /** The live firewall admits sources the policy does not allow / blocks sources it allows. */
   | 'firewall-gap'
   | 'blocked-service'
+  /** iptables-legacy and nftables rules both active. */
+  | 'mixed-firewall'
   /** The agent itself: a reloaded policy/config was invalid; a sink dropped events. */
   | 'agent-config-invalid'
   | 'alerts-dropped';

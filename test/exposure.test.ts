@@ -10,7 +10,7 @@ import { loadPolicy } from '../agent/policy/load.js';
 import type { Listener } from '../agent/model.js';
 import { FIXTURES, ROOT } from './helpers/paths.js';
 
-const view = (name: string): FirewallView => ({ ruleset: parseNftJson(readFileSync(`${FIXTURES}nft/${name}.json`, 'utf8')), error: null, interfaces: ['eth0'] });
+const view = (name: string): FirewallView => ({ ruleset: parseNftJson(readFileSync(`${FIXTURES}nft/${name}.json`, 'utf8')), error: null, interfaces: ['eth0'], legacyRules: 0 });
 const L = (port: number, family: 4 | 6 = 6, dualStack = true, proto: 'tcp' | 'udp' = 'tcp'): Listener => ({
   proto, family, address: family === 4 ? '0.0.0.0' : '::', port, scope: 'wildcard', dualStack, inode: 1, processes: [],
 });
@@ -66,4 +66,14 @@ test('check: firewall-gap and blocked-service against the policy', () => {
   assert.deepEqual(fs.map((f) => f.kind), ['firewall-gap', 'blocked-service']);
   assert.match(fs[0]!.message, /lets 203\.0\.113\.16\/28, 203\.0\.113\.32\/27 reach tcp\/22/);
   assert.match(fs[1]!.message, /allows 192\.0\.2\.0\/24 to reach tcp\/22 on 0\.0\.0\.0, but the live firewall blocks them/);
+});
+
+test('iptables-legacy rules make exposure undetermined and, beside nftables rules, raise mixed-firewall', () => {
+  const fw = { ...view('portwarden-mail-relay'), legacyRules: 2 };
+  const e = exposureOf(L(25), fw);
+  assert.equal(e.verdict, 'undetermined');
+  assert.match(e.reason, /iptables-legacy holds 2 rule\(s\)/);
+  const { policy } = loadPolicy(`${ROOT}rules/examples/mail-relay.yaml`, { hostname: 'h' });
+  assert.deepEqual(compareExposure(policy, [L(25)], fw).map((f) => f.kind), ['mixed-firewall']);
+  assert.deepEqual(compareExposure(policy, [L(25)], { ...fw, legacyRules: 0 }), []);
 });

@@ -19,8 +19,20 @@ function sample(sets: IntervalSet[]): string {
   return c.length > 3 ? `${c.slice(0, 3).join(', ')} and ${c.length - 3} more` : c.join(', ');
 }
 
+/** nftables (or iptables-nft) rules and iptables-legacy rules at once: easy to misread together. */
+export function mixedFirewall(fw: FirewallView): Finding | null {
+  const nftRules = fw.ruleset ? [...fw.ruleset.chains.values()].reduce((n, c) => n + c.rules.length, 0) : 0;
+  if (!fw.legacyRules || !nftRules) return null;
+  return {
+    id: 'mixed-firewall', kind: 'mixed-firewall', severity: 'medium', proto: null, port: null, address: null, rule: null, processes: [],
+    message: `both iptables-legacy (${fw.legacyRules} rules) and nftables (${nftRules} rules) filter packets here; both run, and neither listing shows the other`,
+    remedy: 'move the legacy rules to nftables (iptables-legacy-save | iptables-restore-translate) or to iptables-nft, then flush the legacy tables',
+  };
+}
+
 export function compareExposure(policy: CompiledPolicy, listeners: readonly Listener[], fw: FirewallView): Finding[] {
-  if (!fw.ruleset) return [];
+  const mixed = mixedFirewall(fw);
+  if (!fw.ruleset || fw.legacyRules > 0) return mixed ? [mixed] : [];
   const index = buildPortIndex(policy.rules);
   const out: Finding[] = [];
   for (const l of listeners) {

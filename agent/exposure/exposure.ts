@@ -18,6 +18,8 @@ export interface FirewallView {
   /** Why the ruleset could not be read (not root, no nft): every exposure is then undetermined. */
   error: string | null;
   interfaces: string[];
+  /** Rules (-A lines) that iptables-legacy holds: the interpreter reads nftables only. */
+  legacyRules: number;
 }
 
 export function listenerFamilies(l: Listener): Fam[] {
@@ -64,6 +66,7 @@ const cidrs = (m: Map<Fam, IntervalSet>) => [...m.values()].flatMap((s) => s.toC
 export function exposureOf(l: Listener, fw: FirewallView): Exposure {
   if (l.scope === 'loopback') return { verdict: 'localhost', sources: [], reason: `bound to ${l.address}: reachable from this host only` };
   if (!fw.ruleset) return { verdict: 'undetermined', sources: [], reason: `cannot read the firewall: ${fw.error ?? 'unknown error'}` };
+  if (fw.legacyRules > 0) return { verdict: 'undetermined', sources: [], reason: `iptables-legacy holds ${fw.legacyRules} rule(s), which portwarden does not interpret` };
   const r = reach(l, fw)!;
   const sources = cidrs(r.accepted);
   const per = [...r.perInterface.entries()];

@@ -4,7 +4,16 @@ import type { FirewallView } from './exposure.js';
 import { parseNftJson } from './nft-json.js';
 
 export async function readFirewall(netns?: string, exec: Exec = defaultExec): Promise<FirewallView> {
-  const view: FirewallView = { ruleset: null, error: null, interfaces: [] };
+  const view: FirewallView = { ruleset: null, error: null, interfaces: [], legacyRules: 0 };
+  for (const bin of ['iptables-legacy-save', 'ip6tables-legacy-save']) {
+    try {
+      const [cmd, args] = inNetns(netns, bin, []);
+      const r = await exec(cmd, args);
+      if (r.code === 0) view.legacyRules += r.stdout.split('\n').filter((l) => l.startsWith('-A ')).length;
+    } catch {
+      /* no legacy tools: no legacy rules to worry about */
+    }
+  }
   try {
     const [cmd, args] = inNetns(netns, 'ip', ['-j', 'link', 'show']);
     const r = await exec(cmd, args);

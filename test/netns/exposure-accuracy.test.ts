@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { needsRootAnd } from '../helpers/env.js';
 import { createLab, nsRun, probe, startListeners, type Lab, type Probe } from '../helpers/lab.js';
 import { runCli } from '../helpers/cli.js';
+import { ROOT } from '../helpers/paths.js';
 import { loadPolicy } from '../../agent/policy/load.js';
 import { renderRuleset } from '../../agent/firewall/render.js';
 
@@ -159,6 +160,26 @@ test('exposure predictions match real connects (v4 and v6, many rulesets)', asyn
     );
     t.diagnostic(`exposure: ${tally.rulesets} rulesets, ${tally.matched} determinate predictions matched real connects, ${tally.undetermined} undetermined`);
     assert.ok(tally.matched > 500, `only ${tally.matched} determinate predictions`);
+  } finally {
+    children.forEach((c) => c.kill('SIGKILL'));
+    lab.destroy();
+  }
+});
+
+test('iptables-legacy rules beside nftables: check reports mixed-firewall, scan says undetermined', async (t) => {
+  if (!needsRootAnd(t, 'nft', 'nsenter', 'ip', 'iptables-legacy')) return;
+  const lab = createLab(1);
+  const children: ChildProcess[] = [];
+  try {
+    children.push(await startListeners(lab.server.ns, [{ proto: 'tcp', host: '0.0.0.0', port: 7000 }]));
+    nsRun(lab.server.ns, 'nft', ['-f', '-'], HAND_WRITTEN[0]!);
+    nsRun(lab.server.ns, 'iptables-legacy', ['-A', 'INPUT', '-p', 'tcp', '--dport', '7000', '-j', 'DROP']);
+    const scan = JSON.parse((await runCli(['scan', '--json', '--netns', lab.server.ns])).stdout) as { listeners: ScanListener[] };
+    assert.equal(scan.listeners.find((l) => l.port === 7000)!.exposure.verdict, 'undetermined');
+    assert.deepEqual(probe(lab.clients[0]!.ns, [{ proto: 'tcp', host: lab.server.v4, port: 7000 }]), ['timeout'], 'the legacy rule really drops');
+    const check = await runCli(['check', '--json', '--netns', lab.server.ns, '--policy', `${ROOT}rules/default.yaml`]);
+    const kinds = (JSON.parse(check.stdout) as { findings: { kind: string }[] }).findings.map((f) => f.kind);
+    assert.ok(kinds.includes('mixed-firewall'), kinds.join());
   } finally {
     children.forEach((c) => c.kill('SIGKILL'));
     lab.destroy();
