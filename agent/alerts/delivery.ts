@@ -158,8 +158,10 @@ export class SinkQueue {
     }
   }
 
-  stop(): void {
+  /** Stops the loop; resolves once a send in flight has finished (so no other queue re-sends it). */
+  async stop(): Promise<void> {
     this.stopped = true;
     if (this.wake) this.wake();
+    await this.running;
   }
 }

@@ -81,15 +81,9 @@ export async function runConfirm(argv: string[]): Promise<number> {
   const { values } = parse(argv, common);
   const { state } = stateOf(values);
   const r = await confirm(state);
-  if (r.ok) {
-    process.stdout.write(`confirmed: apply ${r.id} stays\n`);
-    return 0;
-  }
-  if (r.message === 'nothing awaits confirmation') {
-    process.stdout.write(`${r.message}\n`);
-    return 0;
-  }
-  throw new RuntimeError(r.message);
+  if (r.kind === 'too-late') throw new RuntimeError(r.message);
+  process.stdout.write(r.kind === 'confirmed' ? `confirmed: apply ${r.id} stays\n` : 'nothing awaits confirmation\n');
+  return 0;
 }
 
 export async function runRollback(argv: string[]): Promise<number> {

@@ -17,7 +17,7 @@ export async function runWatch(argv: string[]): Promise<number> {
   }
   agent.schedule();
   await agent.runCycle();
-  process.on('SIGHUP', () => agent.reload());
+  process.on('SIGHUP', () => void agent.reload());
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info({ signal }, 'stopping after the cycle in flight');

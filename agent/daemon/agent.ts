@@ -175,10 +175,10 @@ export class Agent {
   }
 
   /** SIGHUP: load the files again; if they are bad, keep the old ones and say why. */
-  reload(): void {
+  async reload(): Promise<void> {
     try {
       const next = this.build();
-      this.loaded.queues.forEach((q) => q.stop());
+      await Promise.all(this.loaded.queues.map((q) => q.stop()));
       if (next.config.schedule !== this.loaded.config.schedule && this.task) {
         void this.task.stop();
         this.loaded = next;
@@ -202,7 +202,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.task) await this.task.stop();
     if (this.inFlight) await this.inFlight;
-    this.loaded.queues.forEach((q) => q.stop());
+    await Promise.all(this.loaded.queues.map((q) => q.stop()));
     await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
   }
 }

@@ -207,26 +207,26 @@ export async function rollback(state: StateDir, reason: string): Promise<string>
   }, 10_000);
 }
 
-export type ConfirmOutcome = { ok: true; id: string } | { ok: false; message: string };
+export type ConfirmOutcome = { kind: 'confirmed'; id: string } | { kind: 'nothing-pending' } | { kind: 'too-late'; message: string };
 
 export async function confirm(state: StateDir, now = new Date()): Promise<ConfirmOutcome> {
   return withLock(state.lock, 'confirm', async () => {
     const pending = state.readPending();
     if (!pending) {
       const last = state.readResult();
-      if (last?.outcome === 'rolled-back') return { ok: false, message: `too late: apply ${last.id} was rolled back at ${last.at} (${last.reason ?? 'not confirmed in time'})` };
-      return { ok: false, message: 'nothing awaits confirmation' };
+      if (last?.outcome === 'rolled-back') return { kind: 'too-late', message: `too late: apply ${last.id} was rolled back at ${last.at} (${last.reason ?? 'not confirmed in time'})` };
+      return { kind: 'nothing-pending' };
     }
     if (now.getTime() > Date.parse(pending.deadline)) {
       // The timer should have acted; do its job now rather than keep unconfirmed rules.
       if (pending.timerPid) killQuietly(pending.timerPid);
       await restoreBackup(state, pending.backup, 'not confirmed in time', pending.id);
-      return { ok: false, message: `too late: the deadline was ${pending.deadline}; the previous rules are back` };
+      return { kind: 'too-late', message: `too late: the deadline was ${pending.deadline}; the previous rules are back` };
     }
     if (pending.timerPid) killQuietly(pending.timerPid);
     removeFile(state.pending);
     writeJson(state.result, { id: pending.id, outcome: 'confirmed', at: now.toISOString() } satisfies ResultRecord);
-    return { ok: true, id: pending.id };
+    return { kind: 'confirmed', id: pending.id };
   }, 10_000);
 }
 

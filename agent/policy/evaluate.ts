@@ -21,9 +21,12 @@ function where(l: Listener): string {
   return `${l.proto}/${l.port} on ${a}${l.interface ? `%${l.interface}` : ''}`;
 }
 
+function describe(procs: readonly ProcessInfo[]): string {
+  return procs.map((p) => `${p.name} (pid ${p.pid}${p.exe ? `, ${p.exe}` : ''})`).join(', ');
+}
+
 function owners(l: Listener): string {
-  if (!l.processes.length) return 'owner unknown';
-  return l.processes.map((p) => `${p.name} (pid ${p.pid}${p.exe ? `, ${p.exe}` : ''})`).join(', ');
+  return l.processes.length ? describe(l.processes) : 'owner unknown';
 }
 
 function finding(kind: FindingKind, severity: Severity, l: Listener, rule: CompiledRule | null, message: string, remedy: string): Finding {
@@ -77,7 +80,7 @@ function judgeListener(policy: CompiledPolicy, rule: CompiledRule | null, l: Lis
       if (strangers.length) {
         out.push(
           finding('unexpected-process', exposed ? 'high' : 'medium', l, rule,
-            `${where(l)} is held by ${strangers.map((p) => `${p.name} (pid ${p.pid}${p.exe ? `, ${p.exe}` : ''})`).join(', ')}; rule "${rule.name}" allows ${allowed}`,
+            `${where(l)} is held by ${describe(strangers)}; rule "${rule.name}" allows ${allowed}`,
             `find out why ${strangers[0]!.name} holds ${l.proto}/${l.port}; stop it, or add it to the process list of rule "${rule.name}"`),
         );
       }

@@ -63,7 +63,9 @@ export function webhookSender(o: WebhookOptions): Sender {
       try {
         res = await fetch(o.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(o.timeoutMs), redirect: 'error' });
       } catch (err) {
-        throw new DeliveryError(`POST ${o.url}: ${(err as Error).cause ? String((err as { cause: Error }).cause.message ?? (err as Error).cause) : (err as Error).message}`, true);
+        // fetch wraps the network error (ECONNREFUSED, timeouts) in a generic "fetch failed".
+        const cause = (err as { cause?: { message?: string } }).cause;
+        throw new DeliveryError(`POST ${o.url}: ${cause?.message ?? (err as Error).message}`, true);
       }
       await res.arrayBuffer().catch(() => undefined);
       if (res.ok) return;
