@@ -6,11 +6,12 @@ import { exposureOf, type FirewallView } from '../agent/exposure/exposure.js';
 import { IntervalSet, prefixSet } from '../agent/exposure/intervals.js';
 import { Interpreter } from '../agent/exposure/interpret.js';
 import { compareExposure } from '../agent/exposure/compare.js';
+import { findPublished } from '../agent/exposure/published.js';
 import { loadPolicy } from '../agent/policy/load.js';
 import type { Listener } from '../agent/model.js';
 import { FIXTURES, ROOT } from './helpers/paths.js';
 
-const view = (name: string): FirewallView => ({ ruleset: parseNftJson(readFileSync(`${FIXTURES}nft/${name}.json`, 'utf8')), error: null, interfaces: ['eth0'], legacyRules: 0 });
+const view = (name: string): FirewallView => ({ ruleset: parseNftJson(readFileSync(`${FIXTURES}nft/${name}.json`, 'utf8')), error: null, interfaces: ['eth0'], legacyRules: 0, published: [] });
 const L = (port: number, family: 4 | 6 = 6, dualStack = true, proto: 'tcp' | 'udp' = 'tcp'): Listener => ({
   proto, family, address: family === 4 ? '0.0.0.0' : '::', port, scope: 'wildcard', dualStack, inode: 1, processes: [],
 });
@@ -46,9 +47,26 @@ test('firewalld-like: jumps, gotos, named sets, ct state, interface matches', ()
   assert.ok(lo.accepted.isFull());
 });
 
-test('docker-like ip nat/ip filter tables: nothing on the input hook refuses', () => {
+test('docker-like ip nat/ip filter tables: the published port is detected, its exposure not guessed', () => {
   const fw = view('docker');
-  assert.equal(exposureOf(L(8081, 4, false), fw).verdict, 'any');
+  fw.published = findPublished(fw.ruleset!);
+  assert.deepEqual(fw.published, [{ proto: 'tcp', port: 8081, to: null, where: `ip nat DOCKER handle ${fw.published[0]!.where.split(' ').at(-1)}` }]);
+  const e = exposureOf(L(8081, 4, false), fw);
+  assert.equal(e.verdict, 'undetermined');
+  assert.match(e.reason, /published to a container by DNAT \(ip nat DOCKER handle \d+\)/);
+  assert.equal(exposureOf(L(8082, 4, false), fw).verdict, 'any', 'other ports: nothing on the input hook refuses');
+  const { policy } = loadPolicy('p.yaml', { text: 'version: 1\nrules:\n  - { name: web, port: 8081, from: [192.0.2.0/24] }\n', hostname: 'h' });
+  const fs = compareExposure(policy, [L(8081, 4, false)], fw);
+  assert.deepEqual(fs.map((f) => [f.kind, f.severity, f.rule]), [['published-container-port', 'high', 'web']]);
+  assert.match(fs[0]!.message, /bypass the input chain, so rule "web" is not enforced on it/);
+});
+
+test('a native dnat statement names the container', () => {
+  const rs = parseNftJson(JSON.stringify({ nftables: [
+    { chain: { family: 'ip', table: 'nat', name: 'pre', type: 'nat', hook: 'prerouting', prio: -100, policy: 'accept' } },
+    { rule: { family: 'ip', table: 'nat', chain: 'pre', handle: 4, expr: [{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: { set: [8080, 8443] } } }, { dnat: { addr: '10.88.0.5', port: 80 } }] } },
+  ] }));
+  assert.deepEqual(findPublished(rs).map((p) => `${p.proto}/${p.port}→${p.to}`), ['tcp/8080→10.88.0.5:80', 'tcp/8443→10.88.0.5:80']);
 });
 
 test('ufw-like iptables-nft rules: xt matches are undetermined with the expression named, never guessed', () => {

@@ -30,13 +30,35 @@ export function mixedFirewall(fw: FirewallView): Finding | null {
   };
 }
 
+/** A host port DNAT sends to a container: the input chain (and portwarden's rules) never see it. */
+export function publishedFindings(policy: CompiledPolicy, fw: FirewallView): Finding[] {
+  const index = buildPortIndex(policy.rules);
+  const seen = new Set<string>();
+  const out: Finding[] = [];
+  for (const p of fw.published) {
+    const id = `published-container-port:${p.proto}/${p.port}`;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    const idx = decidingRule(index, p.proto, p.port);
+    const rule = idx >= 0 ? policy.rules[idx]! : null;
+    const allowedFromAny = rule ? rule.action === 'allow' && rule.from.kind === 'any' : policy.default === 'allow';
+    out.push({
+      id, kind: 'published-container-port', severity: allowedFromAny ? 'low' : 'high', proto: p.proto, port: p.port, address: null, rule: rule?.name ?? null, processes: [],
+      message: `${p.proto}/${p.port} is published to a container by DNAT (${p.where}${p.to ? ` → ${p.to}` : ''}); its connections bypass the input chain${allowedFromAny ? '' : `, so ${rule ? `rule "${rule.name}"` : 'the policy'} is not enforced on it`}`,
+      remedy: `publish it on 127.0.0.1 only (docker run -p 127.0.0.1:${p.port}:…), or restrict it in the DOCKER-USER chain`,
+    });
+  }
+  return out;
+}
+
 export function compareExposure(policy: CompiledPolicy, listeners: readonly Listener[], fw: FirewallView): Finding[] {
   const mixed = mixedFirewall(fw);
-  if (!fw.ruleset || fw.legacyRules > 0) return mixed ? [mixed] : [];
+  const published = publishedFindings(policy, fw);
+  if (!fw.ruleset || fw.legacyRules > 0) return [...(mixed ? [mixed] : []), ...published];
   const index = buildPortIndex(policy.rules);
-  const out: Finding[] = [];
+  const out: Finding[] = [...published];
   for (const l of listeners) {
-    if (l.scope === 'loopback') continue;
+    if (l.scope === 'loopback' || fw.published.some((p) => p.proto === l.proto && p.port === l.port)) continue;
     const r = reach(l, fw)!;
     const idx = decidingRule(index, l.proto, l.port);
     const rule = idx >= 0 ? policy.rules[idx]!.name : null;

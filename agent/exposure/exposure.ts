@@ -3,6 +3,7 @@ import type { Listener } from '../model.js';
 import { IntervalSet, type Fam } from './intervals.js';
 import { Interpreter } from './interpret.js';
 import type { Ruleset } from './nft-json.js';
+import type { Published } from './published.js';
 
 export interface Exposure {
   verdict: 'localhost' | 'none' | 'restricted' | 'any' | 'undetermined';
@@ -20,6 +21,8 @@ export interface FirewallView {
   interfaces: string[];
   /** Rules (-A lines) that iptables-legacy holds: the interpreter reads nftables only. */
   legacyRules: number;
+  /** Host ports that DNAT sends to containers (findPublished). */
+  published: Published[];
 }
 
 export function listenerFamilies(l: Listener): Fam[] {
@@ -66,6 +69,8 @@ const cidrs = (m: Map<Fam, IntervalSet>) => [...m.values()].flatMap((s) => s.toC
 export function exposureOf(l: Listener, fw: FirewallView): Exposure {
   if (l.scope === 'loopback') return { verdict: 'localhost', sources: [], reason: `bound to ${l.address}: reachable from this host only` };
   if (!fw.ruleset) return { verdict: 'undetermined', sources: [], reason: `cannot read the firewall: ${fw.error ?? 'unknown error'}` };
+  const pub = fw.published.find((p) => p.proto === l.proto && p.port === l.port);
+  if (pub) return { verdict: 'undetermined', sources: [], reason: `published to a container by DNAT (${pub.where}${pub.to ? ` → ${pub.to}` : ''}): connections take the forward path, which portwarden does not interpret` };
   if (fw.legacyRules > 0) return { verdict: 'undetermined', sources: [], reason: `iptables-legacy holds ${fw.legacyRules} rule(s), which portwarden does not interpret` };
   const r = reach(l, fw)!;
   const sources = cidrs(r.accepted);

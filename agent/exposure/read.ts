@@ -3,6 +3,7 @@
 import { exec as defaultExec, inNetns, type Exec, type ExecResult } from '../exec.js';
 import type { FirewallView } from './exposure.js';
 import { parseNftJson } from './nft-json.js';
+import { findPublished } from './published.js';
 
 export async function readFirewall(netns?: string, exec: Exec = defaultExec): Promise<FirewallView> {
   const run = (cmd: string, args: string[]): Promise<ExecResult | Error> => exec(...inNetns(netns, cmd, args)).catch((err: Error) => err);
@@ -12,7 +13,7 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec): Pr
     run('iptables-legacy-save', []),
     run('ip6tables-legacy-save', []),
   ]);
-  const view: FirewallView = { ruleset: null, error: null, interfaces: [], legacyRules: 0 };
+  const view: FirewallView = { ruleset: null, error: null, interfaces: [], legacyRules: 0, published: [] };
   // No ip: evaluate for a generic interface. No legacy tools: no legacy rules to worry about.
   if (!(links instanceof Error) && links.code === 0) view.interfaces = (JSON.parse(links.stdout) as { ifname: string }[]).map((i) => i.ifname).filter((n) => n !== 'lo');
   for (const r of [legacy4, legacy6]) {
@@ -20,6 +21,9 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec): Pr
   }
   if (nft instanceof Error) view.error = (nft as NodeJS.ErrnoException).code === 'ENOENT' ? 'nft is not installed' : nft.message;
   else if (nft.code !== 0) view.error = nft.stderr.trim().split('\n')[0] ?? `nft exited ${nft.code}`;
-  else view.ruleset = parseNftJson(nft.stdout || '{"nftables":[]}');
+  else {
+    view.ruleset = parseNftJson(nft.stdout || '{"nftables":[]}');
+    view.published = findPublished(view.ruleset);
+  }
   return view;
 }

@@ -119,7 +119,7 @@ async function rulesBench() {
     const listMs = performance.now() - t0;
     // Exposure of 1 000 listeners over this 10 000-rule ruleset.
     t0 = performance.now();
-    const fw = { ruleset: parseNftJson(json), error: null, interfaces: ['eth0'], legacyRules: 0 };
+    const fw = { ruleset: parseNftJson(json), error: null, interfaces: ['eth0'], legacyRules: 0, published: [] };
     const parseMs = performance.now() - t0;
     const listeners: Listener[] = Array.from({ length: 1000 }, (_, i) => ({
       proto: i % 5 === 0 ? 'udp' : 'tcp', family: 6, address: '::', port: 1024 + i, scope: 'wildcard', dualStack: true, inode: i, processes: [],
