@@ -34,8 +34,8 @@ export function ip(args: string[]): string {
 }
 
 /** Runs a command inside a namespace without `ip netns exec` (which remounts /sys). */
-export function nsRun(ns: string, cmd: string, args: string[], input?: string): string {
-  return execFileSync('nsenter', [`--net=/run/netns/${ns}`, '--', cmd, ...args], { encoding: 'utf8', input, maxBuffer: 256 * 1024 * 1024 });
+export function nsRun(ns: string, cmd: string, args: string[], input?: string, quiet = false): string {
+  return execFileSync('nsenter', [`--net=/run/netns/${ns}`, '--', cmd, ...args], { encoding: 'utf8', input, maxBuffer: 256 * 1024 * 1024, stdio: ['pipe', 'pipe', quiet ? 'ignore' : 'inherit'] });
 }
 
 export function uniqueName(role: string): string {
@@ -137,4 +137,13 @@ export function probe(ns: string, probes: Probe[], opts: { timeoutMs?: number; s
 export function recheck(ns: string, p: Probe, seen: ProbeResult, expectOpen: boolean): ProbeResult {
   if (!expectOpen || seen !== 'timeout') return seen;
   return probe(ns, [p], { timeoutMs: 2000 })[0]!;
+}
+
+/**
+ * Forgets the namespace's tracked connections. Between two rulesets an old UDP flow whose source
+ * port a new probe happens to reuse would be "established" and let through: real, but not what a
+ * test of the new ruleset's new connections asks.
+ */
+export function flushConntrack(ns: string): void {
+  nsRun(ns, 'conntrack', ['-F'], undefined, true);
 }

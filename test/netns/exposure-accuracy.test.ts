@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { containsCidr } from 'cidr-tools';
 import fc from 'fast-check';
 import { needsRootAnd } from '../helpers/env.js';
-import { createLab, nsRun, probe, recheck, startListeners, type Lab, type Probe } from '../helpers/lab.js';
+import { createLab, flushConntrack, nsRun, probe, recheck, startListeners, type Lab, type Probe } from '../helpers/lab.js';
 import { runCli } from '../helpers/cli.js';
 import { ROOT } from '../helpers/paths.js';
 import { loadPolicy } from '../../agent/policy/load.js';
@@ -105,10 +105,11 @@ async function checkRuleset(lab: Lab, text: string, tally: { matched: number; un
   const ns = lab.server.ns;
   nsRun(ns, 'nft', ['flush', 'ruleset']);
   try {
-    nsRun(ns, 'nft', ['-f', '-'], text);
+    nsRun(ns, 'nft', ['-f', '-'], text, true);
   } catch {
     return false;
   }
+  flushConntrack(ns);
   tally.rulesets++;
   const scan = await runCli(['scan', '--json', '--netns', ns]);
   assert.equal(scan.code, 0, scan.stderr);
@@ -139,7 +140,7 @@ async function checkRuleset(lab: Lab, text: string, tally: { matched: number; un
 }
 
 test('exposure predictions match real connects (v4 and v6, many rulesets)', async (t) => {
-  if (!needsRootAnd(t, 'nft', 'nsenter', 'ip', 'ss')) return;
+  if (!needsRootAnd(t, 'nft', 'nsenter', 'ip', 'ss', 'conntrack')) return;
   const lab = createLab(2);
   const children: ChildProcess[] = [];
   const tally = { matched: 0, undetermined: 0, rulesets: 0 };

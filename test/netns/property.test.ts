@@ -9,7 +9,7 @@ import { stringify } from 'yaml';
 import { allows } from '../../agent/firewall/oracle.js';
 import { loadPolicy } from '../../agent/policy/load.js';
 import { needsRootAnd } from '../helpers/env.js';
-import { createLab, probe, recheck, startListeners, type Lab, type Probe } from '../helpers/lab.js';
+import { createLab, flushConntrack, probe, recheck, startListeners, type Lab, type Probe } from '../helpers/lab.js';
 import { loadRules, type TestBackend } from '../helpers/firewall.js';
 
 const PORTS = [7000, 7001, 7002, 7003, 7004, 7005];
@@ -48,6 +48,7 @@ async function property(backend: TestBackend, runs: number): Promise<number> {
         const text = stringify({ version: 1, ...doc, rules: doc.rules.map((r, i) => ({ name: `r${i}`, ...r })) });
         const { policy } = loadPolicy('random.yaml', { text, hostname: 'lab' });
         await loadRules(lab.server.ns, backend, policy);
+        flushConntrack(lab.server.ns);
         for (const client of lab.clients) {
           const probes: Probe[] = [lab.server.v4, lab.server.v6].flatMap((host) =>
             PORTS.flatMap((port) => [{ proto: 'tcp' as const, host, port }, { proto: 'udp' as const, host, port }]),
@@ -73,7 +74,7 @@ async function property(backend: TestBackend, runs: number): Promise<number> {
 
 for (const backend of ['nft', 'iptables'] as const) {
   test(`property (${backend}): real connects agree with allows() for random policies`, async (t) => {
-    if (!needsRootAnd(t, backend === 'nft' ? 'nft' : 'iptables-restore', 'nsenter', 'ip')) return;
+    if (!needsRootAnd(t, backend === 'nft' ? 'nft' : 'iptables-restore', 'nsenter', 'ip', 'conntrack')) return;
     const checked = await property(backend, 20);
     t.diagnostic(`${backend}: ${checked} probes matched the oracle`);
     assert.ok(checked >= 20 * 48);
