@@ -27,8 +27,14 @@ export interface Match {
 export type Step =
   | { kind: 'accept'; rule: string; match: Match }
   /** Per-source rate: a new connection over the limit is refused. */
-  | { kind: 'limit'; rule: string; match: Match & { family: 4 | 6 }; count: number; unit: RateUnit; meter: string; log: string | null }
-  | { kind: 'refuse'; rule: string; match: Match; log: string | null };
+  | { kind: 'limit'; rule: string; match: Match & { family: 4 | 6 }; count: number; unit: RateUnit; meter: string; log: Log | null }
+  | { kind: 'refuse'; rule: string; match: Match; log: Log | null };
+
+/** A logged refusal goes through a small chain of its own: `id` names it in both backends. */
+export interface Log {
+  prefix: string;
+  id: number;
+}
 
 export interface FirewallModel {
   /** What the input chain does with packets no step decides. */
@@ -53,6 +59,10 @@ export function buildFirewallModel(policy: CompiledPolicy): FirewallModel {
   const setByContent = new Map<string, string>();
   const meters: Meter[] = [];
   const steps: Step[] = [];
+  const push = (step: Step) => {
+    if (step.kind !== 'accept' && step.log && step.log.id < 0) step.log.id = steps.length;
+    steps.push(step);
+  };
   const usedNames = new Set<string>();
   const unique = (base: string) => {
     let name = base.slice(0, 60);
@@ -74,11 +84,12 @@ export function buildFirewallModel(policy: CompiledPolicy): FirewallModel {
 
   policy.rules.forEach((rule, idx) => {
     const base = { proto: rule.proto, ports: rule.ports };
-    const log = rule.log ? logPrefix(rule.name) : null;
+    // The id is the index of the rule's first logged step: stable, unique, set when it is pushed.
+    const log = rule.log ? { prefix: logPrefix(rule.name), id: -1 } : null;
     const refuse: Step = { kind: 'refuse', rule: rule.name, match: base, log };
     if (rule.action === 'deny' || rule.from.kind === 'localhost') {
       // localhost: loopback traffic is accepted before any rule, so refusing here opens nothing else.
-      steps.push(refuse);
+      push(refuse);
       return;
     }
     const families: { family: 4 | 6; set?: string }[] = [];
@@ -92,13 +103,13 @@ export function buildFirewallModel(policy: CompiledPolicy): FirewallModel {
       for (const f of families) {
         const meter = unique(`rate_${idx}_${safeName(rule.name)}_v${f.family}`);
         meters.push({ name: meter, family: f.family, unit: rule.rate.unit });
-        steps.push({ kind: 'limit', rule: rule.name, match: { ...base, ...f }, count: rule.rate.count, unit: rule.rate.unit, meter, log });
+        push({ kind: 'limit', rule: rule.name, match: { ...base, ...f }, count: rule.rate.count, unit: rule.rate.unit, meter, log });
       }
     }
-    if (rule.from.kind === 'any') steps.push({ kind: 'accept', rule: rule.name, match: base });
-    else for (const f of families) steps.push({ kind: 'accept', rule: rule.name, match: { ...base, ...f } });
+    if (rule.from.kind === 'any') push({ kind: 'accept', rule: rule.name, match: base });
+    else for (const f of families) push({ kind: 'accept', rule: rule.name, match: { ...base, ...f } });
     // First match decides: sources the rule does not name are refused here, not by a later rule.
-    if (rule.from.kind !== 'any') steps.push(refuse);
+    if (rule.from.kind !== 'any') push(refuse);
   });
   return {
     fallthrough: policy.default === 'deny' ? 'refuse' : 'accept',
@@ -107,4 +118,10 @@ export function buildFirewallModel(policy: CompiledPolicy): FirewallModel {
     meters,
     steps,
   };
+}
+
+/** One step per logged rule (the first), for the renderers to define its log chain. */
+export function loggedSteps(model: FirewallModel): (Step & { log: Log })[] {
+  const seen = new Set<number>();
+  return model.steps.filter((s): s is Step & { log: Log } => s.kind !== 'accept' && s.log !== null && !seen.has(s.log.id) && Boolean(seen.add(s.log.id)));
 }

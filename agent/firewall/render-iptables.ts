@@ -1,7 +1,7 @@
 // FirewallModel → an iptables-restore / ip6tables-restore file for `--noflush`: it declares (and so
 // flushes) only our chains; the single jump from INPUT is kept by apply (see ensureJumpArgs). Pure.
 import type { PortRange } from '../policy/compile.js';
-import type { FirewallModel, Match, Step } from './model.js';
+import { loggedSteps, type FirewallModel, type Match, type Step } from './model.js';
 
 export const IPT_CHAIN = 'PORTWARDEN-INPUT';
 const LOG_CHAIN_PREFIX = 'PORTWARDEN-LOG-';
@@ -40,10 +40,6 @@ function refuseTarget(model: FirewallModel, proto: string, family: 4 | 6): strin
   return `REJECT --reject-with ${family === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable'}`;
 }
 
-export function logChainFor(model: FirewallModel, rule: string): string {
-  return `${LOG_CHAIN_PREFIX}${model.steps.findIndex((s) => s.rule === rule && s.kind !== 'accept' && s.log)}`;
-}
-
 export function renderIptables(model: FirewallModel, family: 4 | 6, header: string[] = []): string {
   const sets = new Map(model.sets.map((s) => [s.name, s.elements]));
   const A = `-A ${IPT_CHAIN}`;
@@ -55,7 +51,7 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
     for (const src of sources) for (const p of portArgs(m.proto, m.ports)) lines.push(`${A} ${src}${p}${extra} ${tail}`);
   };
   const refuse = (step: Step & { kind: 'refuse' | 'limit' }) =>
-    step.log ? `-j ${logChainFor(model, step.rule)}` : `-j ${refuseTarget(model, step.match.proto, family)}`;
+    step.log ? `-j ${LOG_CHAIN_PREFIX}${step.log.id}` : `-j ${refuseTarget(model, step.match.proto, family)}`;
   const meterIndex = new Map(model.meters.map((m, i) => [m.name, i]));
   for (const step of model.steps) {
     const comment = `-m comment --comment ${q(step.rule)}`;
@@ -67,7 +63,7 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
       emit(step.match, `-m comment --comment ${q(step.rule + ': rate')} ${refuse(step)}`, hl);
     }
   }
-  const logChains = [...new Set(model.steps.filter((s) => s.kind !== 'accept' && s.log).map((s) => s.rule))];
+  const logged = loggedSteps(model);
   const icmp =
     family === 4
       ? [
@@ -90,14 +86,10 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
             : []),
           `${A} -m comment --comment "default drop" -j DROP`,
         ];
-  const logLines = logChains.flatMap((rule) => {
-    const chain = logChainFor(model, rule);
-    const step = model.steps.find((s) => s.rule === rule && s.kind !== 'accept' && s.log) as Step & { kind: 'refuse' | 'limit' };
-    return [
-      `-A ${chain} -m limit --limit 10/min --limit-burst 5 -m comment --comment ${q(rule)} -j LOG --log-prefix ${q(step.log!)} --log-level info`,
-      `-A ${chain} -p ${step.match.proto} -m comment --comment ${q(rule)} -j ${refuseTarget(model, step.match.proto, family)}`,
-    ];
-  });
+  const logLines = logged.flatMap((step) => [
+    `-A ${LOG_CHAIN_PREFIX}${step.log.id} -m limit --limit 10/min --limit-burst 5 -m comment --comment ${q(step.rule)} -j LOG --log-prefix ${q(step.log.prefix)} --log-level info`,
+    `-A ${LOG_CHAIN_PREFIX}${step.log.id} -p ${step.match.proto} -m comment --comment ${q(step.rule)} -j ${refuseTarget(model, step.match.proto, family)}`,
+  ]);
   return (
     [
       ...header.map((h) => `# ${h}`),
@@ -105,7 +97,7 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
       `# portwarden apply keeps exactly one jump: -I INPUT 1 -j ${IPT_CHAIN}`,
       '*filter',
       `:${IPT_CHAIN} - [0:0]`,
-      ...logChains.map((r) => `:${logChainFor(model, r)} - [0:0]`),
+      ...logged.map((step) => `:${LOG_CHAIN_PREFIX}${step.log.id} - [0:0]`),
       `${A} -m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment "established" -j ACCEPT`,
       `${A} -m conntrack --ctstate INVALID -m comment --comment "invalid" -j DROP`,
       `${A} -i lo -m comment --comment "loopback" -j ACCEPT`,

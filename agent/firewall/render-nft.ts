@@ -1,7 +1,7 @@
 // FirewallModel → an `nft -f` script that replaces table inet portwarden in one transaction. Pure.
 import type { Proto } from '../model.js';
 import type { PortRange } from '../policy/compile.js';
-import type { FirewallModel, Match, Step } from './model.js';
+import { loggedSteps, type FirewallModel, type Log, type Match, type Step } from './model.js';
 
 export const NFT_TABLE = 'portwarden';
 
@@ -33,13 +33,9 @@ function elements(list: string[]): string[] {
   return lines;
 }
 
-export function logChainName(rule: string, model: FirewallModel): string {
-  return `log_${model.steps.findIndex((s) => s.rule === rule && s.kind !== 'accept' && s.log)}`;
-}
-
 function renderStep(step: Step, model: FirewallModel): string {
   const comment = `comment ${q(step.rule)}`;
-  const refuse = (log: string | null) => (log ? `jump ${logChainName(step.rule, model)}` : nftRefuse(model.refuse, step.match.proto));
+  const refuse = (log: Log | null) => (log ? `jump log_${log.id}` : nftRefuse(model.refuse, step.match.proto));
   switch (step.kind) {
     case 'accept':
       return `${match(step.match)} counter accept ${comment}`;
@@ -86,13 +82,10 @@ export function renderNft(model: FirewallModel, header: string[] = []): string {
     );
   }
   out.push(`\t\tcounter comment "default ${model.fallthrough === 'accept' ? 'accept' : 'drop'}"`, '\t}');
-  const logged = new Set<string>();
-  for (const step of model.steps) {
-    if (step.kind === 'accept' || !step.log || logged.has(step.rule)) continue;
-    logged.add(step.rule);
+  for (const step of loggedSteps(model)) {
     out.push(
-      `\tchain ${logChainName(step.rule, model)} {`,
-      `\t\tlimit rate 10/minute burst 5 packets counter log prefix ${q(step.log)} level info comment ${q(step.rule)}`,
+      `\tchain log_${step.log.id} {`,
+      `\t\tlimit rate 10/minute burst 5 packets counter log prefix ${q(step.log.prefix)} level info comment ${q(step.rule)}`,
       `\t\tmeta l4proto ${step.match.proto} counter ${nftRefuse(model.refuse, step.match.proto)} comment ${q(step.rule)}`,
       '\t}',
     );
