@@ -77,3 +77,8 @@ export interface Finding {
 export function severityRank(s: Severity): number {
   return SEVERITIES.length - SEVERITIES.indexOf(s);
 }
+
+/** "tcp/25 on 0.0.0.0", "udp/53 on [::1]%lo": how messages name a listener. */
+export function listenerPlace(l: Pick<Listener, 'proto' | 'port' | 'family' | 'address' | 'interface'>): string {
+  return `${l.proto}/${l.port} on ${l.family === 6 ? `[${l.address}]` : l.address}${l.interface ? `%${l.interface}` : ''}`;
+}

@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline/promises';
 import { createTwoFilesPatch } from 'diff';
 import { RuntimeError, UsageError } from '../errors.js';
 import {
-  CLI_PATH, DEFAULT_STATE_DIR, StateDir, confirm, executeApply, hashTexts, planApply, removeAll, rollback, rollbackTimer,
+  CLI_PATH, DEFAULT_STATE_DIR, StateDir, confirm, executeApply, liveState, planApply, removeAll, rollback, rollbackTimer,
 } from '../firewall/apply.js';
 import { liveBackend } from '../firewall/live.js';
 import { lockoutWarning } from '../firewall/oracle.js';
@@ -107,11 +107,7 @@ export async function runStatus(argv: string[]): Promise<number> {
   const { state, netns } = stateOf(values);
   const applied = existsSync(state.dir) ? state.readApplied() : null;
   const pending = existsSync(state.dir) ? state.readPending() : null;
-  let live: 'in place' | 'changed' | 'missing' | null = null;
-  if (applied) {
-    const ours = await liveBackend(applied.backend, netns ?? applied.netns ?? undefined).readOurs();
-    live = !ours ? 'missing' : hashTexts(ours) === applied.liveHash ? 'in place' : 'changed';
-  }
+  const live = applied ? await liveState(applied, netns) : null;
   if (values.json) {
     const record = applied && { backend: applied.backend, netns: applied.netns, policy: applied.policy, hash: applied.hash, liveHash: applied.liveHash, at: applied.at, id: applied.id, backup: applied.backup };
     process.stdout.write(JSON.stringify({ applied: record, live, pending: pending ? { id: pending.id, deadline: pending.deadline } : null }, null, 2) + '\n');

@@ -8,8 +8,7 @@ import { OwnerIndex } from '../collect/processes.js';
 import { collectSnapshot } from '../collect/listeners.js';
 import { evaluate, sortFindings } from '../policy/evaluate.js';
 import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
-import { liveBackend } from '../firewall/live.js';
-import { hashTexts, StateDir } from '../firewall/apply.js';
+import { liveState, StateDir } from '../firewall/apply.js';
 import { ensureDir, readJson, writeJson } from '../state-files.js';
 import { emptyState, step, type DriftState } from '../alerts/drift.js';
 import { appendEvents, type JournalEvent } from '../alerts/journal.js';
@@ -44,9 +43,9 @@ function readSecret(file: string | undefined, env: string | undefined, what: str
 export async function firewallDrift(state: StateDir, netns: string | undefined): Promise<Finding | null> {
   const applied = state.readApplied();
   if (!applied) return null;
-  const ours = await liveBackend(applied.backend, netns ?? applied.netns ?? undefined).readOurs();
+  const live = await liveState(applied, netns);
+  if (live === 'in place') return null;
   const what = applied.backend === 'nft' ? 'table inet portwarden' : 'the PORTWARDEN-INPUT chain';
-  if (ours && hashTexts(ours) === applied.liveHash) return null;
   return {
     id: `firewall-drift:${applied.backend}`,
     kind: 'firewall-drift',
@@ -56,7 +55,7 @@ export async function firewallDrift(state: StateDir, netns: string | undefined):
     address: null,
     rule: null,
     processes: [],
-    message: ours ? `${what} differs from what portwarden applied at ${applied.at} (${applied.policy})` : `${what} that portwarden applied at ${applied.at} is missing`,
+    message: live === 'changed' ? `${what} differs from what portwarden applied at ${applied.at} (${applied.policy})` : `${what} that portwarden applied at ${applied.at} is missing`,
     remedy: 'find out who changed the firewall; then run portwarden apply to restore the policy, or portwarden remove if it should go',
   };
 }

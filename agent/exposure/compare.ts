@@ -1,6 +1,6 @@
 // Live exposure against the policy: firewall-gap (the firewall admits sources the policy does not)
 // and blocked-service (the policy allows sources the firewall blocks). Pure.
-import type { Finding, Listener } from '../model.js';
+import { listenerPlace, type Finding, type Listener } from '../model.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import { buildPortIndex, decidingRule } from '../policy/port-index.js';
 import { IntervalSet, prefixSet, type Fam } from './intervals.js';
@@ -71,7 +71,7 @@ export function compareExposure(policy: CompiledPolicy, listeners: readonly List
       blocked.push(allowed.subtract(acc).subtract(und));
     }
     const base = { proto: l.proto, port: l.port, address: l.address, rule, processes: l.processes };
-    const where = `${l.proto}/${l.port} on ${l.family === 6 ? `[${l.address}]` : l.address}`;
+    const where = listenerPlace(l);
     if (gap.some((s) => !s.isEmpty())) {
       out.push({
         ...base,

@@ -4,7 +4,7 @@
 // expression that stopped it). A drop or reject in any base chain is final; an accept only ends
 // its own chain. Pure.
 import { IntervalSet, prefixSet, rangeSet, type Fam } from './intervals.js';
-import { chainKey, inputChains, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
+import { chainKey, isObj, type Obj, inputChains, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
 
 export interface Packet {
   family: Fam;
@@ -33,8 +33,6 @@ export interface Verdicts {
 
 class Undecidable extends Error {}
 
-type Obj = { [k: string]: Json };
-const isObj = (j: Json | undefined): j is Obj => typeof j === 'object' && j !== null && !Array.isArray(j);
 const PROTO_NUM: Record<string, number> = { tcp: 6, udp: 17 };
 
 /** A match either narrows the source region or is a constant for this packet. */

@@ -2,6 +2,9 @@
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
+export type Obj = { [k: string]: Json };
+export const isObj = (j: Json | undefined): j is Obj => typeof j === 'object' && j !== null && !Array.isArray(j);
+
 export interface NftRule {
   handle: number | null;
   comment: string | null;

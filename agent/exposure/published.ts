@@ -1,7 +1,7 @@
 // Docker-style published ports: DNAT in a prerouting nat chain (or a chain it jumps to) sends
 // traffic for a host port to a container through the forward path, past every input-hook rule.
 // Detection only; the forward path itself is not interpreted. Pure.
-import { chainKey, type Json, type NftChain, type Ruleset } from './nft-json.js';
+import { chainKey, isObj, type Json, type NftChain, type Ruleset } from './nft-json.js';
 
 export interface Published {
   proto: 'tcp' | 'udp';
@@ -11,8 +11,6 @@ export interface Published {
   where: string;
 }
 
-type Obj = { [k: string]: Json };
-const isObj = (j: Json | undefined): j is Obj => typeof j === 'object' && j !== null && !Array.isArray(j);
 
 function dnatTarget(expr: Json[]): string | null | undefined {
   for (const e of expr) {

@@ -74,6 +74,14 @@ export class StateDir {
   readResult = () => readJson<ResultRecord>(this.result);
 }
 
+export type LiveState = 'in place' | 'changed' | 'missing';
+
+/** Is what apply loaded still what the kernel has? Read-only. */
+export async function liveState(applied: AppliedRecord, netns?: string): Promise<LiveState> {
+  const ours = await liveBackend(applied.backend, netns ?? applied.netns ?? undefined).readOurs();
+  return !ours ? 'missing' : hashTexts(ours) === applied.liveHash ? 'in place' : 'changed';
+}
+
 export function hashTexts(texts: Texts | null): string {
   if (!texts) return 'none';
   const h = createHash('sha256');

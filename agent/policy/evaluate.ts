@@ -1,6 +1,6 @@
 // Snapshot + policy → findings. Pure: no clock, no file, no process.
 import type { Finding, FindingKind, Listener, ProcessInfo, Severity } from '../model.js';
-import { severityRank } from '../model.js';
+import { listenerPlace, severityRank } from '../model.js';
 import type { CompiledPolicy, CompiledRule } from './compile.js';
 import { buildPortIndex, decidingRule } from './port-index.js';
 
@@ -14,11 +14,6 @@ export function processAllowed(proc: ProcessInfo, allowed: readonly string[]): b
 function program(l: Listener): string {
   const names = [...new Set(l.processes.map((p) => p.name))].sort();
   return names.length ? names.join(',') : '-';
-}
-
-function where(l: Listener): string {
-  const a = l.family === 6 ? `[${l.address}]` : l.address;
-  return `${l.proto}/${l.port} on ${a}${l.interface ? `%${l.interface}` : ''}`;
 }
 
 function describe(procs: readonly ProcessInfo[]): string {
@@ -51,20 +46,20 @@ function judgeListener(policy: CompiledPolicy, rule: CompiledRule | null, l: Lis
     if (!exposed && policy.loopback === 'allow') return [];
     const severity: Severity = policy.default === 'allow' ? 'info' : exposed ? 'high' : 'low';
     return [
-      finding('unexpected-listener', severity, l, null, `${where(l)} (${who}) is not covered by any rule`,
+      finding('unexpected-listener', severity, l, null, `${listenerPlace(l)} (${who}) is not covered by any rule`,
         `stop the service, or add a rule for ${l.proto}/${l.port} to the policy`),
     ];
   }
   if (rule.action === 'deny') {
     return [
-      finding('forbidden-listener', exposed ? 'critical' : 'medium', l, rule, `${where(l)} (${who}) is forbidden by rule "${rule.name}"`,
+      finding('forbidden-listener', exposed ? 'critical' : 'medium', l, rule, `${listenerPlace(l)} (${who}) is forbidden by rule "${rule.name}"`,
         `stop and disable the program holding ${l.proto}/${l.port}, or change rule "${rule.name}"`),
     ];
   }
   const out: Finding[] = [];
   if (rule.from.kind === 'localhost' && exposed) {
     out.push(
-      finding('overexposed', 'high', l, rule, `${where(l)} (${who}) is bound beyond loopback, but rule "${rule.name}" allows localhost only`,
+      finding('overexposed', 'high', l, rule, `${listenerPlace(l)} (${who}) is bound beyond loopback, but rule "${rule.name}" allows localhost only`,
         `bind it to 127.0.0.1 and/or ::1 in the service's configuration`),
     );
   }
@@ -72,7 +67,7 @@ function judgeListener(policy: CompiledPolicy, rule: CompiledRule | null, l: Lis
     const allowed = rule.process.join(', ');
     if (!l.processes.length) {
       out.push(
-        finding('unexpected-process', 'low', l, rule, `cannot tell which program holds ${where(l)}; rule "${rule.name}" allows ${allowed}`,
+        finding('unexpected-process', 'low', l, rule, `cannot tell which program holds ${listenerPlace(l)}; rule "${rule.name}" allows ${allowed}`,
           'run portwarden as root (or with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) so it can read process owners'),
       );
     } else {
@@ -80,7 +75,7 @@ function judgeListener(policy: CompiledPolicy, rule: CompiledRule | null, l: Lis
       if (strangers.length) {
         out.push(
           finding('unexpected-process', exposed ? 'high' : 'medium', l, rule,
-            `${where(l)} is held by ${describe(strangers)}; rule "${rule.name}" allows ${allowed}`,
+            `${listenerPlace(l)} is held by ${describe(strangers)}; rule "${rule.name}" allows ${allowed}`,
             `find out why ${strangers[0]!.name} holds ${l.proto}/${l.port}; stop it, or add it to the process list of rule "${rule.name}"`),
         );
       }
