@@ -268,7 +268,7 @@ export async function removeAll(state: StateDir, netns: string | null): Promise<
       if (!ours) continue;
       await backup(state, b, netns, randomUUID(), ours);
       await b.remove();
-      removed.push(name === 'nft' ? 'table inet portwarden' : 'PORTWARDEN-* chains and their INPUT jump (iptables, ip6tables)');
+      removed.push(name === 'nft' ? 'table inet portwarden' : 'PORTWARDEN-* chains and their INPUT/FORWARD jumps (iptables, ip6tables)');
     }
     removeFile(state.applied);
     removeFile(state.pending);

@@ -1,10 +1,9 @@
 // The live firewall, one backend at a time: check, read, load, restore and remove only portwarden's
-// own part (table inet portwarden, or the PORTWARDEN-* chains and the INPUT jump). I/O edge.
+// own part (table inet portwarden, or the PORTWARDEN-* chains and the INPUT and FORWARD jumps). I/O edge.
 import { RuntimeError } from '../errors.js';
 import { exec as defaultExec, inNetns, type Exec } from '../exec.js';
 import type { CompiledPolicy } from '../policy/compile.js';
-import { ensureSingleJump, removeJumps, countJumps, type IptablesBinary } from './iptables-jump.js';
-import { IPT_CHAIN } from './render-iptables.js';
+import { ensureSingleJump, removeJumps, countJumps, JUMPS, type IptablesBinary } from './iptables-jump.js';
 import { NFT_TABLE } from './render-nft.js';
 import { renderRuleset } from './render.js';
 
@@ -78,7 +77,7 @@ export function extractOurs(save: string): { chains: string[]; rules: string[]; 
   return {
     chains: lines.filter((l) => l.startsWith(':PORTWARDEN-')).map((l) => l.slice(1).split(' ')[0]!),
     rules: lines.filter((l) => l.startsWith('-A PORTWARDEN-')),
-    jumps: countJumps(lines.join('\n')),
+    jumps: JUMPS.reduce((n, [from, to]) => n + countJumps(save, from, to), 0),
   };
 }
 
@@ -116,9 +115,9 @@ export function iptablesBackend(netns?: string, exec: Exec = defaultExec): LiveB
       for (const [bin, key] of FAMILIES) {
         const before = await ours(bin);
         await restoreFile(bin, t[key]!);
-        await ensureSingleJump(exec, bin, netns);
-        // Chains an earlier ruleset had (e.g. a log chain) and this one no longer declares.
         const declared = new Set([...t[key]!.matchAll(/^:(PORTWARDEN-\S+)/gm)].map((m) => m[1]!));
+        await ensureSingleJump(exec, bin, netns, declared);
+        // Chains an earlier ruleset had (e.g. a log chain) and this one no longer declares.
         const stale = before.chains.filter((c) => !declared.has(c));
         if (stale.length) await restoreFile(bin, dropChains(stale));
       }
@@ -130,7 +129,7 @@ export function iptablesBackend(netns?: string, exec: Exec = defaultExec): LiveB
         const declared = new Set([...saved[key]!.matchAll(/^:(PORTWARDEN-\S+)/gm)].map((m) => m[1]!));
         if (saved[`${key}-jump`] !== 'true') await removeJumps(exec, bin, netns);
         await restoreFile(bin, saved[key]!);
-        if (saved[`${key}-jump`] === 'true' && declared.has(IPT_CHAIN)) await ensureSingleJump(exec, bin, netns);
+        if (saved[`${key}-jump`] === 'true') await ensureSingleJump(exec, bin, netns, declared);
         const stale = before.chains.filter((c) => !declared.has(c));
         if (stale.length) await restoreFile(bin, dropChains(stale));
       }

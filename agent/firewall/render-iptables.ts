@@ -1,9 +1,12 @@
 // FirewallModel → an iptables-restore / ip6tables-restore file for `--noflush`: it declares (and so
-// flushes) only our chains; the single jump from INPUT is kept by apply (see ensureJumpArgs). Pure.
+// flushes) only our chains; the single jumps from INPUT and FORWARD are kept by apply
+// (iptables-jump.ts). Pure.
 import type { PortRange } from '../policy/compile.js';
 import { loggedSteps, type FirewallModel, type Match, type Step } from './model.js';
 
 export const IPT_CHAIN = 'PORTWARDEN-INPUT';
+/** Published (DNAT'd) container ports, on the forward path, by their original destination port. */
+export const IPT_FORWARD_CHAIN = 'PORTWARDEN-FORWARD';
 const LOG_CHAIN_PREFIX = 'PORTWARDEN-LOG-';
 
 const HASHLIMIT_UNIT = { second: 'sec', minute: 'min', hour: 'hour', day: 'day' } as const;
@@ -34,6 +37,11 @@ function portArgs(proto: string, ps: PortRange[]): string[] {
   return chunks.map((c) => `-p ${proto} -m multiport --dports ${c}`);
 }
 
+/** The same ports as the original destination of a DNAT'd connection: conntrack takes one range per rule. */
+function origPortArgs(proto: string, ps: PortRange[]): string[] {
+  return ps.map((p) => `-p ${proto} -m conntrack --ctorigdstport ${p.lo === p.hi ? p.lo : `${p.lo}:${p.hi}`}`);
+}
+
 function refuseTarget(model: FirewallModel, proto: string, family: 4 | 6): string {
   if (model.refuse === 'drop') return 'DROP';
   if (proto === 'tcp') return 'REJECT --reject-with tcp-reset';
@@ -43,26 +51,35 @@ function refuseTarget(model: FirewallModel, proto: string, family: 4 | 6): strin
 export function renderIptables(model: FirewallModel, family: 4 | 6, header: string[] = []): string {
   const sets = new Map(model.sets.map((s) => [s.name, s.elements]));
   const A = `-A ${IPT_CHAIN}`;
-  const lines: string[] = [];
-  /** One line per port chunk and per source prefix (iptables has no sets without ipset). */
-  const emit = (m: Match, tail: string, extra = '') => {
-    if (m.family && m.family !== family) return;
-    const sources = m.set ? (sets.get(m.set) ?? []).map((s) => `-s ${s} `) : [''];
-    for (const src of sources) for (const p of portArgs(m.proto, m.ports)) lines.push(`${A} ${src}${p}${extra} ${tail}`);
-  };
+  const F = `-A ${IPT_FORWARD_CHAIN}`;
   const refuse = (step: Step & { kind: 'refuse' | 'limit' }) =>
     step.log ? `-j ${LOG_CHAIN_PREFIX}${step.log.id}` : `-j ${refuseTarget(model, step.match.proto, family)}`;
   const meterIndex = new Map(model.meters.map((m, i) => [m.name, i]));
-  for (const step of model.steps) {
-    const comment = `-m comment --comment ${q(step.rule)}`;
-    if (step.kind === 'accept') emit(step.match, `${comment} -j ACCEPT`);
-    else if (step.kind === 'refuse') emit(step.match, `${comment} ${refuse(step)}`);
-    else {
-      const name = `pw-rate-${meterIndex.get(step.meter)}`;
-      const hl = ` -m conntrack --ctstate NEW -m hashlimit --hashlimit-name ${name} --hashlimit-mode srcip --hashlimit-above ${step.count}/${HASHLIMIT_UNIT[step.unit]} --hashlimit-burst ${step.count} --hashlimit-htable-expire ${EXPIRE_MS[step.unit]}`;
-      emit(step.match, `-m comment --comment ${q(step.rule + ': rate')} ${refuse(step)}`, hl);
+  /**
+   * The policy's steps as rules of one chain. On the forward path an allowed connection RETURNs,
+   * so the rest of FORWARD (Docker's own chains) still decides; only a refusal is final.
+   */
+  const stepLines = (chain: string, ports: (proto: string, ps: PortRange[]) => string[], accept: string): string[] => {
+    const lines: string[] = [];
+    /** One line per port chunk and per source prefix (iptables has no sets without ipset). */
+    const emit = (m: Match, tail: string, extra = '') => {
+      if (m.family && m.family !== family) return;
+      const sources = m.set ? (sets.get(m.set) ?? []).map((s) => `-s ${s} `) : [''];
+      for (const src of sources) for (const p of ports(m.proto, m.ports)) lines.push(`${chain} ${src}${p}${extra} ${tail}`);
+    };
+    for (const step of model.steps) {
+      const comment = `-m comment --comment ${q(step.rule)}`;
+      if (step.kind === 'accept') emit(step.match, `${comment} -j ${accept}`);
+      else if (step.kind === 'refuse') emit(step.match, `${comment} ${refuse(step)}`);
+      else {
+        const name = `pw-rate-${meterIndex.get(step.meter)}`;
+        const hl = ` -m conntrack --ctstate NEW -m hashlimit --hashlimit-name ${name} --hashlimit-mode srcip --hashlimit-above ${step.count}/${HASHLIMIT_UNIT[step.unit]} --hashlimit-burst ${step.count} --hashlimit-htable-expire ${EXPIRE_MS[step.unit]}`;
+        emit(step.match, `-m comment --comment ${q(step.rule + ': rate')} ${refuse(step)}`, hl);
+      }
     }
-  }
+    return lines;
+  };
+  const lines = stepLines(A, portArgs, 'ACCEPT');
   const logged = loggedSteps(model);
   const icmp =
     family === 4
@@ -77,14 +94,14 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
           ].map((t) => `${A} -p ipv6-icmp --icmpv6-type ${t} -m comment --comment "icmpv6 essentials" -j ACCEPT`),
           `${A} -p ipv6-icmp --icmpv6-type echo-request -m limit --limit 10/sec --limit-burst 20 -m comment --comment "ping6" -j ACCEPT`,
         ];
-  const fallthrough =
+  const fallthrough = (chain: string) =>
     model.fallthrough === 'accept'
-      ? [`${A} -m comment --comment "default accept" -j RETURN`]
+      ? [`${chain} -m comment --comment "default accept" -j RETURN`]
       : [
           ...(model.refuse === 'reject'
-            ? [`${A} -p tcp -m comment --comment "default" -j ${refuseTarget(model, 'tcp', family)}`, `${A} -p udp -m comment --comment "default" -j ${refuseTarget(model, 'udp', family)}`]
+            ? [`${chain} -p tcp -m comment --comment "default" -j ${refuseTarget(model, 'tcp', family)}`, `${chain} -p udp -m comment --comment "default" -j ${refuseTarget(model, 'udp', family)}`]
             : []),
-          `${A} -m comment --comment "default drop" -j DROP`,
+          `${chain} -m comment --comment "default drop" -j DROP`,
         ];
   const logLines = logged.flatMap((step) => [
     `-A ${LOG_CHAIN_PREFIX}${step.log.id} -m limit --limit 10/min --limit-burst 5 -m comment --comment ${q(step.rule)} -j LOG --log-prefix ${q(step.log.prefix)} --log-level info`,
@@ -94,16 +111,22 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
     [
       ...header.map((h) => `# ${h}`),
       `# For ${family === 4 ? 'iptables' : 'ip6tables'}-restore --noflush: declares (flushes) only portwarden's chains.`,
-      `# portwarden apply keeps exactly one jump: -I INPUT 1 -j ${IPT_CHAIN}`,
+      `# portwarden apply keeps exactly one jump each: -I INPUT 1 -j ${IPT_CHAIN}, -I FORWARD 1 -j ${IPT_FORWARD_CHAIN}`,
       '*filter',
       `:${IPT_CHAIN} - [0:0]`,
+      `:${IPT_FORWARD_CHAIN} - [0:0]`,
       ...logged.map((step) => `:${LOG_CHAIN_PREFIX}${step.log.id} - [0:0]`),
       `${A} -m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment "established" -j ACCEPT`,
       `${A} -m conntrack --ctstate INVALID -m comment --comment "invalid" -j DROP`,
       `${A} -i lo -m comment --comment "loopback" -j ACCEPT`,
       ...icmp,
       ...lines,
-      ...fallthrough,
+      ...fallthrough(A),
+      // Forwarded connections: only new ones a DNAT (a published container port) sent here.
+      `${F} -m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment "established" -j RETURN`,
+      `${F} -m conntrack ! --ctstate DNAT -m comment --comment "not published" -j RETURN`,
+      ...stepLines(F, origPortArgs, 'RETURN'),
+      ...fallthrough(F),
       ...logLines,
       'COMMIT',
     ].join('\n') + '\n'

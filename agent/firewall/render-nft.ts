@@ -12,11 +12,14 @@ function ports(ps: PortRange[]): string {
   return items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`;
 }
 
-function match(m: Match): string {
+/** Which port a step matches: the packet's (input), or the one a DNAT'd connection was sent to (forward). */
+type Path = 'input' | 'forward';
+
+function match(m: Match, path: Path): string {
   const parts: string[] = [];
   if (m.set) parts.push(`${m.family === 6 ? 'ip6' : 'ip'} saddr @${m.set}`);
   else if (m.family) parts.push(`meta nfproto ${m.family === 6 ? 'ipv6' : 'ipv4'}`);
-  parts.push(`${m.proto} dport ${ports(m.ports)}`);
+  parts.push(path === 'input' ? `${m.proto} dport ${ports(m.ports)}` : `meta l4proto ${m.proto} ct original proto-dst ${ports(m.ports)}`);
   return parts.join(' ');
 }
 
@@ -33,17 +36,17 @@ function elements(list: string[]): string[] {
   return lines;
 }
 
-function renderStep(step: Step, model: FirewallModel): string {
+function renderStep(step: Step, model: FirewallModel, path: Path): string {
   const comment = `comment ${q(step.rule)}`;
   const refuse = (log: Log | null) => (log ? `jump log_${log.id}` : nftRefuse(model.refuse, step.match.proto));
   switch (step.kind) {
     case 'accept':
-      return `${match(step.match)} counter accept ${comment}`;
+      return `${match(step.match, path)} counter accept ${comment}`;
     case 'refuse':
-      return `${match(step.match)} counter ${refuse(step.log)} ${comment}`;
+      return `${match(step.match, path)} counter ${refuse(step.log)} ${comment}`;
     case 'limit': {
       const saddr = step.match.family === 6 ? 'ip6 saddr' : 'ip saddr';
-      return `${match(step.match)} ct state new update @${step.meter} { ${saddr} limit rate over ${step.count}/${step.unit} burst ${step.count} packets } counter ${refuse(step.log)} comment ${q(step.rule + ': rate')}`;
+      return `${match(step.match, path)} ct state new update @${step.meter} { ${saddr} limit rate over ${step.count}/${step.unit} burst ${step.count} packets } counter ${refuse(step.log)} comment ${q(step.rule + ': rate')}`;
     }
   }
 }
@@ -74,14 +77,29 @@ export function renderNft(model: FirewallModel, header: string[] = []): string {
     '\t\tmeta l4proto icmp icmp type { destination-unreachable, time-exceeded, parameter-problem } counter accept comment "icmp errors"',
     '\t\tmeta l4proto icmp icmp type echo-request limit rate 10/second burst 20 packets counter accept comment "ping"',
   );
-  for (const step of model.steps) out.push(`\t\t${renderStep(step, model)}`);
-  if (model.fallthrough === 'refuse' && model.refuse === 'reject') {
-    out.push(
-      `\t\tmeta l4proto tcp counter ${nftRefuse('reject', 'tcp')} comment "default"`,
-      `\t\tmeta l4proto udp counter ${nftRefuse('reject', 'udp')} comment "default"`,
-    );
-  }
+  const stepsAndDefault = (path: Path) => {
+    for (const step of model.steps) out.push(`\t\t${renderStep(step, model, path)}`);
+    if (model.fallthrough === 'refuse' && model.refuse === 'reject') {
+      out.push(
+        `\t\tmeta l4proto tcp counter ${nftRefuse('reject', 'tcp')} comment "default"`,
+        `\t\tmeta l4proto udp counter ${nftRefuse('reject', 'udp')} comment "default"`,
+      );
+    }
+  };
+  stepsAndDefault('input');
   out.push(`\t\tcounter comment "default ${model.fallthrough === 'accept' ? 'accept' : 'drop'}"`, '\t}');
+  // Published container ports: DNAT in prerouting sends them down the forward path, past input.
+  // The same steps decide them by the port the client asked for (ct original proto-dst).
+  out.push(
+    '\tchain forward {',
+    '\t\ttype filter hook forward priority filter; policy accept;',
+    '\t\tct state established,related counter accept comment "established"',
+    '\t\tct status dnat counter jump published comment "published container ports"',
+    '\t}',
+    '\tchain published {',
+  );
+  stepsAndDefault('forward');
+  out.push(model.fallthrough === 'accept' ? '\t\tcounter accept comment "default accept"' : '\t\tcounter drop comment "default drop"', '\t}');
   for (const step of loggedSteps(model)) {
     out.push(
       `\tchain log_${step.log.id} {`,
