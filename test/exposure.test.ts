@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { parseNftJson, inputChains } from '../agent/exposure/nft-json.js';
-import { exposureOf, type FirewallView } from '../agent/exposure/exposure.js';
+import { parseNftJson, baseChains } from '../agent/exposure/nft-json.js';
+import { exposureOf, publishedTarget, targetExposure, type FirewallView } from '../agent/exposure/exposure.js';
+import { addLegacy, fillXt, tokenize, translateRule } from '../agent/exposure/iptables-save.js';
 import { IntervalSet, prefixSet } from '../agent/exposure/intervals.js';
 import { Interpreter } from '../agent/exposure/interpret.js';
 import { compareExposure } from '../agent/exposure/compare.js';
@@ -37,7 +38,7 @@ test('our own generated table: exposure follows the policy, rate limits count as
 
 test('firewalld-like: jumps, gotos, named sets, ct state, interface matches', () => {
   const fw = view('firewalld');
-  assert.equal(inputChains(fw.ruleset!, 4).length, 1);
+  assert.equal(baseChains(fw.ruleset!, 4, 'input', 'filter').length, 1);
   assert.equal(exposureOf(L(22), fw).verdict, 'any');
   assert.deepEqual(exposureOf(L(5432, 4, false), fw).sources, ['198.51.100.0/24', '203.0.113.7/32']);
   assert.equal(exposureOf(L(5432, 6, false), fw).verdict, 'none');
@@ -47,18 +48,92 @@ test('firewalld-like: jumps, gotos, named sets, ct state, interface matches', ()
   assert.ok(lo.accepted.isFull());
 });
 
-test('docker-like ip nat/ip filter tables: the published port is detected, its exposure not guessed', () => {
+test('docker-like ip nat/ip filter tables without iptables-nft-save: the published port is detected, its exposure not guessed', () => {
   const fw = view('docker');
   fw.published = findPublished(fw.ruleset!);
   assert.deepEqual(fw.published, [{ proto: 'tcp', port: 8081, to: null, where: `ip nat DOCKER handle ${fw.published[0]!.where.split(' ').at(-1)}` }]);
-  const e = exposureOf(L(8081, 4, false), fw);
+  const e = targetExposure(publishedTarget(fw.published[0]!), fw);
   assert.equal(e.verdict, 'undetermined');
-  assert.match(e.reason, /published to a container by DNAT \(ip nat DOCKER handle \d+\)/);
+  assert.match(e.reason, /ip nat PREROUTING handle \d+: cannot decide iptables match -m addrtype/);
   assert.equal(exposureOf(L(8082, 4, false), fw).verdict, 'any', 'other ports: nothing on the input hook refuses');
   const { policy } = loadPolicy('p.yaml', { text: 'version: 1\nrules:\n  - { name: web, port: 8081, from: [192.0.2.0/24] }\n', hostname: 'h' });
-  const fs = compareExposure(policy, [L(8081, 4, false)], fw);
-  assert.deepEqual(fs.map((f) => [f.kind, f.severity, f.rule]), [['published-container-port', 'high', 'web']]);
-  assert.match(fs[0]!.message, /bypass the input chain, so rule "web" is not enforced on it/);
+  const fs = compareExposure(policy, [], fw);
+  assert.deepEqual(fs.map((f) => [f.kind, f.severity, f.rule]), [['published-container-port', 'medium', 'web']]);
+  assert.match(fs[0]!.message, /tcp\/8081 is published to a container by DNAT .* past the input chain; who reaches it cannot be determined/);
+});
+
+/** A recorded iptables-nft ruleset with its iptables-nft-save listing read back in. */
+function xtView(name: string): FirewallView {
+  const fw = view(`${name}-iptables-nft`);
+  const filled = fillXt(fw.ruleset!, readFileSync(`${FIXTURES}nft/${name}-iptables-nft.save`, 'utf8'), 4);
+  assert.ok(filled > 0, 'some xt rules were filled in');
+  fw.published = findPublished(fw.ruleset!);
+  fw.interfaces = ['eth0', 'docker0'];
+  fw.addresses = [{ iface: 'eth0', cidr: '203.0.113.1/24' }, { iface: 'docker0', cidr: '172.17.0.1/16' }];
+  return fw;
+}
+
+test('ufw-like iptables-nft rules: the xt matches nft cannot show are read back from iptables-nft-save', () => {
+  const fw = xtView('ufw');
+  assert.equal(exposureOf(L(22, 4, false), fw).verdict, 'any', 'recent --update is a "sometimes" match: the limit chain does not refuse everyone');
+  assert.equal(exposureOf(L(443, 4, false), fw).verdict, 'any');
+  assert.deepEqual(exposureOf(L(5432, 4, false), fw).sources, ['10.0.0.0/8']);
+  assert.equal(exposureOf(L(137, 4, false, 'udp'), fw).verdict, 'none');
+  assert.equal(exposureOf(L(8080, 4, false), fw).verdict, 'none');
+  const e = exposureOf(L(9050, 4, false), fw);
+  assert.equal(e.verdict, 'undetermined');
+  assert.match(e.reason, /ip filter ufw-user-input handle \d+: cannot decide iptables match -m addrtype --src-type/);
+});
+
+test('docker-like iptables-nft rules: DNAT target and addrtype read back; exposure follows the forward path', () => {
+  const fw = xtView('docker');
+  assert.deepEqual(fw.published.map((p) => `${p.proto}/${p.port}→${p.to}`), ['tcp/8080→172.17.0.2:80']);
+  const e = targetExposure(publishedTarget(fw.published[0]!), fw);
+  assert.equal(e.verdict, 'any');
+  assert.deepEqual(e.sources, ['0.0.0.0/0'], 'only IPv4 is published (no ip6 nat table)');
+  assert.match(e.reason, /prerouting DNAT \(→ 172\.17\.0\.2:80\) and the forward rules accept/);
+  assert.deepEqual(e.perInterface, { eth0: ['0.0.0.0/0'], docker0: [] }, 'from docker0 no DNAT happens (DOCKER returns first)');
+  // A docker-proxy listener on the host port: DNAT'd sources via forward, the rest via input.
+  assert.equal(exposureOf(L(8080, 4, false), fw).verdict, 'any');
+  const { policy } = loadPolicy('p.yaml', { text: 'version: 1\nrules:\n  - { name: web, port: 8080, from: [192.0.2.0/24] }\n', hostname: 'h' });
+  const fs = compareExposure(policy, [], fw);
+  assert.deepEqual(fs.map((f) => [f.kind, f.severity]), [['published-container-port', 'high']]);
+  assert.match(fs[0]!.message, /DNAT \(→ 172\.17\.0\.2:80\).*the forward rules let 0\.0\.0\.0\/1, 128\.0\.0\.0\/2, [0-9./]+ and \d+ more reach it, which rule "web" does not allow/);
+  // DOCKER-USER is where operators restrict published ports: a drop there is honoured.
+  const restricted = xtView('docker');
+  const user = restricted.ruleset!.chains.get('ip filter DOCKER-USER')!;
+  user.rules.unshift({ handle: 99, comment: null, expr: translateRule(['!', '-s', '192.0.2.0/24', '-j', 'DROP'], 4) });
+  assert.deepEqual(targetExposure(publishedTarget(restricted.published[0]!), restricted).sources, ['192.0.2.0/24']);
+  assert.deepEqual(compareExposure(policy, [], restricted), [], 'the forward path now matches the policy');
+});
+
+test('iptables-legacy rules are read as tables of their own; beside nftables rules they raise mixed-firewall', () => {
+  const rs = parseNftJson('{"nftables":[]}');
+  const n = addLegacy(rs, readFileSync(`${FIXTURES}nft/docker-iptables.rules`, 'utf8'), 4);
+  assert.equal(n, 19);
+  const fw: FirewallView = { ruleset: rs, error: null, interfaces: ['eth0', 'docker0'], addresses: [{ iface: 'docker0', cidr: '172.17.0.1/16' }], legacyRules: n, published: findPublished(rs) };
+  assert.deepEqual(fw.published.map((p) => `${p.proto}/${p.port}→${p.to} (${p.where})`), ['tcp/8080→172.17.0.2:80 (ip nat (iptables-legacy) DOCKER handle 2)']);
+  assert.deepEqual(targetExposure(publishedTarget(fw.published[0]!), fw).sources, ['0.0.0.0/0']);
+  const { policy } = loadPolicy(`${ROOT}rules/examples/mail-relay.yaml`, { hostname: 'h' });
+  assert.deepEqual(compareExposure(policy, [], { ...fw, published: [] }), [], 'legacy rules alone: no mixed-firewall');
+  const both = view('portwarden-mail-relay');
+  addLegacy(both.ruleset!, readFileSync(`${FIXTURES}nft/ufw-iptables.rules`, 'utf8'), 4);
+  const mixed = compareExposure(policy, [], { ...both, legacyRules: 19 });
+  assert.deepEqual(mixed.map((f) => f.kind), ['mixed-firewall']);
+  // Both run: our table accepts 25 from anywhere, the legacy ufw-like INPUT (policy drop) does not.
+  assert.equal(exposureOf(L(25, 4, false), both).verdict, 'none');
+  assert.deepEqual(exposureOf(L(443, 4, false), both).verdict, 'none', 'ours refuses 443; legacy accepting it does not help');
+});
+
+test('iptables-save tokens: quotes, escapes, negation', () => {
+  assert.deepEqual(tokenize('-A X -s 10.0.0.0/8 -m comment --comment "a \\"b\\" c" ! -i eth+ -j LOG --log-prefix "x: "'), ['-A', 'X', '-s', '10.0.0.0/8', '-m', 'comment', '--comment', 'a "b" c', '!', '-i', 'eth+', '-j', 'LOG', '--log-prefix', 'x: ']);
+  assert.deepEqual(translateRule(['!', '-i', 'eth+', '-p', 'tcp', '-m', 'conntrack', '--ctstate', 'DNAT', '--ctorigdstport', '8000:8080', '-j', 'RETURN'], 4), [
+    { match: { op: '!=', left: { meta: { key: 'iifname' } }, right: 'eth*' } },
+    { match: { op: '==', left: { meta: { key: 'l4proto' } }, right: 'tcp' } },
+    { match: { op: '==', left: { ct: { key: 'status' } }, right: { set: ['dnat'] } } },
+    { match: { op: '==', left: { ct: { key: 'proto-dst', dir: 'original' } }, right: { range: [8000, 8080] } } },
+    { return: null },
+  ]);
 });
 
 test('a native dnat statement names the container', () => {
@@ -69,10 +144,10 @@ test('a native dnat statement names the container', () => {
   assert.deepEqual(findPublished(rs).map((p) => `${p.proto}/${p.port}→${p.to}`), ['tcp/8080→10.88.0.5:80', 'tcp/8443→10.88.0.5:80']);
 });
 
-test('ufw-like iptables-nft rules: xt matches are undetermined with the expression named, never guessed', () => {
+test('ufw-like iptables-nft rules without their save listing: xt matches are undetermined with the match named, never guessed', () => {
   const e = exposureOf(L(22, 4, false), view('ufw'));
   assert.equal(e.verdict, 'undetermined');
-  assert.match(e.reason, /ip filter ufw-before-input handle \d+: cannot decide statement \{"xt":\{"type":"match","name":"conntrack"\}\}/);
+  assert.match(e.reason, /ip filter ufw-before-input handle \d+: cannot decide iptables match -m conntrack/);
 });
 
 test('check: firewall-gap and blocked-service against the policy', () => {
@@ -86,12 +161,3 @@ test('check: firewall-gap and blocked-service against the policy', () => {
   assert.match(fs[1]!.message, /allows 192\.0\.2\.0\/24 to reach tcp\/22 on 0\.0\.0\.0, but the live firewall blocks them/);
 });
 
-test('iptables-legacy rules make exposure undetermined and, beside nftables rules, raise mixed-firewall', () => {
-  const fw = { ...view('portwarden-mail-relay'), legacyRules: 2 };
-  const e = exposureOf(L(25), fw);
-  assert.equal(e.verdict, 'undetermined');
-  assert.match(e.reason, /iptables-legacy holds 2 rule\(s\)/);
-  const { policy } = loadPolicy(`${ROOT}rules/examples/mail-relay.yaml`, { hostname: 'h' });
-  assert.deepEqual(compareExposure(policy, [L(25)], fw).map((f) => f.kind), ['mixed-firewall']);
-  assert.deepEqual(compareExposure(policy, [L(25)], { ...fw, legacyRules: 0 }), []);
-});

@@ -2,7 +2,8 @@
 // connection through the live ruleset, rule by rule.
 import { UsageError, RuntimeError } from '../errors.js';
 import { familyOf, prefixSet } from '../exposure/intervals.js';
-import { Interpreter } from '../exposure/interpret.js';
+import { interfaceTowards, splitTarget } from '../exposure/exposure.js';
+import { Interpreter, type Packet } from '../exposure/interpret.js';
 import { readFirewall } from '../exposure/read.js';
 import { parse } from './args.js';
 import { checkNetns } from './scan.js';
@@ -19,18 +20,29 @@ export async function runExplain(argv: string[]): Promise<number> {
   if (!fw.ruleset) throw new RuntimeError(`cannot read the firewall: ${fw.error}`);
   const iif = values.iif ?? fw.interfaces[0] ?? 'eth0';
   const packet = { family, proto: (m[2] ?? 'tcp') as 'tcp' | 'udp', dport: Number(m[1]), iif };
-  const v = new Interpreter(fw.ruleset, packet, true).run(prefixSet(family, from));
-  const verdict = !v.undetermined.isEmpty() ? 'undetermined' : !v.accepted.isEmpty() ? 'accept' : v.trace.some((s) => s.outcome === 'reject') ? 'reject' : 'drop';
+  const source = prefixSet(family, from);
+  // First the prerouting nat chains: a DNAT sends the connection down the forward path instead.
+  const nat = new Interpreter(fw.ruleset, { ...packet, hook: 'prerouting' }, true).runNat(source);
+  const to = [...nat.dnat.entries()].find(([, s]) => !s.isEmpty())?.[0];
+  let hop: Packet = packet;
+  if (to) {
+    const { addr, port } = splitTarget(to);
+    hop = { ...packet, hook: 'forward', daddr: addr, dport: port ?? packet.dport, origDport: packet.dport, oif: interfaceTowards(addr, fw.addresses ?? []) };
+  }
+  const v = to === null || !nat.undetermined.isEmpty() ? null : new Interpreter(fw.ruleset, hop, true).run(source);
+  const trace = [...nat.trace, ...(v?.trace ?? [])];
+  const reasons = [...nat.reasons, ...(v?.reasons ?? []), ...(to === null ? ['the DNAT does not say where it sends the connection'] : [])];
+  const verdict = !v || !v.undetermined.isEmpty() ? 'undetermined' : !v.accepted.isEmpty() ? 'accept' : v.trace.some((s) => s.outcome === 'reject') ? 'reject' : 'drop';
   if (values.json) {
-    process.stdout.write(JSON.stringify({ packet: { ...packet, from }, steps: v.trace, verdict, reasons: v.reasons }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ packet: { ...packet, from }, ...(to ? { dnat: to, oif: hop.oif ?? null } : {}), steps: trace, verdict, reasons }, null, 2) + '\n');
     return 0;
   }
-  process.stdout.write(`new ${packet.proto} connection from ${from} to port ${packet.dport} via ${iif}:\n`);
-  if (!v.trace.length) process.stdout.write('  no input-hook rule matches it\n');
-  for (const s of v.trace) {
+  process.stdout.write(`new ${packet.proto} connection from ${from} to port ${packet.dport} via ${iif}${to ? `, DNAT to ${to} (forward path${hop.oif ? ` out ${hop.oif}` : ''})` : ''}:\n`);
+  if (!trace.length) process.stdout.write(`  no ${to ? 'forward' : 'input'}-hook rule matches it\n`);
+  for (const s of trace) {
     process.stdout.write(`  ${s.chain}${s.handle !== null ? ` handle ${s.handle}` : ''}${s.comment ? ` "${s.comment}"` : ''}: ${s.outcome}\n    ${s.rule}\n`);
   }
-  for (const r of v.reasons) process.stdout.write(`  ${r}\n`);
+  for (const r of reasons) process.stdout.write(`  ${r}\n`);
   process.stdout.write(`verdict: ${verdict}\n`);
   return 0;
 }

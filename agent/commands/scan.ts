@@ -4,7 +4,8 @@ import { collectSnapshot } from '../collect/listeners.js';
 import { UsageError } from '../errors.js';
 import { netnsPath } from '../exec.js';
 import type { Listener, Snapshot } from '../model.js';
-import { exposureCell, exposureOf, type Exposure } from '../exposure/exposure.js';
+import { exposureCell, exposureOf, publishedTarget, targetExposure, unheardPublished, type Exposure, type FirewallView } from '../exposure/exposure.js';
+import type { Published } from '../exposure/published.js';
 import { readFirewall } from '../exposure/read.js';
 import { parse } from './args.js';
 import { table } from './output.js';
@@ -45,7 +46,17 @@ export function listenerJson(l: Listener, exposure?: Exposure) {
   };
 }
 
-export function listenersTable(ls: readonly Listener[], exposures?: Exposure[]): string {
+/** A published port nothing here listens on: its connections go to a container. */
+export interface PublishedRow {
+  published: Published;
+  exposure: Exposure;
+}
+
+export function publishedRows(fw: FirewallView, listeners: readonly Listener[]): PublishedRow[] {
+  return unheardPublished(fw, listeners).map((p) => ({ published: p, exposure: targetExposure(publishedTarget(p), fw) }));
+}
+
+export function listenersTable(ls: readonly Listener[], exposures?: Exposure[], published: readonly PublishedRow[] = []): string {
   const rows = ls.map((l, i) => [
     l.proto + (l.family === 6 ? '6' : ''),
     `${l.family === 6 ? `[${l.address}]` : l.address}${l.interface ? `%${l.interface}` : ''}:${l.port}`,
@@ -54,6 +65,9 @@ export function listenersTable(ls: readonly Listener[], exposures?: Exposure[]):
     ...(exposures ? [exposureCell(exposures[i]!)] : []),
     l.processes.length ? l.processes.map((p) => `${p.name}(${p.pid},${p.user})`).join(' ') : '?',
   ]);
+  for (const { published: p, exposure } of published) {
+    rows.push([p.proto, `*:${p.port}`, 'published', '', ...(exposures ? [exposureCell(exposure)] : []), `DNAT → ${p.to ?? '?'}`]);
+  }
   return table(['PROTO', 'ADDRESS:PORT', 'SCOPE', 'DUAL', ...(exposures ? ['EXPOSURE'] : []), 'PROCESSES'], rows);
 }
 
@@ -69,10 +83,12 @@ export async function runScan(argv: string[]): Promise<number> {
   const { values } = parse(argv, scanOptions);
   const [snap, fw] = await Promise.all([snapshotFor(values.netns), readFirewall(values.netns)]);
   const exposures = snap.listeners.map((l) => exposureOf(l, fw));
+  const published = publishedRows(fw, snap.listeners);
   if (values.json) {
-    process.stdout.write(JSON.stringify({ host: snap.host, listeners: snap.listeners.map((l, i) => listenerJson(l, exposures[i])) }, null, 2) + '\n');
+    const pub = published.map(({ published: p, exposure }) => ({ proto: p.proto, port: p.port, to: p.to, where: p.where, exposure }));
+    process.stdout.write(JSON.stringify({ host: snap.host, listeners: snap.listeners.map((l, i) => listenerJson(l, exposures[i])), published: pub }, null, 2) + '\n');
   } else {
-    process.stdout.write(listenersTable(snap.listeners, exposures));
+    process.stdout.write(listenersTable(snap.listeners, exposures, published));
     process.stderr.write(snapshotNote(snap) + (fw.error ? `note: exposure undetermined: cannot read the firewall (${fw.error})\n` : ''));
   }
   return 0;

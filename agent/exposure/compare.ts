@@ -4,7 +4,8 @@ import { listenerPlace, type Finding, type Listener } from '../model.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import { buildPortIndex, decidingRule } from '../policy/port-index.js';
 import { IntervalSet, prefixSet, type Fam } from './intervals.js';
-import { reach, type FirewallView } from './exposure.js';
+import { LEGACY_SUFFIX } from './iptables-save.js';
+import { listenerTarget, publishedTarget, reach, unheardPublished, type FirewallView, type Target } from './exposure.js';
 
 export function policyAllows(policy: CompiledPolicy, ruleIdx: number, fam: Fam): IntervalSet {
   const rule = ruleIdx >= 0 ? policy.rules[ruleIdx]! : null;
@@ -21,7 +22,7 @@ function sample(sets: IntervalSet[]): string {
 
 /** nftables (or iptables-nft) rules and iptables-legacy rules at once: easy to misread together. */
 export function mixedFirewall(fw: FirewallView): Finding | null {
-  const nftRules = fw.ruleset ? [...fw.ruleset.chains.values()].reduce((n, c) => n + c.rules.length, 0) : 0;
+  const nftRules = fw.ruleset ? [...fw.ruleset.chains.values()].filter((c) => !c.table.endsWith(LEGACY_SUFFIX)).reduce((n, c) => n + c.rules.length, 0) : 0;
   if (!fw.legacyRules || !nftRules) return null;
   return {
     id: 'mixed-firewall', kind: 'mixed-firewall', severity: 'medium', proto: null, port: null, address: null, rule: null, processes: [],
@@ -30,67 +31,56 @@ export function mixedFirewall(fw: FirewallView): Finding | null {
   };
 }
 
-/** A host port DNAT sends to a container: the input chain (and portwarden's rules) never see it. */
-export function publishedFindings(policy: CompiledPolicy, fw: FirewallView): Finding[] {
-  const index = buildPortIndex(policy.rules);
-  const seen = new Set<string>();
-  const out: Finding[] = [];
-  for (const p of fw.published) {
-    const id = `published-container-port:${p.proto}/${p.port}`;
-    if (seen.has(id)) continue;
-    seen.add(id);
-    const idx = decidingRule(index, p.proto, p.port);
-    const rule = idx >= 0 ? policy.rules[idx]! : null;
-    const allowedFromAny = rule ? rule.action === 'allow' && rule.from.kind === 'any' : policy.default === 'allow';
-    out.push({
-      id, kind: 'published-container-port', severity: allowedFromAny ? 'low' : 'high', proto: p.proto, port: p.port, address: null, rule: rule?.name ?? null, processes: [],
-      message: `${p.proto}/${p.port} is published to a container by DNAT (${p.where}${p.to ? ` → ${p.to}` : ''}); its connections bypass the input chain${allowedFromAny ? '' : `, so ${rule ? `rule "${rule.name}"` : 'the policy'} is not enforced on it`}`,
-      remedy: `publish it on 127.0.0.1 only (docker run -p 127.0.0.1:${p.port}:…), or restrict it in the DOCKER-USER chain`,
-    });
-  }
-  return out;
-}
-
 export function compareExposure(policy: CompiledPolicy, listeners: readonly Listener[], fw: FirewallView): Finding[] {
   const mixed = mixedFirewall(fw);
-  const published = publishedFindings(policy, fw);
-  if (!fw.ruleset || fw.legacyRules > 0) return [...(mixed ? [mixed] : []), ...published];
+  const out: Finding[] = mixed ? [mixed] : [];
   const index = buildPortIndex(policy.rules);
-  const out: Finding[] = [...published];
-  for (const l of listeners) {
-    if (l.scope === 'loopback' || fw.published.some((p) => p.proto === l.proto && p.port === l.port)) continue;
-    const r = reach(l, fw)!;
-    const idx = decidingRule(index, l.proto, l.port);
+  const targets: { t: Target; l: Listener | null }[] = [
+    ...listeners.filter((l) => l.scope !== 'loopback').map((l) => ({ t: listenerTarget(l), l })),
+    ...unheardPublished(fw, listeners).map((p) => ({ t: publishedTarget(p), l: null })),
+  ];
+  for (const { t, l } of targets) {
+    const idx = decidingRule(index, t.proto, t.port);
     const rule = idx >= 0 ? policy.rules[idx]!.name : null;
+    const pub = fw.published.find((p) => p.proto === t.proto && p.port === t.port);
+    const r = reach(t, fw);
+    const base = { proto: t.proto, port: t.port, address: l?.address ?? null, rule, processes: l?.processes ?? [] };
+    const where = l ? listenerPlace(l) : `${t.proto}/${t.port}`;
+    const whom = rule ? `rule "${rule}"` : 'the policy';
     const gap: IntervalSet[] = [];
     const blocked: IntervalSet[] = [];
-    for (const [fam, acc] of r.accepted) {
-      const und = r.undetermined.get(fam)!;
+    let unsure = false;
+    for (const [fam, acc] of r?.accepted ?? []) {
+      const und = r!.undetermined.get(fam)!;
       const allowed = policyAllows(policy, idx, fam);
+      unsure ||= !und.isEmpty();
       gap.push(acc.subtract(allowed));
       blocked.push(allowed.subtract(acc).subtract(und));
     }
-    const base = { proto: l.proto, port: l.port, address: l.address, rule, processes: l.processes };
-    const where = listenerPlace(l);
-    if (gap.some((s) => !s.isEmpty())) {
-      out.push({
-        ...base,
-        id: `firewall-gap:${l.proto}/${l.port}:${l.scope}`,
-        kind: 'firewall-gap',
-        severity: 'high',
-        message: `the live firewall lets ${sample(gap)} reach ${where}, which ${rule ? `rule "${rule}"` : 'the policy'} does not allow`,
-        remedy: 'apply the policy (portwarden apply) or find the rule that accepts them with portwarden explain',
-      });
+    const published = pub && (!r || [...r.dnat.values(), ...r.undetermined.values()].some((s) => !s.isEmpty()));
+    if (published) {
+      const dest = r?.dnatTo.length ? r.dnatTo.join(', ') : (pub.to ?? pub.where);
+      const head = `${where} is published to a container by DNAT (→ ${dest}); its connections take the forward path, past the input chain`;
+      if (gap.some((s) => !s.isEmpty())) {
+        out.push({ ...base, id: `published-container-port:${t.proto}/${t.port}`, kind: 'published-container-port', severity: 'high',
+          message: `${head}, and the forward rules let ${sample(gap)} reach it, which ${whom} does not allow`,
+          remedy: 'apply the policy (portwarden apply adds a forward chain for published ports), publish it on 127.0.0.1 only, or restrict it in DOCKER-USER' });
+      } else if (!r || unsure) {
+        out.push({ ...base, id: `published-container-port:${t.proto}/${t.port}`, kind: 'published-container-port', severity: 'medium',
+          message: `${head}; who reaches it cannot be determined: ${r ? r.reasons.join('; ') : `cannot read the firewall: ${fw.error ?? 'unknown error'}`}`,
+          remedy: 'apply the policy (portwarden apply adds a forward chain for published ports), then check again' });
+      }
+    }
+    if (!r) continue;
+    if (!published && gap.some((s) => !s.isEmpty())) {
+      out.push({ ...base, id: `firewall-gap:${t.proto}/${t.port}:${l?.scope ?? 'published'}`, kind: 'firewall-gap', severity: 'high',
+        message: `the live firewall lets ${sample(gap)} reach ${where}, which ${whom} does not allow`,
+        remedy: 'apply the policy (portwarden apply) or find the rule that accepts them with portwarden explain' });
     }
     if (blocked.some((s) => !s.isEmpty())) {
-      out.push({
-        ...base,
-        id: `blocked-service:${l.proto}/${l.port}:${l.scope}`,
-        kind: 'blocked-service',
-        severity: 'medium',
-        message: `${rule ? `rule "${rule}"` : 'the policy'} allows ${sample(blocked)} to reach ${where}, but the live firewall blocks them`,
-        remedy: 'apply the policy (portwarden apply), or find the blocking rule with portwarden explain',
-      });
+      out.push({ ...base, id: `blocked-service:${t.proto}/${t.port}:${l?.scope ?? 'published'}`, kind: 'blocked-service', severity: 'medium',
+        message: `${whom} allows ${sample(blocked)} to reach ${where}, but the live firewall blocks them`,
+        remedy: 'apply the policy (portwarden apply), or find the blocking rule with portwarden explain' });
     }
   }
   return out;

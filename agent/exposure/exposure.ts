@@ -1,6 +1,8 @@
-// Who can actually reach each listener: its bind scope joined with the live input-hook rules. Pure.
+// Who can actually reach each listener, and each published container port: the bind scope joined
+// with the live rules — the input hook for connections to this host, and, for sources a prerouting
+// DNAT sends to a container, the forward hook towards it. Pure.
 import type { Listener } from '../model.js';
-import { IntervalSet, type Fam } from './intervals.js';
+import { familyOf, IntervalSet, prefixSet, type Fam } from './intervals.js';
 import { Interpreter } from './interpret.js';
 import type { Ruleset } from './nft-json.js';
 import type { Published } from './published.js';
@@ -14,76 +16,176 @@ export interface Exposure {
   perInterface?: Record<string, string[]>;
 }
 
+/** An address of this host's interface, with its prefix ("192.0.2.1/24"). */
+export interface InterfaceAddress {
+  iface: string;
+  cidr: string;
+}
+
 export interface FirewallView {
   ruleset: Ruleset | null;
   /** Why the ruleset could not be read (not root, no nft): every exposure is then undetermined. */
   error: string | null;
+  /** Interface names except lo. */
   interfaces: string[];
-  /** Rules (-A lines) that iptables-legacy holds: the interpreter reads nftables only. */
+  /** Their addresses: which interface leads to a DNAT's destination. */
+  addresses?: InterfaceAddress[];
+  /** Rules (-A lines) that iptables-legacy holds; they are in `ruleset` as tables "… (iptables-legacy)". */
   legacyRules: number;
   /** Host ports that DNAT sends to containers (findPublished). */
   published: Published[];
+}
+
+/** What a connection is made to: a listener of this host, or a published port nothing here listens on. */
+export interface Target {
+  proto: 'tcp' | 'udp';
+  port: number;
+  families: Fam[];
+  /** A listener bound to one interface (SO_BINDTODEVICE) only hears that one. */
+  interface?: string;
+  /** Is there a listener on this host for the connections no DNAT takes? */
+  listening: boolean;
 }
 
 export function listenerFamilies(l: Listener): Fam[] {
   return l.family === 4 ? [4] : l.dualStack ? [6, 4] : [6];
 }
 
+export const listenerTarget = (l: Listener): Target => ({ proto: l.proto, port: l.port, families: listenerFamilies(l), ...(l.interface ? { interface: l.interface } : {}), listening: true });
+export const publishedTarget = (p: Published): Target => ({ proto: p.proto, port: p.port, families: [4, 6], listening: false });
+
 export interface Reach {
   accepted: Map<Fam, IntervalSet>;
   undetermined: Map<Fam, IntervalSet>;
   reasons: string[];
   perInterface: Map<string, Map<Fam, IntervalSet>>;
+  /** Sources a DNAT sends elsewhere, per family, and where to ("172.17.0.2:80"). */
+  dnat: Map<Fam, IntervalSet>;
+  dnatTo: string[];
 }
 
-export function reach(l: Listener, fw: FirewallView): Reach | null {
+/** The interface whose prefix holds `address` (longest match), or null. */
+export function interfaceTowards(address: string, addrs: readonly InterfaceAddress[]): string | null {
+  const fam = familyOf(address);
+  let best: { iface: string; len: number } | null = null;
+  for (const a of addrs) {
+    if (familyOf(a.cidr.split('/')[0]!) !== fam) continue;
+    const len = Number(a.cidr.split('/')[1] ?? (fam === 4 ? 32 : 128));
+    if (prefixSet(fam!, a.cidr).has(address) && (!best || len > best.len)) best = { iface: a.iface, len };
+  }
+  return best?.iface ?? null;
+}
+
+/** "172.17.0.2:80", "[fd00::2]:80" or "172.17.0.2" → address and port (absent: unchanged). */
+export function splitTarget(to: string): { addr: string; port: number | null } {
+  const m = /^\[(.+)\]:(\d+)$/.exec(to) ?? /^([^:]+):(\d+)$/.exec(to);
+  return m ? { addr: m[1]!, port: Number(m[2]) } : { addr: to, port: null };
+}
+
+export function reach(t: Target, fw: FirewallView): Reach | null {
   if (!fw.ruleset) return null;
+  const rs = fw.ruleset;
   const accepted = new Map<Fam, IntervalSet>();
   const undetermined = new Map<Fam, IntervalSet>();
   const perInterface = new Map<string, Map<Fam, IntervalSet>>();
+  const dnat = new Map<Fam, IntervalSet>();
+  const dnatTo: string[] = [];
   const reasons: string[] = [];
-  const ifaces = l.interface ? [l.interface] : fw.interfaces.length ? fw.interfaces : ['eth0'];
-  for (const fam of listenerFamilies(l)) {
+  const note = (rs: string[]) => rs.forEach((r) => reasons.includes(r) || reasons.push(r));
+  const ifaces = t.interface ? [t.interface] : fw.interfaces.length ? fw.interfaces : ['eth0'];
+  const base = { proto: t.proto };
+  for (const fam of t.families) {
     let acc = IntervalSet.empty(fam);
     let und = IntervalSet.empty(fam);
+    let natted = IntervalSet.empty(fam);
     for (const iif of ifaces) {
       // A source reaches the service when its first packet and the ones after it both get in.
-      const first = new Interpreter(fw.ruleset, { family: fam, proto: l.proto, dport: l.port, iif, ctState: 'new' }).run();
-      const later = new Interpreter(fw.ruleset, { family: fam, proto: l.proto, dport: l.port, iif, ctState: 'established' }).run();
-      const accepted = first.accepted.intersect(later.accepted);
-      acc = acc.union(accepted);
-      und = und.union(first.undetermined).union(later.undetermined);
-      for (const r of [...first.reasons, ...later.reasons]) if (!reasons.includes(r)) reasons.push(r);
+      const both = (p: ConstructorParameters<typeof Interpreter>[1], region: IntervalSet) => {
+        const first = new Interpreter(rs, { ...p, ctState: 'new' }).run(region);
+        const later = new Interpreter(rs, { ...p, ctState: 'established' }).run(region);
+        note([...first.reasons, ...later.reasons]);
+        return { accepted: first.accepted.intersect(later.accepted), undetermined: first.undetermined.union(later.undetermined) };
+      };
+      const nat = new Interpreter(rs, { ...base, family: fam, dport: t.port, iif, hook: 'prerouting' }).runNat();
+      note(nat.reasons);
+      let here = IntervalSet.empty(fam);
+      let unsure = nat.undetermined;
+      for (const [to, region] of nat.dnat) {
+        natted = natted.union(region);
+        if (to === null) {
+          unsure = unsure.union(region);
+          note([`a DNAT on port ${t.port} does not say where it sends connections (an iptables-nft target): the forward path cannot be followed`]);
+          continue;
+        }
+        if (!dnatTo.includes(to)) dnatTo.push(to);
+        const { addr, port } = splitTarget(to);
+        const oif = interfaceTowards(addr, fw.addresses ?? []);
+        const fwd = both({ ...base, family: fam, dport: port ?? t.port, iif, hook: 'forward', daddr: addr, oif, origDport: t.port }, region);
+        here = here.union(fwd.accepted);
+        unsure = unsure.union(fwd.undetermined);
+      }
+      // Connections no DNAT took go to this host's own port: only a listener there answers.
+      if (t.listening) {
+        const direct = IntervalSet.full(fam).subtract(natted).subtract(nat.undetermined);
+        const input = both({ ...base, family: fam, dport: t.port, iif }, direct);
+        here = here.union(input.accepted);
+        unsure = unsure.union(input.undetermined);
+      }
+      acc = acc.union(here);
+      und = und.union(unsure);
       const m = perInterface.get(iif) ?? new Map<Fam, IntervalSet>();
-      m.set(fam, accepted);
+      m.set(fam, here);
       perInterface.set(iif, m);
+    }
+    // A published port without a listener exists only in the families a DNAT covers.
+    if (!t.listening && natted.isEmpty() && und.isEmpty()) {
+      for (const m of perInterface.values()) m.delete(fam);
+      continue;
     }
     accepted.set(fam, acc);
     undetermined.set(fam, und);
+    dnat.set(fam, natted);
   }
-  return { accepted, undetermined, reasons, perInterface };
+  return { accepted, undetermined, reasons, perInterface, dnat, dnatTo };
 }
 
 const cidrs = (m: Map<Fam, IntervalSet>) => [...m.values()].flatMap((s) => s.toCidrs());
 
-export function exposureOf(l: Listener, fw: FirewallView): Exposure {
-  if (l.scope === 'loopback') return { verdict: 'localhost', sources: [], reason: `bound to ${l.address}: reachable from this host only` };
-  if (!fw.ruleset) return { verdict: 'undetermined', sources: [], reason: `cannot read the firewall: ${fw.error ?? 'unknown error'}` };
-  const pub = fw.published.find((p) => p.proto === l.proto && p.port === l.port);
-  if (pub) return { verdict: 'undetermined', sources: [], reason: `published to a container by DNAT (${pub.where}${pub.to ? ` → ${pub.to}` : ''}): connections take the forward path, which portwarden does not interpret` };
-  if (fw.legacyRules > 0) return { verdict: 'undetermined', sources: [], reason: `iptables-legacy holds ${fw.legacyRules} rule(s), which portwarden does not interpret` };
-  const r = reach(l, fw)!;
+function describe(r: Reach): Exposure {
   const sources = cidrs(r.accepted);
   const per = [...r.perInterface.entries()];
   const differ = per.length > 1 && per.some(([, m]) => cidrs(m).join() !== cidrs(per[0]![1]).join());
   const perInterface = differ ? Object.fromEntries(per.map(([i, m]) => [i, cidrs(m)])) : undefined;
+  const natted = [...r.dnat.values()].some((s) => !s.isEmpty());
+  const path = natted ? `the prerouting DNAT${r.dnatTo.length ? ` (→ ${r.dnatTo.join(', ')})` : ''} and the forward rules` : 'the input rules';
   if ([...r.undetermined.values()].some((s) => !s.isEmpty())) {
     return { verdict: 'undetermined', sources, reason: r.reasons.join('; '), ...(perInterface ? { perInterface } : {}) };
   }
   const all = [...r.accepted.values()];
   const verdict = all.every((s) => s.isEmpty()) ? 'none' : all.every((s) => s.isFull()) ? 'any' : 'restricted';
-  const reason = verdict === 'none' ? 'the input rules refuse every new connection' : verdict === 'any' ? 'the input rules accept new connections from everywhere' : 'the input rules accept some sources';
+  const reason = verdict === 'none' ? `${path} refuse every new connection` : verdict === 'any' ? `${path} accept new connections from everywhere` : `${path} accept some sources`;
   return { verdict, sources, reason, ...(perInterface ? { perInterface } : {}) };
+}
+
+export function exposureOf(l: Listener, fw: FirewallView): Exposure {
+  if (l.scope === 'loopback') return { verdict: 'localhost', sources: [], reason: `bound to ${l.address}: reachable from this host only` };
+  return targetExposure(listenerTarget(l), fw);
+}
+
+export function targetExposure(t: Target, fw: FirewallView): Exposure {
+  if (!fw.ruleset) return { verdict: 'undetermined', sources: [], reason: `cannot read the firewall: ${fw.error ?? 'unknown error'}` };
+  return describe(reach(t, fw)!);
+}
+
+/** Published ports nothing on this host listens on (with a docker-proxy, the listener row covers it). */
+export function unheardPublished(fw: FirewallView, listeners: readonly Listener[]): Published[] {
+  const seen = new Set<string>();
+  return fw.published.filter((p) => {
+    const key = `${p.proto}/${p.port}`;
+    if (seen.has(key) || listeners.some((l) => l.proto === p.proto && l.port === p.port && l.scope !== 'loopback')) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** Short text for the table's EXPOSURE column. */

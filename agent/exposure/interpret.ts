@@ -1,18 +1,37 @@
 // Follows a hypothetical new connection (family, proto, destination port, input interface) through
-// the input-hook base chains of a ruleset, for a whole region of source addresses at once: which
+// the base chains of one hook of a ruleset, for a whole region of source addresses at once: which
 // sources are accepted, which dropped, and which the interpreter cannot decide (with the
 // expression that stopped it). A drop or reject in any base chain is final; an accept only ends
-// its own chain. Pure.
+// its own chain. The input hook is a connection to this host; the forward hook one that a DNAT
+// sent on to a container; the prerouting nat chains say which sources that DNAT catches. Pure.
 import { IntervalSet, prefixSet, rangeSet, type Fam } from './intervals.js';
-import { chainKey, isObj, type Obj, inputChains, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
+import { baseChains, chainKey, isObj, type Obj, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
 
 export interface Packet {
   family: Fam;
   proto: 'tcp' | 'udp';
+  /** The destination port as the chains of this hook see it (after a DNAT on the forward path). */
   dport: number;
   iif: string;
   /** The first packet of a connection (new) or a later one from the client (established). */
   ctState?: 'new' | 'established';
+  /** input (default): to this host; forward: after a DNAT, to `daddr` through `oif`. */
+  hook?: 'input' | 'forward' | 'prerouting';
+  /** Forward path: the address a DNAT sent the connection to. */
+  daddr?: string;
+  /** Forward path: the interface towards daddr (null: not known, so oif matches are undetermined). */
+  oif?: string | null;
+  /** Forward path: the port the client asked for (ct original proto-dst), before the DNAT. */
+  origDport?: number;
+}
+
+/** What the prerouting nat chains do with a connection: which sources a DNAT sends where. */
+export interface NatVerdicts {
+  /** "addr" or "addr:port" (null: the rule does not say, e.g. an iptables-nft xt target) → sources. */
+  dnat: Map<string | null, IntervalSet>;
+  undetermined: IntervalSet;
+  reasons: string[];
+  trace: TraceStep[];
 }
 
 export interface TraceStep {
@@ -32,6 +51,14 @@ export interface Verdicts {
 }
 
 class Undecidable extends Error {}
+
+/** "addr" or "addr:port" of a native dnat statement; null when it maps or is otherwise not constant. */
+function dnatTarget(d: Obj): string | null {
+  if (typeof d.addr !== 'string') return null;
+  if (d.port === undefined) return d.addr;
+  if (typeof d.port !== 'number') return null;
+  return d.addr.includes(':') ? `[${d.addr}]:${d.port}` : `${d.addr}:${d.port}`;
+}
 
 const PROTO_NUM: Record<string, number> = { tcp: 6, udp: 17 };
 
@@ -120,7 +147,7 @@ export class Interpreter {
   constructor(
     private readonly rs: Ruleset,
     private readonly p: Packet,
-    private readonly tracing = false,
+    private tracing = false,
   ) {}
 
   private trace: TraceStep[] = [];
@@ -186,6 +213,13 @@ export class Interpreter {
         const set = this.addressSet(right, items, fam, chain);
         return { kind: 'sources', set: negate ? set.complement() : set };
       }
+      if ((protocol === 'ip' || protocol === 'ip6') && field === 'daddr') {
+        const fam: Fam = protocol === 'ip' ? 4 : 6;
+        if (fam !== this.p.family) return { kind: 'const', value: false };
+        // Only the forward path knows the destination (the DNAT's); on input it is one of ours.
+        if (this.p.daddr === undefined) throw new Undecidable(`${protocol} daddr`);
+        return k(this.addressSet(right, items, fam, chain).has(this.p.daddr));
+      }
       if (protocol === 'tcp' || protocol === 'udp' || protocol === 'th') {
         if (protocol !== 'th' && protocol !== this.p.proto) return { kind: 'const', value: false };
         if (field === 'dport') return k(this.valueIn(items, this.p.dport));
@@ -200,20 +234,28 @@ export class Interpreter {
       if (key === 'nfproto') return k(this.valueIn(items, this.p.family === 4 ? 'ipv4' : 'ipv6'));
       if (key === 'protocol') return k(this.valueIn(items, this.p.family === 4 ? 'ip' : 'ip6'));
       if (key === 'iif' || key === 'iifname') return k(this.valueIn(items, this.p.iif));
+      if (key === 'oif' || key === 'oifname') {
+        // Before routing (prerouting, input) there is no output interface: the match never holds.
+        if ((this.p.hook ?? 'input') !== 'forward') return { kind: 'const', value: false };
+        if (!this.p.oif) throw new Undecidable(`meta ${key} (the interface towards ${this.p.daddr ?? '?'} is not known)`);
+        return k(this.valueIn(items, this.p.oif));
+      }
       if (key === 'pkttype') return k(this.valueIn(items, 'host'));
       throw new Undecidable(`meta ${key}`);
     }
     if (isObj(left.ct)) {
       const key = String((left.ct as Obj).key);
+      const dir = (left.ct as Obj).dir;
       if (key === 'state') return k(this.valueIn(items, this.p.ctState ?? 'new'));
-      // A connection made straight to the listener's port was not NATed on its way in.
-      if (key === 'status' && items.every((i) => i === 'dnat' || i === 'snat')) return k(false);
-      throw new Undecidable(`ct ${key}`);
+      // Only a connection on the forward path after our DNAT was NATed on its way in.
+      if (key === 'status' && items.every((i) => i === 'dnat' || i === 'snat')) return k(items.includes('dnat') && this.p.origDport !== undefined);
+      if (key === 'proto-dst' && (dir === 'original' || dir === undefined)) return k(this.valueIn(items, this.p.origDport ?? this.p.dport));
+      throw new Undecidable(`ct ${typeof dir === 'string' ? `${dir} ` : ''}${key}`);
     }
     if (isObj(left.fib)) {
       const fib = left.fib as { result?: string; flags?: string[] };
-      // On the input path every packet is addressed to this host: daddr type is local.
-      if (fib.result === 'type' && fib.flags?.length === 1 && fib.flags[0] === 'daddr') return k(this.valueIn(items, 'local'));
+      // Before a DNAT every packet here is addressed to this host (local); after it, to a container.
+      if (fib.result === 'type' && fib.flags?.length === 1 && fib.flags[0] === 'daddr') return k(this.valueIn(items, this.p.hook === 'forward' ? 'unicast' : 'local'));
       throw new Undecidable(`fib ${short(left)}`);
     }
     throw new Undecidable(`match ${short(m)}`);
@@ -271,12 +313,18 @@ export class Interpreter {
           limited = true;
         } else if (k === 'counter' || k === 'log' || k === 'comment' || k === 'notrack' || k === 'mangle' || k === 'quota' || k === 'set') {
           /* no effect on the verdict */
+        } else if (k === 'xt' && isObj(v) && v.type === 'match') {
+          // An iptables-nft match nft cannot show: its options are in iptables-nft-save (see xt-save.ts).
+          if (v.name !== 'comment') undecided ??= new Undecidable(`iptables match -m ${String(v.name)}`);
         } else if (['accept', 'drop', 'reject', 'jump', 'goto', 'return', 'continue'].includes(k!)) {
+          verdict = e;
+          break;
+        } else if (this.p.hook === 'prerouting' && (k === 'dnat' || (k === 'xt' && isObj(v) && v.type === 'target' && v.name === 'DNAT'))) {
           verdict = e;
           break;
         } else throw new Undecidable(`statement ${short(e)}`);
       }
-      if (undecided && !M.isEmpty()) throw undecided;
+      if (undecided && !M.isEmpty() && !(verdict && this.neutralJump(verdict, chain, M, depth))) throw undecided;
     } catch (err) {
       if (!(err instanceof Undecidable)) throw err;
       // Only the part of R that the decidable matches so far let through is uncertain.
@@ -285,7 +333,7 @@ export class Interpreter {
       record(M, 'undetermined');
       return { accept: none, refuse: none, undet: M, ret: none, rest: R.subtract(M) };
     }
-    if (M.isEmpty() || !verdict) return { accept: none, refuse: none, undet: none, ret: none, rest: R };
+    if (M.isEmpty() || !verdict || undecided) return { accept: none, refuse: none, undet: none, ret: none, rest: R };
     const [vk, vv] = Object.entries(verdict)[0]!;
     // A rate limit sometimes lets a source through: for accept that source counts as reaching;
     // for a refusing verdict the rule is taken as not matching (the source sometimes passes).
@@ -303,7 +351,16 @@ export class Interpreter {
     }
     const rest = R.subtract(M);
     switch (vk) {
+      case 'dnat':
+      case 'xt': {
+        record(M, 'dnat');
+        const target = vk === 'dnat' && isObj(vv) ? dnatTarget(vv) : null;
+        this.dnat.set(target, (this.dnat.get(target) ?? IntervalSet.empty(fam)).union(M));
+        return { accept: M, refuse: none, undet: none, ret: none, rest };
+      }
       case 'accept':
+        // In a nat chain accept only means "no translation here".
+        if (this.p.hook === 'prerouting') return { accept: none, refuse: M, undet: none, ret: none, rest };
         record(M, 'accept');
         return { accept: M, refuse: none, undet: none, ret: none, rest };
       case 'drop':
@@ -328,13 +385,47 @@ export class Interpreter {
     }
   }
 
-  /** Runs every input base chain in priority order over `sources`. */
+  private dnat = new Map<string | null, IntervalSet>();
+
+  /**
+   * Whether jumping to the verdict's chain returns every source of M untouched: then it does not
+   * matter that the rule's match could not be decided (e.g. Docker's `-m addrtype … -j DOCKER` for
+   * a port the DOCKER chain never translates).
+   */
+  private neutralJump(verdict: Obj, chain: NftChain, M: IntervalSet, depth: number): boolean {
+    if (!isObj(verdict.jump)) return false;
+    const target = this.rs.chains.get(chainKey(chain.family, chain.table, String(verdict.jump.target)));
+    if (!target) return false;
+    const saved = { trace: this.trace.length, reasons: this.reasons.length, dnat: new Map(this.dnat), tracing: this.tracing };
+    this.tracing = false;
+    const sub = this.chain(target, M, depth + 1);
+    this.trace.length = saved.trace;
+    this.reasons.length = saved.reasons;
+    this.dnat = saved.dnat;
+    this.tracing = saved.tracing;
+    return sub.ret.equals(M) && sub.undet.isEmpty();
+  }
+
+  /** Runs the prerouting nat base chains: which sources a DNAT sends where. */
+  runNat(sources: IntervalSet = IntervalSet.full(this.p.family)): NatVerdicts {
+    let alive = sources;
+    let undetermined = IntervalSet.empty(this.p.family);
+    for (const c of baseChains(this.rs, this.p.family, 'prerouting', 'nat')) {
+      // The first translation wins: sources a chain translated skip the later nat chains.
+      const r = this.chain(c, alive, 0);
+      undetermined = undetermined.union(r.undet);
+      alive = alive.subtract(r.accept).subtract(r.undet);
+    }
+    return { dnat: this.dnat, undetermined, reasons: this.reasons, trace: this.trace };
+  }
+
+  /** Runs every filter base chain of the packet's hook in priority order over `sources`. */
   run(sources: IntervalSet = IntervalSet.full(this.p.family)): Verdicts {
     const fam = this.p.family;
     let alive = sources;
     let refused = IntervalSet.empty(fam);
     let undetermined = IntervalSet.empty(fam);
-    for (const c of inputChains(this.rs, fam)) {
+    for (const c of baseChains(this.rs, fam, this.p.hook === 'forward' ? 'forward' : 'input', 'filter')) {
       const r = this.chain(c, alive, 0);
       const policyRefuses = c.policy === 'drop';
       if (this.tracing && !r.ret.isEmpty()) this.trace.push({ chain: `${c.family} ${c.table} ${c.name}`, handle: null, comment: null, rule: '(end of chain)', outcome: `policy ${c.policy}` });

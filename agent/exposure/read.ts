@@ -1,28 +1,39 @@
-// Reads the live firewall, iptables-legacy's rule count and interface names (inside --netns when
-// given), all at once. I/O edge.
+// Reads the live firewall — nftables, iptables-legacy, and iptables-nft's own listing for the rules
+// nft can only show as `xt` — and the interfaces with their addresses (inside --netns when given),
+// all at once. I/O edge.
 import { exec as defaultExec, inNetns, type Exec, type ExecResult } from '../exec.js';
 import type { FirewallView } from './exposure.js';
+import { addLegacy, fillXt } from './iptables-save.js';
 import { parseNftJson } from './nft-json.js';
 import { findPublished } from './published.js';
 
 export async function readFirewall(netns?: string, exec: Exec = defaultExec): Promise<FirewallView> {
   const run = (cmd: string, args: string[]): Promise<ExecResult | Error> => exec(...inNetns(netns, cmd, args)).catch((err: Error) => err);
-  const [links, nft, legacy4, legacy6] = await Promise.all([
-    run('ip', ['-j', 'link', 'show']),
+  const ok = (r: ExecResult | Error): string | null => (!(r instanceof Error) && r.code === 0 ? r.stdout : null);
+  const [links, nft, legacy4, legacy6, xt4, xt6] = await Promise.all([
+    run('ip', ['-j', 'addr', 'show']),
     run('nft', ['-j', 'list', 'ruleset']),
     run('iptables-legacy-save', []),
     run('ip6tables-legacy-save', []),
+    run('iptables-nft-save', []),
+    run('ip6tables-nft-save', []),
   ]);
-  const view: FirewallView = { ruleset: null, error: null, interfaces: [], legacyRules: 0, published: [] };
+  const view: FirewallView = { ruleset: null, error: null, interfaces: [], addresses: [], legacyRules: 0, published: [] };
   // No ip: evaluate for a generic interface. No legacy tools: no legacy rules to worry about.
-  if (!(links instanceof Error) && links.code === 0) view.interfaces = (JSON.parse(links.stdout) as { ifname: string }[]).map((i) => i.ifname).filter((n) => n !== 'lo');
-  for (const r of [legacy4, legacy6]) {
-    if (!(r instanceof Error) && r.code === 0) view.legacyRules += r.stdout.split('\n').filter((l) => l.startsWith('-A ')).length;
+  const linkText = ok(links);
+  if (linkText) {
+    const ifs = JSON.parse(linkText) as { ifname: string; addr_info?: { local?: string; prefixlen?: number }[] }[];
+    view.interfaces = ifs.map((i) => i.ifname).filter((n) => n !== 'lo');
+    view.addresses = ifs.flatMap((i) => (i.addr_info ?? []).filter((a) => a.local && a.prefixlen !== undefined).map((a) => ({ iface: i.ifname, cidr: `${a.local}/${a.prefixlen}` })));
   }
-  if (nft instanceof Error) view.error = (nft as NodeJS.ErrnoException).code === 'ENOENT' ? 'nft is not installed' : nft.message;
-  else if (nft.code !== 0) view.error = nft.stderr.trim().split('\n')[0] ?? `nft exited ${nft.code}`;
+  const notInstalled = nft instanceof Error && (nft as NodeJS.ErrnoException).code === 'ENOENT';
+  if (nft instanceof Error && !notInstalled) view.error = nft.message;
+  else if (!(nft instanceof Error) && nft.code !== 0) view.error = nft.stderr.trim().split('\n')[0] ?? `nft exited ${nft.code}`;
+  else if (notInstalled && ok(legacy4) === null) view.error = 'nft is not installed';
   else {
-    view.ruleset = parseNftJson(nft.stdout || '{"nftables":[]}');
+    view.ruleset = parseNftJson(ok(nft) || '{"nftables":[]}');
+    for (const [text, fam] of [[ok(xt4), 4], [ok(xt6), 6]] as const) if (text) fillXt(view.ruleset, text, fam);
+    for (const [text, fam] of [[ok(legacy4), 4], [ok(legacy6), 6]] as const) if (text) view.legacyRules += addLegacy(view.ruleset, text, fam);
     view.published = findPublished(view.ruleset);
   }
   return view;
