@@ -102,7 +102,12 @@ test('docker-like iptables-nft rules: DNAT target and addrtype read back; exposu
   // DOCKER-USER is where operators restrict published ports: a drop there is honoured.
   const restricted = xtView('docker');
   const user = restricted.ruleset!.chains.get('ip filter DOCKER-USER')!;
+  // Without -i the rule also drops the container's answers (their source is the container): no one gets through.
   user.rules.unshift({ handle: 99, comment: null, expr: translateRule(['!', '-s', '192.0.2.0/24', '-j', 'DROP'], 4) });
+  assert.equal(targetExposure(publishedTarget(restricted.published[0]!), restricted).verdict, 'none');
+  user.rules[0] = { handle: 99, comment: null, expr: translateRule(['-i', 'eth0', '!', '-s', '192.0.2.0/24', '-j', 'DROP'], 4) };
+  assert.deepEqual(targetExposure(publishedTarget(restricted.published[0]!), restricted).sources, ['192.0.2.0/24']);
+  user.rules[0] = { handle: 99, comment: null, expr: translateRule(['-m', 'conntrack', '!', '--ctorigsrc', '192.0.2.0/24', '-j', 'DROP'], 4) };
   assert.deepEqual(targetExposure(publishedTarget(restricted.published[0]!), restricted).sources, ['192.0.2.0/24']);
   assert.deepEqual(compareExposure(policy, [], restricted), [], 'the forward path now matches the policy');
 });

@@ -53,7 +53,7 @@ export interface PublishedRow {
 }
 
 export function publishedRows(fw: FirewallView, listeners: readonly Listener[]): PublishedRow[] {
-  return unheardPublished(fw, listeners).map((p) => ({ published: p, exposure: targetExposure(publishedTarget(p), fw) }));
+  return unheardPublished(fw, listeners).map((u) => ({ published: u.published, exposure: targetExposure(publishedTarget(u.published, u.families), fw) }));
 }
 
 export function listenersTable(ls: readonly Listener[], exposures?: Exposure[], published: readonly PublishedRow[] = []): string {

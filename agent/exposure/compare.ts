@@ -37,7 +37,7 @@ export function compareExposure(policy: CompiledPolicy, listeners: readonly List
   const index = buildPortIndex(policy.rules);
   const targets: { t: Target; l: Listener | null }[] = [
     ...listeners.filter((l) => l.scope !== 'loopback').map((l) => ({ t: listenerTarget(l), l })),
-    ...unheardPublished(fw, listeners).map((p) => ({ t: publishedTarget(p), l: null })),
+    ...unheardPublished(fw, listeners).map((u) => ({ t: publishedTarget(u.published, u.families), l: null })),
   ];
   for (const { t, l } of targets) {
     const idx = decidingRule(index, t.proto, t.port);

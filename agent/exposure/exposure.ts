@@ -3,7 +3,7 @@
 // DNAT sends to a container, the forward hook towards it. Pure.
 import type { Listener } from '../model.js';
 import { familyOf, IntervalSet, prefixSet, type Fam } from './intervals.js';
-import { Interpreter } from './interpret.js';
+import { Interpreter, type Packet } from './interpret.js';
 import type { Ruleset } from './nft-json.js';
 import type { Published } from './published.js';
 
@@ -52,7 +52,7 @@ export function listenerFamilies(l: Listener): Fam[] {
 }
 
 export const listenerTarget = (l: Listener): Target => ({ proto: l.proto, port: l.port, families: listenerFamilies(l), ...(l.interface ? { interface: l.interface } : {}), listening: true });
-export const publishedTarget = (p: Published): Target => ({ proto: p.proto, port: p.port, families: [4, 6], listening: false });
+export const publishedTarget = (p: Published, families: Fam[] = [4, 6]): Target => ({ proto: p.proto, port: p.port, families, listening: false });
 
 export interface Reach {
   accepted: Map<Fam, IntervalSet>;
@@ -100,11 +100,13 @@ export function reach(t: Target, fw: FirewallView): Reach | null {
     let natted = IntervalSet.empty(fam);
     for (const iif of ifaces) {
       // A source reaches the service when its first packet and the ones after it both get in.
-      const both = (p: ConstructorParameters<typeof Interpreter>[1], region: IntervalSet) => {
-        const first = new Interpreter(rs, { ...p, ctState: 'new' }).run(region);
-        const later = new Interpreter(rs, { ...p, ctState: 'established' }).run(region);
-        note([...first.reasons, ...later.reasons]);
-        return { accepted: first.accepted.intersect(later.accepted), undetermined: first.undetermined.union(later.undetermined) };
+      // On the forward path the container's answers cross the same chains and must pass too.
+      const both = (p: Packet, region: IntervalSet) => {
+        const runs = [{ ...p, ctState: 'new' as const }, { ...p, ctState: 'established' as const }];
+        if (p.hook === 'forward') runs.push({ ...p, ctState: 'established', reply: true, iif: p.oif ?? '', oif: p.iif });
+        const vs = runs.map((q) => new Interpreter(rs, q).run(region));
+        note(vs.flatMap((v) => v.reasons));
+        return { accepted: vs.reduce((a, v) => a.intersect(v.accepted), region), undetermined: vs.reduce((u, v) => u.union(v.undetermined), IntervalSet.empty(p.family)) };
       };
       const nat = new Interpreter(rs, { ...base, family: fam, dport: t.port, iif, hook: 'prerouting' }).runNat();
       note(nat.reasons);
@@ -177,15 +179,22 @@ export function targetExposure(t: Target, fw: FirewallView): Exposure {
   return describe(reach(t, fw)!);
 }
 
-/** Published ports nothing on this host listens on (with a docker-proxy, the listener row covers it). */
-export function unheardPublished(fw: FirewallView, listeners: readonly Listener[]): Published[] {
+/**
+ * Published ports, each with the families no listener of this host covers (with a docker-proxy
+ * listening on both, its listener row stands for the port).
+ */
+export function unheardPublished(fw: FirewallView, listeners: readonly Listener[]): { published: Published; families: Fam[] }[] {
   const seen = new Set<string>();
-  return fw.published.filter((p) => {
+  const out: { published: Published; families: Fam[] }[] = [];
+  for (const p of fw.published) {
     const key = `${p.proto}/${p.port}`;
-    if (seen.has(key) || listeners.some((l) => l.proto === p.proto && l.port === p.port && l.scope !== 'loopback')) return false;
+    if (seen.has(key)) continue;
     seen.add(key);
-    return true;
-  });
+    const heard = new Set(listeners.filter((l) => l.proto === p.proto && l.port === p.port && l.scope !== 'loopback').flatMap(listenerFamilies));
+    const families = ([4, 6] as Fam[]).filter((f) => !heard.has(f));
+    if (families.length) out.push({ published: p, families });
+  }
+  return out;
 }
 
 /** Short text for the table's EXPOSURE column. */

@@ -23,7 +23,15 @@ export interface Packet {
   oif?: string | null;
   /** Forward path: the port the client asked for (ct original proto-dst), before the DNAT. */
   origDport?: number;
+  /**
+   * Forward path: the container's answer, from daddr:dport back to the client (iif and oif
+   * swapped). The address region is then the packet's destination.
+   */
+  reply?: boolean;
 }
+
+/** Where a client's source port lies: some unprivileged port, which one is not known. */
+const CLIENT_PORTS = [1024, 65535] as const;
 
 /** What the prerouting nat chains do with a connection: which sources a DNAT sends where. */
 export interface NatVerdicts {
@@ -186,6 +194,19 @@ export class Interpreter {
     return set;
   }
 
+  /** true: every port in lo..hi matches; false: none does; null: some do. */
+  private portsCover(items: Json[], lo: number, hi: number): boolean | null {
+    let covered = false;
+    let touched = false;
+    for (const it of items) {
+      const [a, b] = isObj(it) && Array.isArray(it.range) ? [Number(it.range[0]), Number(it.range[1])] : typeof it === 'number' ? [it, it] : [NaN, NaN];
+      if (Number.isNaN(a)) return null;
+      if (a <= lo && b >= hi) covered = true;
+      if (b >= lo && a <= hi) touched = true;
+    }
+    return covered ? true : touched ? null : false;
+  }
+
   private valueIn(items: Json[], v: number | string, names: Record<string, number> = {}): boolean {
     const num = (x: Json): number | string => (typeof x === 'string' && x in names ? names[x]! : (x as number | string));
     return items.some((it) => {
@@ -207,22 +228,27 @@ export class Interpreter {
     if (!isObj(left)) throw new Undecidable(`match ${short(m)}`);
     if (isObj(left.payload)) {
       const { protocol, field } = left.payload as { protocol?: string; field?: string };
-      if ((protocol === 'ip' || protocol === 'ip6') && field === 'saddr') {
+      if ((protocol === 'ip' || protocol === 'ip6') && (field === 'saddr' || field === 'daddr')) {
         const fam: Fam = protocol === 'ip' ? 4 : 6;
         if (fam !== this.p.family) return { kind: 'const', value: false }; // implicit nfproto dependency
-        const set = this.addressSet(right, items, fam, chain);
-        return { kind: 'sources', set: negate ? set.complement() : set };
-      }
-      if ((protocol === 'ip' || protocol === 'ip6') && field === 'daddr') {
-        const fam: Fam = protocol === 'ip' ? 4 : 6;
-        if (fam !== this.p.family) return { kind: 'const', value: false };
-        // Only the forward path knows the destination (the DNAT's); on input it is one of ours.
-        if (this.p.daddr === undefined) throw new Undecidable(`${protocol} daddr`);
+        // The region is the client's address: the source, or in a reply the destination.
+        if (field === (this.p.reply ? 'daddr' : 'saddr')) {
+          const set = this.addressSet(right, items, fam, chain);
+          return { kind: 'sources', set: negate ? set.complement() : set };
+        }
+        // The other end: only the forward path knows it (the DNAT's); on input it is one of ours.
+        if (this.p.daddr === undefined) throw new Undecidable(`${protocol} ${field}`);
         return k(this.addressSet(right, items, fam, chain).has(this.p.daddr));
       }
       if (protocol === 'tcp' || protocol === 'udp' || protocol === 'th') {
         if (protocol !== 'th' && protocol !== this.p.proto) return { kind: 'const', value: false };
-        if (field === 'dport') return k(this.valueIn(items, this.p.dport));
+        if (field === (this.p.reply ? 'sport' : 'dport')) return k(this.valueIn(items, this.p.dport));
+        if (field === (this.p.reply ? 'dport' : 'sport')) {
+          // The client's port: some unprivileged port. Decided only when the match says the same for all of them.
+          const hits = this.portsCover(items, CLIENT_PORTS[0], CLIENT_PORTS[1]);
+          if (hits === null) throw new Undecidable(`${protocol} ${field} (the client's port)`);
+          return k(hits);
+        }
         throw new Undecidable(`${protocol} ${field}`);
       }
       if (protocol === 'icmp' || protocol === 'icmpv6') return { kind: 'const', value: false };
@@ -233,7 +259,10 @@ export class Interpreter {
       if (key === 'l4proto') return k(this.valueIn(items, PROTO_NUM[this.p.proto]!, PROTO_NUM));
       if (key === 'nfproto') return k(this.valueIn(items, this.p.family === 4 ? 'ipv4' : 'ipv6'));
       if (key === 'protocol') return k(this.valueIn(items, this.p.family === 4 ? 'ip' : 'ip6'));
-      if (key === 'iif' || key === 'iifname') return k(this.valueIn(items, this.p.iif));
+      if (key === 'iif' || key === 'iifname') {
+        if (!this.p.iif) throw new Undecidable(`meta ${key} (the input interface is not known)`);
+        return k(this.valueIn(items, this.p.iif));
+      }
       if (key === 'oif' || key === 'oifname') {
         // Before routing (prerouting, input) there is no output interface: the match never holds.
         if ((this.p.hook ?? 'input') !== 'forward') return { kind: 'const', value: false };
@@ -250,6 +279,13 @@ export class Interpreter {
       // Only a connection on the forward path after our DNAT was NATed on its way in.
       if (key === 'status' && items.every((i) => i === 'dnat' || i === 'snat')) return k(items.includes('dnat') && this.p.origDport !== undefined);
       if (key === 'proto-dst' && (dir === 'original' || dir === undefined)) return k(this.valueIn(items, this.p.origDport ?? this.p.dport));
+      // The connection's original source is the client, whichever way this packet goes.
+      if ((key === 'saddr' || key === 'ip saddr' || key === 'ip6 saddr') && dir === 'original') {
+        const fam = (left.ct as Obj).family === 'ip6' ? 6 : (left.ct as Obj).family === 'ip' ? 4 : this.p.family;
+        if (fam !== this.p.family) return { kind: 'const', value: false };
+        const set = this.addressSet(right, items, fam, chain);
+        return { kind: 'sources', set: negate ? set.complement() : set };
+      }
       throw new Undecidable(`ct ${typeof dir === 'string' ? `${dir} ` : ''}${key}`);
     }
     if (isObj(left.fib)) {
@@ -270,7 +306,8 @@ export class Interpreter {
     let undet = IntervalSet.empty(fam);
     let ret = IntervalSet.empty(fam);
     if (depth > 32) throw new Undecidable(`jump depth over 32 at ${chain.name}`);
-    for (const rule of candidates(chain, this.p.proto, this.p.dport)) {
+    // A reply's destination port is the client's: the index by destination port does not apply.
+    for (const rule of this.p.reply ? chain.rules : candidates(chain, this.p.proto, this.p.dport)) {
       if (R.isEmpty()) break;
       const out = this.rule(rule, chain, R, depth);
       accept = accept.union(out.accept);

@@ -111,9 +111,11 @@ export function translateRule(args: string[], family: 4 | 6): Json[] {
       case '-m': case '--match': module = val(); if (!['tcp', 'udp', 'comment', 'conntrack', 'state', 'multiport', 'addrtype', 'limit', 'hashlimit', 'icmp', 'icmp6', 'recent'].includes(module)) expr.push(xtMatch(module)); break;
       case '--dport': case '--destination-port': expr.push(match({ payload: { protocol: proto || 'th', field: 'dport' } }, ports(val()), neg)); break;
       case '--dports': case '--destination-ports': expr.push(match({ payload: { protocol: proto || 'th', field: 'dport' } }, ports(val()), neg)); break;
-      case '--sport': case '--sports': case '--ports': case '--source-port': val(); expr.push(xtMatch(`${module || proto} ${a}`)); break;
+      case '--sport': case '--sports': case '--source-port': case '--source-ports': expr.push(match({ payload: { protocol: proto || 'th', field: 'sport' } }, ports(val()), neg)); break;
+      case '--ports': val(); expr.push(xtMatch(`${module || proto} ${a}`)); break;
       case '--ctstate': case '--state': expr.push(...ctstate(val(), neg)); break;
       case '--ctstatus': expr.push(match({ ct: { key: 'status' } }, { set: val().toLowerCase().split(',') }, neg)); break;
+      case '--ctorigsrc': expr.push(match({ ct: { key: 'saddr', dir: 'original', family: ip } }, addr(val()), neg)); break;
       case '--ctorigdstport': expr.push(match({ ct: { key: 'proto-dst', dir: 'original' } }, ports(val()), neg)); break;
       case '--dst-type': { const t = val().toLowerCase(); expr.push(match({ fib: { result: 'type', flags: ['daddr'] } }, t === 'local' ? 'local' : t, neg)); break; }
       case '--comment': val(); break;

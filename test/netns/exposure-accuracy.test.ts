@@ -168,17 +168,24 @@ test('exposure predictions match real connects (v4 and v6, many rulesets)', asyn
   }
 });
 
-test('iptables-legacy rules beside nftables: check reports mixed-firewall, scan says undetermined', async (t) => {
+test('iptables-legacy rules beside nftables: scan interprets both, check reports mixed-firewall', async (t) => {
   if (!needsRootAnd(t, 'nft', 'nsenter', 'ip', 'iptables-legacy')) return;
-  const lab = createLab(1);
+  const lab = createLab(2);
   const children: ChildProcess[] = [];
   try {
-    children.push(await startListeners(lab.server.ns, [{ proto: 'tcp', host: '0.0.0.0', port: 7000 }]));
+    children.push(await startListeners(lab.server.ns, [7000, 7001].map((port) => ({ proto: 'tcp' as const, host: '0.0.0.0', port }))));
     nsRun(lab.server.ns, 'nft', ['-f', '-'], HAND_WRITTEN[0]!);
     nsRun(lab.server.ns, 'iptables-legacy', ['-A', 'INPUT', '-p', 'tcp', '--dport', '7000', '-j', 'DROP']);
+    nsRun(lab.server.ns, 'iptables-legacy', ['-A', 'INPUT', '-s', lab.clients[1]!.v4, '-p', 'tcp', '-m', 'multiport', '--dports', '7001,7002', '-j', 'REJECT', '--reject-with', 'tcp-reset']);
     const scan = JSON.parse((await runCli(['scan', '--json', '--netns', lab.server.ns])).stdout) as { listeners: ScanListener[] };
-    assert.equal(scan.listeners.find((l) => l.port === 7000)!.exposure.verdict, 'undetermined');
-    assert.deepEqual(probe(lab.clients[0]!.ns, [{ proto: 'tcp', host: lab.server.v4, port: 7000 }]), ['timeout'], 'the legacy rule really drops');
+    const at = (port: number) => scan.listeners.find((l) => l.port === port)!.exposure;
+    assert.equal(at(7000).verdict, 'none', 'nft accepts 7000 from anyone, the legacy rule drops it');
+    assert.deepEqual(at(7001).sources, [`${lab.clients[0]!.v4}/32`], 'nft allows c1 only; legacy refuses c2 anyway');
+    // Real connects agree.
+    for (const [i, client] of lab.clients.entries()) {
+      const seen = probe(client.ns, [7000, 7001].map((port) => ({ proto: 'tcp' as const, host: lab.server.v4, port })), { timeoutMs: 400 });
+      assert.deepEqual(seen.map((s) => s === 'open'), [false, i === 0], `client ${i + 1}: ${seen.join()}`);
+    }
     const check = await runCli(['check', '--json', '--netns', lab.server.ns, '--policy', `${ROOT}rules/default.yaml`]);
     const kinds = (JSON.parse(check.stdout) as { findings: { kind: string }[] }).findings.map((f) => f.kind);
     assert.ok(kinds.includes('mixed-firewall'), kinds.join());
