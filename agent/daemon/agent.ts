@@ -7,6 +7,8 @@ import type { Logger } from 'pino';
 import { OwnerIndex } from '../collect/processes.js';
 import { collectSnapshot } from '../collect/listeners.js';
 import { evaluate, sortFindings } from '../policy/evaluate.js';
+import { compareExposure } from '../exposure/compare.js';
+import { readFirewall } from '../exposure/read.js';
 import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
 import { liveState, StateDir } from '../firewall/apply.js';
 import { ensureDir, readJson, writeJson } from '../state-files.js';
@@ -74,6 +76,7 @@ export class Agent {
   private task: ScheduledTask | null = null;
   private inFlight: Promise<void> | null = null;
   private configProblem: string | null = null;
+  private firewallError: string | null = null;
   private readonly host = hostname();
 
   constructor(
@@ -138,8 +141,17 @@ export class Agent {
     const { config, policy, queues } = this.loaded;
     const started = new Date();
     const t0 = performance.now();
-    const snap = await collectSnapshot({ netns: config.netns, owners: this.owners });
+    const [snap, fw] = await Promise.all([
+      collectSnapshot({ netns: config.netns, owners: this.owners }),
+      config.exposure ? readFirewall(config.netns) : null,
+    ]);
     const findings = evaluate(policy.policy, snap.listeners);
+    // Said once per change, not every cycle: the daemon may run for months without root.
+    if ((fw?.error ?? null) !== this.firewallError) {
+      this.firewallError = fw?.error ?? null;
+      if (this.firewallError) this.log.warn({ error: this.firewallError }, 'cannot read the firewall: no exposure findings until it can');
+    }
+    if (fw) findings.push(...compareExposure(policy.policy, snap.listeners, fw));
     const drift = await firewallDrift(new StateDir(config.stateDir), config.netns).catch((err: Error) => {
       this.log.warn({ error: err.message }, 'cannot read the firewall for drift');
       return null;

@@ -31,6 +31,10 @@ settle?: number
  */
 repeat?: (0 | string)
 /**
+ * Also read the live firewall each cycle and compare who can actually reach each port with the policy (findings firewall-gap, blocked-service, published-container-port, mixed-firewall), as portwarden check does.
+ */
+exposure?: boolean
+/**
  * Watch this network namespace (/run/netns/NAME) instead of the host's own.
  */
 netns?: string

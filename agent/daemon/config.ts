@@ -20,6 +20,7 @@ export interface Config {
   settle: number;
   repeatMs: number;
   netns: string | undefined;
+  exposure: boolean;
   sinks: NamedSink[];
   spoolLimit: number;
 }
@@ -49,6 +50,7 @@ export function withDefaults(doc: AgentConfig, file: string | null): Config {
     settle: doc.settle ?? 2,
     repeatMs: parseDuration(doc.repeat ?? '24h'),
     netns: doc.netns,
+    exposure: doc.exposure ?? true,
     sinks,
     spoolLimit: doc.spool_limit ?? 1000,
   };

@@ -50,9 +50,11 @@ export function compareExposure(policy: CompiledPolicy, listeners: readonly List
     const gap: IntervalSet[] = [];
     const blocked: IntervalSet[] = [];
     let unsure = false;
+    let allowsSome = false;
     for (const [fam, acc] of r?.accepted ?? []) {
       const und = r!.undetermined.get(fam)!;
       const allowed = policyAllows(policy, idx, fam);
+      allowsSome ||= !allowed.isEmpty();
       unsure ||= !und.isEmpty();
       gap.push(acc.subtract(allowed));
       blocked.push(allowed.subtract(acc).subtract(und));
@@ -72,7 +74,9 @@ export function compareExposure(policy: CompiledPolicy, listeners: readonly List
       }
     }
     if (!r) continue;
-    if (!published && gap.some((s) => !s.isEmpty())) {
+    // A listener the policy allows no one to reach is already a finding of its own
+    // (forbidden-listener, overexposed, unexpected-listener): one alert, not two.
+    if (!published && allowsSome && gap.some((s) => !s.isEmpty())) {
       out.push({ ...base, id: `firewall-gap:${t.proto}/${t.port}:${l?.scope ?? 'published'}`, kind: 'firewall-gap', severity: 'high',
         message: `the live firewall lets ${sample(gap)} reach ${where}, which ${whom} does not allow`,
         remedy: 'apply the policy (portwarden apply) or find the rule that accepts them with portwarden explain' });

@@ -4,7 +4,7 @@
 // expression that stopped it). A drop or reject in any base chain is final; an accept only ends
 // its own chain. The input hook is a connection to this host; the forward hook one that a DNAT
 // sent on to a container; the prerouting nat chains say which sources that DNAT catches. Pure.
-import { IntervalSet, prefixSet, rangeSet, type Fam } from './intervals.js';
+import { IntervalSet, prefixRange, toBig, type Fam, type Range } from './intervals.js';
 import { baseChains, chainKey, isObj, type Obj, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
 
 export interface Packet {
@@ -178,14 +178,14 @@ export class Interpreter {
     const named = typeof right === 'string' && right.startsWith('@') ? this.rs.sets.get(chainKey(chain.family, chain.table, right.slice(1))) : undefined;
     const cached = named && namedSetCache.get(named)?.get(fam);
     if (cached) return cached;
-    const parts: IntervalSet[] = [];
+    const ranges: Range[] = [];
     for (const it of items) {
-      if (typeof it === 'string') parts.push(prefixSet(fam, it));
-      else if (isObj(it) && isObj(it.prefix)) parts.push(prefixSet(fam, `${it.prefix.addr}/${it.prefix.len}`));
-      else if (isObj(it) && Array.isArray(it.range)) parts.push(rangeSet(fam, String(it.range[0]), String(it.range[1])));
+      if (typeof it === 'string') ranges.push(prefixRange(fam, it));
+      else if (isObj(it) && isObj(it.prefix)) ranges.push(prefixRange(fam, `${it.prefix.addr}/${it.prefix.len}`));
+      else if (isObj(it) && Array.isArray(it.range)) ranges.push([toBig(String(it.range[0])), toBig(String(it.range[1]))]);
       else throw new Undecidable(`address element ${short(it)}`);
     }
-    const set = IntervalSet.of(fam, parts.flatMap((p) => p.ranges.map((r) => [r[0], r[1]] as [bigint, bigint])));
+    const set = IntervalSet.of(fam, ranges);
     if (named) {
       const m = namedSetCache.get(named) ?? new Map<Fam, IntervalSet>();
       m.set(fam, set);

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { parseCidr } from 'cidr-tools';
 
 export type Fam = 4 | 6;
-type Range = [bigint, bigint];
+export type Range = [bigint, bigint];
 
 const cidrCache = new WeakMap<IntervalSet, string[]>();
 
@@ -125,14 +125,19 @@ export function familyOf(address: string): Fam | null {
   return f === 4 || f === 6 ? f : null;
 }
 
-/** "a", "a/len" or a {lo, hi} address pair → a set (of the address's family). */
-export function prefixSet(family: Fam, text: string): IntervalSet {
+/** "a" or "a/len" → its [first, last] address. */
+export function prefixRange(family: Fam, text: string): Range {
   const slash = text.indexOf('/');
   const bits = family === 4 ? 32n : 128n;
   const len = slash < 0 ? bits : BigInt(text.slice(slash + 1));
   const host = (1n << (bits - len)) - 1n;
   const start = toBig(slash < 0 ? text : text.slice(0, slash)) & ~host;
-  return IntervalSet.of(family, [[start, start | host]]);
+  return [start, start | host];
+}
+
+/** "a" or "a/len" → a set (of the address's family). */
+export function prefixSet(family: Fam, text: string): IntervalSet {
+  return IntervalSet.of(family, [prefixRange(family, text)]);
 }
 
 export function rangeSet(family: Fam, lo: string, hi: string): IntervalSet {

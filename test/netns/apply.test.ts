@@ -104,7 +104,11 @@ async function scenario(backend: 'nft' | 'iptables'): Promise<void> {
 
     // apply B with --confirm 3, SIGKILL the CLI, never confirm → A is back within ~5 s.
     const cli = spawn(process.execPath, [CLI, 'apply', '--policy', B, '--confirm', '3', ...args([])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_CONNECTION: '' } });
-    await new Promise<void>((resolve) => cli.stdout!.on('data', (d: Buffer) => d.toString().includes('portwarden confirm') && resolve()));
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      cli.stdout!.on('data', (d: Buffer) => (out += d.toString()).includes('portwarden confirm') && resolve());
+      cli.once('exit', (code) => reject(new Error(`apply exited ${code} before asking for confirmation: ${out}`)));
+    });
     cli.kill('SIGKILL');
     assert.deepEqual(reach(), ['open', 'refused', 'open', 'open'], `${backend}: B in force while pending`);
     const pendingStatus = await runCli(['status', '--netns', ns, '--state-dir', S]);
