@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { parseNftJson, baseChains } from '../agent/exposure/nft-json.js';
 import { exposureOf, publishedTarget, targetExposure, type FirewallView } from '../agent/exposure/exposure.js';
 import { addLegacy, fillXt, tokenize, translateRule } from '../agent/exposure/iptables-save.js';
-import { IntervalSet, prefixSet } from '../agent/exposure/intervals.js';
+import fc from 'fast-check';
+import { fromBig, IntervalSet, prefixSet, toBig } from '../agent/exposure/intervals.js';
 import { Interpreter } from '../agent/exposure/interpret.js';
 import { compareExposure } from '../agent/exposure/compare.js';
 import { findPublished } from '../agent/exposure/published.js';
@@ -24,6 +25,25 @@ test('intervals: set algebra and minimal CIDRs', () => {
   assert.ok(a.has('10.255.255.255') && !a.has('10.0.0.1'));
   assert.ok(IntervalSet.full(6).subtract(prefixSet(6, '::/1')).equals(prefixSet(6, '8000::/1')));
   assert.deepEqual(prefixSet(6, '2001:db8::/32').union(prefixSet(6, '2001:db9::/32')).toCidrs(), ['2001:db8::/31']);
+});
+
+test('intervals: subtract, v4 CIDR lists and v6 text agree with their slow definitions (fast-check)', () => {
+  const setArb = fc.array(fc.tuple(fc.nat(2 ** 32 - 1), fc.nat(1 << 20)), { maxLength: 8 }).map((rs) => IntervalSet.of(4, rs.map(([a, l]) => [BigInt(a), BigInt(Math.min(2 ** 32 - 1, a + l))])));
+  fc.assert(fc.property(setArb, setArb, (a, b) => a.subtract(b).equals(a.intersect(b.complement())) && a.subtract(a).isEmpty()), { numRuns: 2000 });
+  fc.assert(fc.property(fc.nat(2 ** 32 - 1), fc.integer({ min: 0, max: 32 }), (ip, len) => {
+    const text = `${fromBig(BigInt(ip), 4)}/${len}`;
+    const host = (1n << BigInt(32 - len)) - 1n;
+    return prefixSet(4, text).equals(IntervalSet.of(4, [[BigInt(ip) & ~host, BigInt(ip) | host]]));
+  }), { numRuns: 2000 });
+  fc.assert(fc.property(setArb, (a) => a.toCidrs().reduce((s, c) => s.union(prefixSet(4, c)), IntervalSet.empty(4)).equals(a)), { numRuns: 1000 });
+  // RFC 5952 text, as the WHATWG URL parser writes it.
+  fc.assert(fc.property(fc.bigInt(0n, (1n << 128n) - 1n), fc.nat(7), fc.nat(7), (v0, i, n) => {
+    const v = v0 & ~(((1n << BigInt(16 * n)) - 1n) << BigInt(16 * i)); // runs of zero groups
+    const groups = Array.from({ length: 8 }, (_, k) => ((v >> BigInt(112 - 16 * k)) & 0xffffn).toString(16));
+    const text = fromBig(v, 6);
+    return text === new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1) && toBig(text) === v && toBig(groups.join(':')) === v;
+  }), { numRuns: 5000 });
+  assert.equal(toBig('::ffff:192.0.2.1'), 0xffffc0000201n, 'embedded IPv4 goes through cidr-tools');
 });
 
 test('our own generated table: exposure follows the policy, rate limits count as reaching', () => {

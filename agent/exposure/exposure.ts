@@ -151,7 +151,7 @@ export function reach(t: Target, fw: FirewallView): Reach | null {
   return { accepted, undetermined, reasons, perInterface, dnat, dnatTo };
 }
 
-const cidrs = (m: Map<Fam, IntervalSet>) => [...m.values()].flatMap((s) => s.toCidrs());
+const cidrs = (m: Map<Fam, IntervalSet>): string[] => ([] as string[]).concat(...[...m.values()].map((s) => s.toCidrs()));
 
 function describe(r: Reach): Exposure {
   const sources = cidrs(r.accepted);

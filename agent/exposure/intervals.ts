@@ -7,6 +7,8 @@ export type Fam = 4 | 6;
 export type Range = [bigint, bigint];
 
 const cidrCache = new WeakMap<IntervalSet, string[]>();
+/** A named set's complement is needed once per rule that names it, for every listener: keep it. */
+const complementCache = new WeakMap<IntervalSet, IntervalSet>();
 
 export const MAX: Record<Fam, bigint> = { 4: (1n << 32n) - 1n, 6: (1n << 128n) - 1n };
 
@@ -42,11 +44,13 @@ export class IntervalSet {
   union(o: IntervalSet): IntervalSet {
     // Identity shortcuts keep a named set's object through the interpreter, so its CIDR list is
     // computed once however many listeners it guards (see toCidrs).
-    if (o.isEmpty()) return this;
+    if (o.isEmpty() || o === this) return this;
     if (this.isEmpty()) return o;
     return IntervalSet.of(this.family, [...this.ranges.map((r) => [...r] as Range), ...o.ranges.map((r) => [...r] as Range)]);
   }
   complement(): IntervalSet {
+    const cached = complementCache.get(this);
+    if (cached) return cached;
     const out: Range[] = [];
     let next = 0n;
     for (const [a, b] of this.ranges) {
@@ -54,11 +58,14 @@ export class IntervalSet {
       next = b + 1n;
     }
     if (next <= MAX[this.family]) out.push([next, MAX[this.family]]);
-    return new IntervalSet(this.family, out);
+    const c = new IntervalSet(this.family, out);
+    complementCache.set(this, c);
+    complementCache.set(c, this);
+    return c;
   }
   intersect(o: IntervalSet): IntervalSet {
     if (this.isFull()) return o;
-    if (o.isFull()) return this;
+    if (o.isFull() || o === this) return this;
     const out: Range[] = [];
     let i = 0;
     let j = 0;
@@ -74,7 +81,25 @@ export class IntervalSet {
     return new IntervalSet(this.family, out);
   }
   subtract(o: IntervalSet): IntervalSet {
-    return this.intersect(o.complement());
+    if (o.isEmpty() || this.isEmpty()) return this;
+    if (o.isFull() || o === this) return IntervalSet.empty(this.family);
+    if (this.isFull()) return o.complement();
+    // One merge walk: cut each of our ranges by the ranges of o that overlap it.
+    const out: Range[] = [];
+    let j = 0;
+    for (const [a0, b] of this.ranges) {
+      let a = a0;
+      while (j < o.ranges.length && o.ranges[j]![1] < a) j++;
+      let k = j;
+      while (a <= b && k < o.ranges.length && o.ranges[k]![0] <= b) {
+        const [c, d] = o.ranges[k]!;
+        if (c > a) out.push([a, c - 1n]);
+        a = d + 1n;
+        k++;
+      }
+      if (a <= b) out.push([a, b]);
+    }
+    return new IntervalSet(this.family, out);
   }
   equals(o: IntervalSet): boolean {
     return this.ranges.length === o.ranges.length && this.ranges.every((r, i) => r[0] === o.ranges[i]![0] && r[1] === o.ranges[i]![1]);
@@ -88,36 +113,88 @@ export class IntervalSet {
   toCidrs(): string[] {
     const cached = cidrCache.get(this);
     if (cached) return cached;
-    const bits = this.family === 4 ? 32n : 128n;
-    const out: string[] = [];
-    for (const [a0, b] of this.ranges) {
-      let a = a0;
-      while (a <= b) {
-        // The largest block that starts at a (its alignment) and fits before b (floor log2 of the span).
-        const fits = BigInt((b - a + 1n).toString(2).length - 1);
-        const aligned = a === 0n ? bits : BigInt((a & -a).toString(2).length - 1);
-        const size = fits < aligned ? fits : aligned;
-        out.push(`${fromBig(a, this.family)}/${bits - size}`);
-        a += 1n << size;
-      }
-    }
+    const out = this.family === 4 ? v4Cidrs(this.ranges) : v6Cidrs(this.ranges);
     cidrCache.set(this, out);
     return out;
   }
 }
 
+/** IPv4 fits in a double: the same walk as v6Cidrs without bigint arithmetic. */
+function v4Cidrs(ranges: readonly Range[]): string[] {
+  const out: string[] = [];
+  for (const [a0, b0] of ranges) {
+    let a = Number(a0);
+    const b = Number(b0);
+    while (a <= b) {
+      // The largest block that starts at a (its alignment) and fits before b.
+      const fits = Math.floor(Math.log2(b - a + 1));
+      const aligned = a === 0 ? 32 : 31 - Math.clz32(a & -a);
+      let size = Math.min(fits, aligned);
+      while (size > 0 && a + 2 ** size - 1 > b) size--; // guard against log2 rounding
+      out.push(`${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${32 - size}`);
+      a += 2 ** size;
+    }
+  }
+  return out;
+}
+
+function v6Cidrs(ranges: readonly Range[]): string[] {
+  const out: string[] = [];
+  for (const [a0, b] of ranges) {
+    let a = a0;
+    while (a <= b) {
+      const fits = BigInt(bitLength(b - a + 1n) - 1);
+      const aligned = a === 0n ? 128n : BigInt(bitLength(a & -a) - 1);
+      const size = fits < aligned ? fits : aligned;
+      out.push(`${fromBig(a, 6)}/${128n - size}`);
+      a += 1n << size;
+    }
+  }
+  return out;
+}
+
+/** Number of bits of a positive bigint (hex is 4× shorter to print than binary). */
+function bitLength(x: bigint): number {
+  const h = x.toString(16);
+  return (h.length - 1) * 4 + (32 - Math.clz32(parseInt(h[0]!, 16)));
+}
+
 export function toBig(address: string): bigint {
-  // Dotted quads are most of any ruleset's addresses: parse them without the general parser.
+  // Most of a ruleset's addresses are plain dotted quads or hex groups as nft prints them: parse
+  // those without the general parser, which is kept for everything else (embedded IPv4, zones).
   const q = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
   if (q) return BigInt(((Number(q[1]) << 24) >>> 0) + (Number(q[2]) << 16) + (Number(q[3]) << 8) + Number(q[4]));
+  if (/^[0-9a-fA-F:]+$/.test(address)) {
+    const halves = address.split('::');
+    const head = halves[0] ? halves[0].split(':') : [];
+    const tail = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
+    const fill = 8 - head.length - tail.length;
+    if (halves.length <= 2 && (halves.length === 2 ? fill >= 1 : fill === 0) && [...head, ...tail].every((g) => g.length >= 1 && g.length <= 4)) {
+      return BigInt(`0x${[...head, ...Array<string>(fill).fill('0'), ...tail].map((g) => g.padStart(4, '0')).join('')}`);
+    }
+  }
   return parseCidr(address).start;
 }
 
 export function fromBig(v: bigint, family: Fam): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join('.');
+  if (family === 4) {
+    const n = Number(v);
+    return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+  }
+  const hex = v.toString(16).padStart(32, '0');
   const groups: string[] = [];
-  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((v >> s) & 0xffffn).toString(16));
-  return new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1);
+  for (let i = 0; i < 32; i += 4) groups.push(hex.slice(i, i + 4).replace(/^0+(?=.)/, ''));
+  // RFC 5952: the longest run of two or more zero groups (the first on a tie) becomes "::".
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j > i ? j : i + 1;
+  }
+  if (best < 0) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
 }
 
 export function familyOf(address: string): Fam | null {
@@ -125,8 +202,19 @@ export function familyOf(address: string): Fam | null {
   return f === 4 || f === 6 ? f : null;
 }
 
+const V4_PREFIX = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
+
 /** "a" or "a/len" → its [first, last] address. */
 export function prefixRange(family: Fam, text: string): Range {
+  const q = family === 4 ? V4_PREFIX.exec(text) : null;
+  if (q) {
+    // Plain number arithmetic for the common case; two bigints at the end.
+    const len = q[5] === undefined ? 32 : Number(q[5]);
+    const ip = ((Number(q[1]) << 24) >>> 0) + (Number(q[2]) << 16) + (Number(q[3]) << 8) + Number(q[4]);
+    const size = 2 ** (32 - len);
+    const start = ip - (ip % size);
+    return [BigInt(start), BigInt(start + size - 1)];
+  }
   const slash = text.indexOf('/');
   const bits = family === 4 ? 32n : 128n;
   const len = slash < 0 ? bits : BigInt(text.slice(slash + 1));
