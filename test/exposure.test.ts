@@ -7,7 +7,7 @@ import { addLegacy, fillXt, tokenize, translateRule } from '../agent/exposure/ip
 import fc from 'fast-check';
 import { fromBig, IntervalSet, prefixSet, toBig } from '../agent/exposure/intervals.js';
 import { Interpreter } from '../agent/exposure/interpret.js';
-import { compareExposure } from '../agent/exposure/compare.js';
+import { compareExposure, publishedPolicyRefuses } from '../agent/exposure/compare.js';
 import { findPublished } from '../agent/exposure/published.js';
 import { loadPolicy } from '../agent/policy/load.js';
 import type { Listener } from '../agent/model.js';
@@ -119,6 +119,11 @@ test('docker-like iptables-nft rules: DNAT target and addrtype read back; exposu
   const fs = compareExposure(policy, [], fw);
   assert.deepEqual(fs.map((f) => [f.kind, f.severity]), [['published-container-port', 'high']]);
   assert.match(fs[0]!.message, /DNAT \(→ 172\.17\.0\.2:80\).*the forward rules let 0\.0\.0\.0\/1, 128\.0\.0\.0\/2, [0-9./]+ and \d+ more reach it, which rule "web" does not allow/);
+  assert.deepEqual(publishedPolicyRefuses(policy, fw), [], 'web allows 8080 from someone');
+  const { policy: other } = loadPolicy('p.yaml', { text: 'version: 1\nrules:\n  - { name: ssh, port: 22 }\n', hostname: 'h' });
+  assert.deepEqual(publishedPolicyRefuses(other, fw), [
+    `tcp/8080 is published to a container (→ 172.17.0.2:80, ${fw.published[0]!.where}), but the policy (no rule covers it) lets no one reach it: after this apply, connections to it are refused`,
+  ]);
   // DOCKER-USER is where operators restrict published ports: a drop there is honoured.
   const restricted = xtView('docker');
   const user = restricted.ruleset!.chains.get('ip filter DOCKER-USER')!;

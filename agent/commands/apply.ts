@@ -7,6 +7,8 @@ import {
   CLI_PATH, DEFAULT_STATE_DIR, StateDir, confirm, executeApply, liveState, planApply, removeAll, rollback, rollbackTimer,
 } from '../firewall/apply.js';
 import { liveBackend } from '../firewall/live.js';
+import { publishedPolicyRefuses } from '../exposure/compare.js';
+import { readFirewall } from '../exposure/read.js';
 import { lockoutWarning } from '../firewall/oracle.js';
 import { DEFAULT_POLICY_PATH, loadPolicy } from '../policy/load.js';
 import { parse } from './args.js';
@@ -49,7 +51,11 @@ export async function runApply(argv: string[]): Promise<number> {
 
   const backend = liveBackend(backendName, netns);
   const texts = backend.render(loaded.policy, file);
-  const plan = await planApply(state, backend, texts); // nft -c / iptables-restore --test first
+  const [plan, fw] = await Promise.all([
+    planApply(state, backend, texts), // nft -c / iptables-restore --test first
+    readFirewall(netns),
+  ]);
+  for (const w of publishedPolicyRefuses(loaded.policy, fw)) process.stderr.write(`warning: ${w}\n`);
   const lockout = lockoutWarning(loaded.policy, process.env);
   if (lockout && !values['force-lockout']) {
     throw new UsageError(`refusing to apply: ${lockout}.\nAllow your address in the policy, or pass --force-lockout if you have another way in.`);

@@ -89,3 +89,19 @@ export function compareExposure(policy: CompiledPolicy, listeners: readonly List
   }
   return out;
 }
+
+/**
+ * Published ports the policy lets no one reach: once applied, portwarden's forward chain refuses
+ * them, so the containers behind them go dark. apply says so before it changes anything.
+ */
+export function publishedPolicyRefuses(policy: CompiledPolicy, fw: FirewallView): string[] {
+  const index = buildPortIndex(policy.rules);
+  const out: string[] = [];
+  for (const p of fw.published) {
+    const idx = decidingRule(index, p.proto, p.port);
+    if (([4, 6] as Fam[]).some((f) => !policyAllows(policy, idx, f).isEmpty())) continue;
+    const line = `${p.proto}/${p.port} is published to a container (${p.to ? `→ ${p.to}, ` : ''}${p.where}), but ${idx >= 0 ? `rule "${policy.rules[idx]!.name}"` : 'the policy (no rule covers it)'} lets no one reach it: after this apply, connections to it are refused`;
+    if (!out.includes(line)) out.push(line);
+  }
+  return out;
+}

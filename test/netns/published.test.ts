@@ -132,6 +132,7 @@ test('published container port: predictions match real connects through Docker-s
       // 4. portwarden applies "8080 from c2 only": its forward chain enforces it on the container.
       const r = await runCli(['apply', '--policy', policyFile, '--netns', ns, '--state-dir', `${dir}/state`, '--backend', backend, '--yes', '--confirm', '0']);
       assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /warning: tcp\/8080/, 'the policy allows 8080 from c2: no warning');
       e = await compare(lab, `${backend}: after apply`, tally);
       assert.deepEqual(e.sources.sort(), [`${c2.v4}/32`, `${c2.v6}/128`].sort());
       assert.deepEqual(probe(c1.ns, [{ proto: 'tcp', host: lab.server.v4, port: 8080 }]), ['refused'], 'refuse: reject answers on the forward path too');
@@ -146,12 +147,22 @@ test('published container port: predictions match real connects through Docker-s
       scan = JSON.parse((await runCli(['scan', '--json', '--netns', ns])).stdout) as Scan;
       assert.equal(scan.published.length, 0, 'docker-proxy listening on both families stands for the published port');
       await compare(lab, `${backend}: docker-proxy`, tally);
+      await Promise.all(children.splice(1).map((c) => new Promise((done) => c.once('exit', done).kill('SIGKILL'))));
+
+      // 6. A policy that does not mention 8080: apply warns that the container goes dark, and it does.
+      const sshOnly = `${dir}/ssh.yaml`;
+      writeFileSync(sshOnly, 'version: 1\nrules:\n  - { name: ssh, port: 22 }\n');
+      const r2 = await runCli(['apply', '--policy', sshOnly, '--netns', ns, '--state-dir', `${dir}/state`, '--backend', backend, '--yes', '--confirm', '0']);
+      assert.equal(r2.code, 0, r2.stderr);
+      assert.match(r2.stderr, /warning: tcp\/8080 is published to a container \(→ 172\.17\.0\.2:80, .*\), but the policy \(no rule covers it\) lets no one reach it/);
+      e = await compare(lab, `${backend}: policy without 8080`, tally);
+      assert.equal(e.verdict, 'none');
     } finally {
       children.forEach((c) => c.kill('SIGKILL'));
       if (ctr) deleteNamespace(ctr);
       lab.destroy();
     }
   }
-  t.diagnostic(`published port: ${tally.matched} predictions matched real connects (2 backends × 5 states × 2 clients × v4/v6)`);
-  assert.equal(tally.matched, 40);
+  t.diagnostic(`published port: ${tally.matched} predictions matched real connects (2 backends × 6 states × 2 clients × v4/v6)`);
+  assert.equal(tally.matched, 48);
 });
