@@ -11,6 +11,8 @@ import { compareExposure, publishedPolicyRefuses } from '../agent/exposure/compa
 import { findPublished } from '../agent/exposure/published.js';
 import { loadPolicy } from '../agent/policy/load.js';
 import type { Listener } from '../agent/model.js';
+import type { Exec } from '../agent/exec.js';
+import { readFirewall } from '../agent/exposure/read.js';
 import { FIXTURES, ROOT } from './helpers/paths.js';
 
 const view = (name: string): FirewallView => ({ ruleset: parseNftJson(readFileSync(`${FIXTURES}nft/${name}.json`, 'utf8')), error: null, interfaces: ['eth0'], legacyRules: 0, published: [] });
@@ -191,3 +193,30 @@ test('check: firewall-gap and blocked-service against the policy', () => {
   assert.match(fs[1]!.message, /allows 192\.0\.2\.0\/24 to reach tcp\/22 on 0\.0\.0\.0, but the live firewall blocks them/);
 });
 
+
+test('readFirewall asks iptables-legacy-save only where legacy tables exist, iptables-nft-save only for xt rules', async () => {
+  const recorded = (name: string) => readFileSync(`${FIXTURES}nft/${name}`, 'utf8');
+  const run = async (legacyNames: string, nftJson: string) => {
+    const calls: string[] = [];
+    const exec: Exec = async (cmd, args) => {
+      const argv = cmd === 'nsenter' ? args.slice(2) : [cmd, ...args];
+      calls.push(argv.join(' '));
+      const out = (stdout: string) => ({ stdout, stderr: '', code: 0 });
+      if (argv[0] === 'cat') return out(argv[1]!.includes('ip6') ? '' : legacyNames);
+      if (argv[0] === 'nft') return out(nftJson);
+      if (argv[0] === 'ip') return out('[{"ifname":"lo","addr_info":[]},{"ifname":"eth0","addr_info":[{"local":"203.0.113.1","prefixlen":24}]}]');
+      if (argv[0] === 'iptables-nft-save') return out(recorded('docker-iptables-nft.save'));
+      if (argv[0] === 'iptables-legacy-save') return out(recorded('ufw-iptables.rules'));
+      return out('');
+    };
+    return { fw: await readFirewall('lab', exec), calls };
+  };
+  const plain = await run('', recorded('portwarden-mail-relay.json'));
+  assert.deepEqual(plain.calls.filter((c) => c.includes('-save')), [], 'no xt, no legacy tables: neither save tool runs');
+  assert.deepEqual(plain.fw.addresses, [{ iface: 'eth0', cidr: '203.0.113.1/24' }]);
+  assert.deepEqual(plain.fw.interfaces, ['eth0']);
+  const docker = await run('filter\n', recorded('docker-iptables-nft.json'));
+  assert.deepEqual(docker.calls.filter((c) => c.includes('-save')).sort(), ['ip6tables-nft-save', 'iptables-legacy-save', 'iptables-nft-save']);
+  assert.equal(docker.fw.legacyRules, 19);
+  assert.deepEqual(docker.fw.published.map((p) => p.to), ['172.17.0.2:80'], 'the xt DNAT target was read back');
+});

@@ -1,22 +1,37 @@
 // Reads the live firewall — nftables, iptables-legacy, and iptables-nft's own listing for the rules
 // nft can only show as `xt` — and the interfaces with their addresses (inside --netns when given),
 // all at once. I/O edge.
+import { readFile } from 'node:fs/promises';
 import { exec as defaultExec, inNetns, type Exec, type ExecResult } from '../exec.js';
 import type { FirewallView } from './exposure.js';
 import { addLegacy, fillXt } from './iptables-save.js';
 import { parseNftJson } from './nft-json.js';
 import { findPublished } from './published.js';
 
+/** Names of the iptables-legacy tables that exist (/proc/net/ip_tables_names is per namespace). */
+async function legacyTables(netns: string | undefined, exec: Exec, file: string): Promise<boolean> {
+  if (netns === undefined) return readFile(file, 'utf8').then((t) => t.trim() !== '', () => false);
+  const r = await exec(...inNetns(netns, 'cat', [file])).catch(() => null);
+  return !!r && r.code === 0 && r.stdout.trim() !== '';
+}
+
 export async function readFirewall(netns?: string, exec: Exec = defaultExec): Promise<FirewallView> {
   const run = (cmd: string, args: string[]): Promise<ExecResult | Error> => exec(...inNetns(netns, cmd, args)).catch((err: Error) => err);
-  const ok = (r: ExecResult | Error): string | null => (!(r instanceof Error) && r.code === 0 ? r.stdout : null);
-  const [links, nft, legacy4, legacy6, xt4, xt6] = await Promise.all([
+  const ok = (r: ExecResult | Error | null): string | null => (r && !(r instanceof Error) && r.code === 0 ? r.stdout : null);
+  // iptables-legacy-save only where legacy tables exist (it would load the kernel module), and
+  // iptables-nft-save only when nft shows rules it cannot print (xt expressions).
+  const [links, nft, has4, has6] = await Promise.all([
     run('ip', ['-j', 'addr', 'show']),
     run('nft', ['-j', 'list', 'ruleset']),
-    run('iptables-legacy-save', []),
-    run('ip6tables-legacy-save', []),
-    run('iptables-nft-save', []),
-    run('ip6tables-nft-save', []),
+    legacyTables(netns, exec, '/proc/net/ip_tables_names'),
+    legacyTables(netns, exec, '/proc/net/ip6_tables_names'),
+  ]);
+  const hasXt = /"xt":\s*\{/.test(ok(nft) ?? '');
+  const [legacy4, legacy6, xt4, xt6] = await Promise.all([
+    has4 ? run('iptables-legacy-save', []) : null,
+    has6 ? run('ip6tables-legacy-save', []) : null,
+    hasXt ? run('iptables-nft-save', []) : null,
+    hasXt ? run('ip6tables-nft-save', []) : null,
   ]);
   const view: FirewallView = { ruleset: null, error: null, interfaces: [], addresses: [], legacyRules: 0, published: [] };
   // No ip: evaluate for a generic interface. No legacy tools: no legacy rules to worry about.
