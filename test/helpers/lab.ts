@@ -91,6 +91,25 @@ export function createLab(clients = 2): Lab {
   }
 }
 
+/**
+ * A client on a link of its own: the server's `eth1` ↔ the client's `eth0`, on 198.51.100.0/24 and
+ * 2001:db8:2::/64 (the server is .1 / ::1), so rules that match the input interface differ per
+ * client. The namespace is added to the lab and removed with it.
+ */
+export function addDirectClient(lab: Lab): Host {
+  const ns = createNamespace('d');
+  lab.namespaces.push(ns); // the list destroy() removes
+  ip(['-n', lab.server.ns, 'link', 'add', 'eth1', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+  ip(['-n', lab.server.ns, 'addr', 'add', '198.51.100.1/24', 'dev', 'eth1']);
+  ip(['-n', lab.server.ns, '-6', 'addr', 'add', '2001:db8:2::1/64', 'dev', 'eth1', 'nodad']);
+  ip(['-n', lab.server.ns, 'link', 'set', 'eth1', 'up']);
+  const host = { ns, v4: '198.51.100.13', v6: '2001:db8:2::13' };
+  ip(['-n', ns, 'addr', 'add', `${host.v4}/24`, 'dev', 'eth0']);
+  ip(['-n', ns, '-6', 'addr', 'add', `${host.v6}/64`, 'dev', 'eth0', 'nodad']);
+  ip(['-n', ns, 'link', 'set', 'eth0', 'up']);
+  return host;
+}
+
 export interface ListenSpec {
   proto: 'tcp' | 'udp';
   host: string;

@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { containsCidr } from 'cidr-tools';
 import fc from 'fast-check';
 import { needsRootAnd } from '../helpers/env.js';
-import { createLab, flushConntrack, nsRun, probe, recheck, startListeners, type Lab, type Probe } from '../helpers/lab.js';
+import { addDirectClient, createLab, flushConntrack, nsRun, probe, recheck, startListeners, type Lab, type Probe } from '../helpers/lab.js';
 import { runCli } from '../helpers/cli.js';
 import { ROOT } from '../helpers/paths.js';
 import { loadPolicy } from '../../agent/policy/load.js';
@@ -44,6 +44,17 @@ const HAND_WRITTEN = [
 		return
 	}
 }`,
+  `table inet ifaces {
+	chain input {
+		type filter hook input priority 0; policy drop;
+		ct state established,related accept
+		iifname "eth1" tcp dport { 7000, 7001 } accept
+		iifname "eth0" ip saddr 192.0.2.11 tcp dport 7001 accept
+		iifname != "eth1" tcp dport 7002 accept
+		iif "eth1" ip6 saddr 2001:db8:2::/64 tcp dport 7004 accept
+		tcp dport 7003 accept
+	}
+}`,
   `table ip first {
 	chain in {
 		type filter hook input priority -10; policy accept;
@@ -65,7 +76,7 @@ table inet second {
 const matchArb = fc.constantFrom(
   'ip saddr 192.0.2.11', 'ip saddr 192.0.2.8/29', 'ip saddr != 192.0.2.12', 'ip6 saddr 2001:db8:1::11', 'ip6 saddr != 2001:db8:1::11',
   'ip saddr @s4', 'tcp dport 7001', 'tcp dport 7000-7002', 'tcp dport { 7003, 7005 }', 'th dport 7004', 'meta l4proto tcp',
-  'meta nfproto ipv6', 'iifname "eth0"', 'iif "lo"', 'ct state new', 'ct state established', '',
+  'meta nfproto ipv6', 'iifname "eth0"', 'iifname "eth1"', 'iifname != "eth0"', 'ip saddr 198.51.100.0/24', 'iif "lo"', 'ct state new', 'ct state established', '',
 );
 const ruleArb = fc.tuple(fc.array(matchArb, { minLength: 1, maxLength: 3 }), fc.constantFrom('accept', 'drop', 'reject', 'jump sub', 'continue'));
 const subRuleArb = fc.tuple(fc.array(matchArb, { minLength: 1, maxLength: 2 }), fc.constantFrom('accept', 'drop', 'return'));
@@ -97,11 +108,11 @@ interface ScanListener {
   family: number;
   port: number;
   dualStack: boolean;
-  exposure: { verdict: string; sources: string[] };
+  exposure: { verdict: string; sources: string[]; perInterface?: Record<string, string[]> };
 }
 
 /** Loads the ruleset (false when nft refuses it, e.g. random matches of two families) and compares. */
-async function checkRuleset(lab: Lab, text: string, tally: { matched: number; undetermined: number; rulesets: number }): Promise<boolean> {
+async function checkRuleset(lab: Lab, text: string, tally: { matched: number; undetermined: number; rulesets: number; perInterface: number }): Promise<boolean> {
   const ns = lab.server.ns;
   nsRun(ns, 'nft', ['flush', 'ruleset']);
   try {
@@ -115,13 +126,18 @@ async function checkRuleset(lab: Lab, text: string, tally: { matched: number; un
   assert.equal(scan.code, 0, scan.stderr);
   const listeners = (JSON.parse(scan.stdout) as { listeners: ScanListener[] }).listeners.filter((l) => l.port >= 7000);
   for (const client of lab.clients) {
+    const direct = client.v4.startsWith('198.51.100.'); // on the server's eth1 (addDirectClient)
+    const server = direct ? { v4: '198.51.100.1', v6: '2001:db8:2::1' } : lab.server;
     const probes: (Probe & { predicted: boolean | null })[] = [];
     for (const l of listeners) {
-      for (const [fam, host, src] of [[4, lab.server.v4, client.v4], [6, lab.server.v6, client.v6]] as const) {
+      for (const [fam, host, src] of [[4, server.v4, client.v4], [6, server.v6, client.v6]] as const) {
         if (fam === 4 && l.family === 6 && !l.dualStack) continue;
         if (fam === 6 && l.family === 4) continue;
         const e = l.exposure;
-        const predicted = e.verdict === 'undetermined' ? null : e.sources.length > 0 && containsCidr(e.sources, src);
+        // Where interfaces disagree, the prediction for this client is the one for its link.
+        const sources = e.perInterface?.[direct ? 'eth1' : 'eth0'] ?? e.sources;
+        const predicted = e.verdict === 'undetermined' ? null : sources.length > 0 && containsCidr(sources, src);
+        if (e.perInterface) tally.perInterface++;
         probes.push({ proto: 'tcp', host, port: l.port, predicted });
       }
     }
@@ -142,8 +158,9 @@ async function checkRuleset(lab: Lab, text: string, tally: { matched: number; un
 test('exposure predictions match real connects (v4 and v6, many rulesets)', async (t) => {
   if (!needsRootAnd(t, 'nft', 'nsenter', 'ip', 'ss', 'conntrack')) return;
   const lab = createLab(2);
+  lab.clients.push(addDirectClient(lab));
   const children: ChildProcess[] = [];
-  const tally = { matched: 0, undetermined: 0, rulesets: 0 };
+  const tally = { matched: 0, undetermined: 0, rulesets: 0, perInterface: 0 };
   try {
     children.push(
       await startListeners(lab.server.ns, [
@@ -160,7 +177,8 @@ test('exposure predictions match real connects (v4 and v6, many rulesets)', asyn
       }),
       { numRuns: 40, endOnFailure: true, includeErrorInReport: true, ...(seed !== undefined ? { seed } : {}) },
     );
-    t.diagnostic(`exposure: ${tally.rulesets} rulesets, ${tally.matched} determinate predictions matched real connects, ${tally.undetermined} undetermined`);
+    t.diagnostic(`exposure: ${tally.rulesets} rulesets, ${tally.matched} determinate predictions matched real connects (${tally.perInterface} of them per interface), ${tally.undetermined} undetermined`);
+    assert.ok(tally.perInterface >= 24, `only ${tally.perInterface} per-interface predictions (the "ifaces" ruleset alone gives 24)`);
     assert.ok(tally.matched > 500, `only ${tally.matched} determinate predictions`);
   } finally {
     children.forEach((c) => c.kill('SIGKILL'));
