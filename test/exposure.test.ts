@@ -5,6 +5,7 @@ import { parseNftJson, baseChains } from '../agent/exposure/nft-json.js';
 import { exposureOf, publishedTarget, targetExposure, type FirewallView } from '../agent/exposure/exposure.js';
 import { addLegacy, fillXt, tokenize, translateRule } from '../agent/exposure/iptables-save.js';
 import fc from 'fast-check';
+import { containsCidr } from 'cidr-tools';
 import { fromBig, IntervalSet, prefixSet, toBig } from '../agent/exposure/intervals.js';
 import { Interpreter } from '../agent/exposure/interpret.js';
 import { compareExposure, publishedPolicyRefuses } from '../agent/exposure/compare.js';
@@ -219,4 +220,20 @@ test('readFirewall asks iptables-legacy-save only where legacy tables exist, ipt
   assert.deepEqual(docker.calls.filter((c) => c.includes('-save')).sort(), ['ip6tables-nft-save', 'iptables-legacy-save', 'iptables-nft-save']);
   assert.equal(docker.fw.legacyRules, 19);
   assert.deepEqual(docker.fw.published.map((p) => p.to), ['172.17.0.2:80'], 'the xt DNAT target was read back');
+});
+
+test("the host's answers must get out: output-hook rules count", () => {
+  const rs = parseNftJson(JSON.stringify({ nftables: [
+    { chain: { family: 'inet', table: 't', name: 'out', type: 'filter', hook: 'output', prio: 0, policy: 'accept' } },
+    { rule: { family: 'inet', table: 't', chain: 'out', handle: 2, expr: [
+      { match: { op: '==', left: { payload: { protocol: 'ip', field: 'daddr' } }, right: { prefix: { addr: '203.0.113.0', len: 24 } } } },
+      { match: { op: '==', left: { payload: { protocol: 'tcp', field: 'sport' } }, right: 22 } }, { drop: null }] } },
+    { rule: { family: 'inet', table: 't', chain: 'out', handle: 3, expr: [
+      { match: { op: '==', left: { meta: { key: 'iifname' } }, right: 'eth0' } }, { drop: null }] } },
+  ] }));
+  const fw: FirewallView = { ruleset: rs, error: null, interfaces: ['eth0'], legacyRules: 0, published: [] };
+  const ssh = exposureOf(L(22, 4, false), fw);
+  assert.equal(ssh.verdict, 'restricted');
+  assert.ok(!containsCidr(ssh.sources, '203.0.113.7') && containsCidr(ssh.sources, '203.0.112.255') && containsCidr(ssh.sources, '203.0.114.0'), 'answers to 203.0.113.0/24 are dropped, nothing else');
+  assert.equal(exposureOf(L(80, 4, false), fw).verdict, 'any', 'iifname never matches a packet this host sends');
 });

@@ -100,10 +100,12 @@ export function reach(t: Target, fw: FirewallView): Reach | null {
     let natted = IntervalSet.empty(fam);
     for (const iif of ifaces) {
       // A source reaches the service when its first packet and the ones after it both get in.
-      // On the forward path the container's answers cross the same chains and must pass too.
+      // The answers must get out too: the container's cross the same forward chains, this
+      // host's own go through the output hook.
       const both = (p: Packet, region: IntervalSet) => {
-        const runs = [{ ...p, ctState: 'new' as const }, { ...p, ctState: 'established' as const }];
+        const runs: Packet[] = [{ ...p, ctState: 'new' }, { ...p, ctState: 'established' }];
         if (p.hook === 'forward') runs.push({ ...p, ctState: 'established', reply: true, iif: p.oif ?? '', oif: p.iif });
+        else runs.push({ ...p, hook: 'output', ctState: 'established', reply: true, iif: '', oif: p.iif });
         const vs = runs.map((q) => new Interpreter(rs, q).run(region));
         note(vs.flatMap((v) => v.reasons));
         return { accepted: vs.reduce((a, v) => a.intersect(v.accepted), region), undetermined: vs.reduce((u, v) => u.union(v.undetermined), IntervalSet.empty(p.family)) };

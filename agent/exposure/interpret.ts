@@ -15,8 +15,11 @@ export interface Packet {
   iif: string;
   /** The first packet of a connection (new) or a later one from the client (established). */
   ctState?: 'new' | 'established';
-  /** input (default): to this host; forward: after a DNAT, to `daddr` through `oif`. */
-  hook?: 'input' | 'forward' | 'prerouting';
+  /**
+   * input (default): to this host; output (with reply): this host's answers; forward: after a
+   * DNAT, to `daddr` through `oif`; prerouting: the nat chains (runNat).
+   */
+  hook?: 'input' | 'output' | 'forward' | 'prerouting';
   /** Forward path: the address a DNAT sent the connection to. */
   daddr?: string;
   /** Forward path: the interface towards daddr (null: not known, so oif matches are undetermined). */
@@ -24,8 +27,8 @@ export interface Packet {
   /** Forward path: the port the client asked for (ct original proto-dst), before the DNAT. */
   origDport?: number;
   /**
-   * Forward path: the container's answer, from daddr:dport back to the client (iif and oif
-   * swapped). The address region is then the packet's destination.
+   * The server's answer, from daddr:dport (or this host's port, on the output hook) back to the
+   * client (iif and oif swapped). The address region is then the packet's destination.
    */
   reply?: boolean;
 }
@@ -260,12 +263,14 @@ export class Interpreter {
       if (key === 'nfproto') return k(this.valueIn(items, this.p.family === 4 ? 'ipv4' : 'ipv6'));
       if (key === 'protocol') return k(this.valueIn(items, this.p.family === 4 ? 'ip' : 'ip6'));
       if (key === 'iif' || key === 'iifname') {
+        // A packet this host sends has no input interface: the match never holds.
+        if (this.p.hook === 'output') return { kind: 'const', value: false };
         if (!this.p.iif) throw new Undecidable(`meta ${key} (the input interface is not known)`);
         return k(this.valueIn(items, this.p.iif));
       }
       if (key === 'oif' || key === 'oifname') {
         // Before routing (prerouting, input) there is no output interface: the match never holds.
-        if ((this.p.hook ?? 'input') !== 'forward') return { kind: 'const', value: false };
+        if ((this.p.hook ?? 'input') === 'input' || this.p.hook === 'prerouting') return { kind: 'const', value: false };
         if (!this.p.oif) throw new Undecidable(`meta ${key} (the interface towards ${this.p.daddr ?? '?'} is not known)`);
         return k(this.valueIn(items, this.p.oif));
       }
@@ -462,7 +467,7 @@ export class Interpreter {
     let alive = sources;
     let refused = IntervalSet.empty(fam);
     let undetermined = IntervalSet.empty(fam);
-    for (const c of baseChains(this.rs, fam, this.p.hook === 'forward' ? 'forward' : 'input', 'filter')) {
+    for (const c of baseChains(this.rs, fam, this.p.hook === 'forward' || this.p.hook === 'output' ? this.p.hook : 'input', 'filter')) {
       const r = this.chain(c, alive, 0);
       const policyRefuses = c.policy === 'drop';
       if (this.tracing && !r.ret.isEmpty()) this.trace.push({ chain: `${c.family} ${c.table} ${c.name}`, handle: null, comment: null, rule: '(end of chain)', outcome: `policy ${c.policy}` });

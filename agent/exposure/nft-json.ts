@@ -83,7 +83,7 @@ export function parseNftJson(text: string): Ruleset {
 }
 
 /** Base chains of one hook and type that see this family's packets, in the order the kernel runs them. */
-export function baseChains(rs: Ruleset, family: 4 | 6, hook: 'input' | 'forward' | 'prerouting', type: 'filter' | 'nat'): NftChain[] {
+export function baseChains(rs: Ruleset, family: 4 | 6, hook: 'input' | 'output' | 'forward' | 'prerouting', type: 'filter' | 'nat'): NftChain[] {
   const fams = family === 4 ? ['ip', 'inet'] : ['ip6', 'inet'];
   return [...rs.chains.values()].filter((c) => c.hook === hook && c.type === type && fams.includes(c.family)).sort((a, b) => a.prio - b.prio);
 }

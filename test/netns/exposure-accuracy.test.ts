@@ -55,6 +55,15 @@ const HAND_WRITTEN = [
 		tcp dport 7003 accept
 	}
 }`,
+  `table inet out {
+	chain output {
+		type filter hook output priority 0; policy accept;
+		ip daddr 192.0.2.12 tcp sport 7001 drop
+		ip6 daddr 2001:db8:1::11 tcp sport { 7002, 7003 } reject
+		oifname "eth1" tcp sport 7004 drop
+		tcp sport 7005 ct state established drop
+	}
+}`,
   `table ip first {
 	chain in {
 		type filter hook input priority -10; policy accept;
