@@ -47,7 +47,8 @@ export async function firewallDrift(state: StateDir, netns: string | undefined):
   if (!applied) return null;
   const live = await liveState(applied, netns);
   if (live === 'in place') return null;
-  const what = applied.backend === 'nft' ? 'table inet portwarden' : 'the PORTWARDEN-INPUT chain';
+  const what = applied.backend === 'nft' ? 'table inet portwarden' : 'the PORTWARDEN-* chains';
+  const plural = applied.backend !== 'nft';
   return {
     id: `firewall-drift:${applied.backend}`,
     kind: 'firewall-drift',
@@ -57,7 +58,7 @@ export async function firewallDrift(state: StateDir, netns: string | undefined):
     address: null,
     rule: null,
     processes: [],
-    message: live === 'changed' ? `${what} differs from what portwarden applied at ${applied.at} (${applied.policy})` : `${what} that portwarden applied at ${applied.at} is missing`,
+    message: live === 'changed' ? `${what} ${plural ? 'differ' : 'differs'} from what portwarden applied at ${applied.at} (${applied.policy})` : `${what} that portwarden applied at ${applied.at} ${plural ? 'are' : 'is'} missing`,
     remedy: 'find out who changed the firewall; then run portwarden apply to restore the policy, or portwarden remove if it should go',
   };
 }
