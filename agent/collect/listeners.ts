@@ -38,15 +38,20 @@ export async function collectSnapshot(opts: CollectOptions = {}): Promise<Snapsh
     raw = await readProcNet(opts.procRoot, opts.netns, opts.exec ?? defaultExec);
   }
   const owners = (opts.owners ?? new OwnerIndex({ procRoot: opts.procRoot })).owners(raw.map((s) => s.inode));
-  const listeners = raw.map((s): Listener => ({
-    ...s,
-    scope: scopeOf(s.address),
-    processes: owners.get(s.inode) ?? [],
-  }));
+  // Built field by field in one order: every listener object gets the same shape (the daemon
+  // builds 10 000 of these each cycle; a spread of mixed shapes costs more than ss itself).
+  const listeners = raw.map((s): Listener => {
+    const l: Listener = { proto: s.proto, family: s.family, address: s.address, port: s.port, scope: scopeOf(s.address), dualStack: s.dualStack, inode: s.inode, processes: owners.get(s.inode) ?? [] };
+    if (s.interface) l.interface = s.interface;
+    return l;
+  });
   return { host: { ...host, source, precise: true }, listeners: sortListeners(listeners) };
 }
 
 export function sortListeners(ls: Listener[]): Listener[] {
-  const cmp = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
-  return [...ls].sort((a, b) => cmp(a.proto, b.proto) || a.port - b.port || a.family - b.family || cmp(a.address, b.address));
+  // One number for proto, port and family; the address only breaks ties.
+  const key = (l: Listener) => (l.proto === 'tcp' ? 0 : 1 << 20) + l.port * 8 + l.family;
+  const keyed = ls.map((l) => ({ k: key(l), l }));
+  keyed.sort((a, b) => a.k - b.k || (a.l.address < b.l.address ? -1 : a.l.address > b.l.address ? 1 : 0));
+  return keyed.map((x) => x.l);
 }
