@@ -73,6 +73,15 @@ function dnatTarget(d: Obj): string | null {
 
 const PROTO_NUM: Record<string, number> = { tcp: 6, udp: 17 };
 
+/** What a rule (or a chain) did with the sources that entered it; `rest` goes on to the next rule. */
+interface Outcome {
+  accept: IntervalSet;
+  refuse: IntervalSet;
+  undet: IntervalSet;
+  ret: IntervalSet;
+  rest: IntervalSet;
+}
+
 /** A match either narrows the source region or is a constant for this packet. */
 type MatchResult = { kind: 'const'; value: boolean } | { kind: 'sources'; set: IntervalSet };
 
@@ -324,7 +333,7 @@ export class Interpreter {
     return { accept, refuse, undet, ret: ret.union(R) };
   }
 
-  private rule(rule: NftRule, chain: NftChain, R: IntervalSet, depth: number) {
+  private rule(rule: NftRule, chain: NftChain, R: IntervalSet, depth: number): Outcome {
     const fam = this.p.family;
     const none = IntervalSet.empty(fam);
     const label = `${chain.family} ${chain.table} ${chain.name}`;
@@ -358,7 +367,7 @@ export class Interpreter {
         } else if (k === 'xt' && isObj(v) && v.type === 'match') {
           // An iptables-nft match nft cannot show: its options are in iptables-nft-save (see xt-save.ts).
           if (v.name !== 'comment') undecided ??= new Undecidable(`iptables match -m ${String(v.name)}`);
-        } else if (['accept', 'drop', 'reject', 'jump', 'goto', 'return', 'continue'].includes(k!)) {
+        } else if (['accept', 'drop', 'reject', 'jump', 'goto', 'return', 'continue', 'vmap'].includes(k!)) {
           verdict = e;
           break;
         } else if (this.p.hook === 'prerouting' && (k === 'dnat' || (k === 'xt' && isObj(v) && v.type === 'target' && v.name === 'DNAT'))) {
@@ -376,6 +385,58 @@ export class Interpreter {
       return { accept: none, refuse: none, undet: M, ret: none, rest: R.subtract(M) };
     }
     if (M.isEmpty() || !verdict || undecided) return { accept: none, refuse: none, undet: none, ret: none, rest: R };
+    if ('vmap' in verdict) {
+      try {
+        return this.vmap(verdict.vmap as Obj, chain, M, R, depth, limited, record);
+      } catch (err) {
+        if (!(err instanceof Undecidable)) throw err;
+        const reason = `${label} handle ${rule.handle ?? '?'}: cannot decide ${err.message}`;
+        if (!this.reasons.includes(reason)) this.reasons.push(reason);
+        record(M, 'undetermined');
+        return { accept: none, refuse: none, undet: M, ret: none, rest: R.subtract(M) };
+      }
+    }
+    return this.apply(verdict, chain, M, R, depth, limited, record);
+  }
+
+  /**
+   * A verdict map (`tcp dport vmap { 22 : accept, 80 : jump web }`, `ct state vmap {…}`): each
+   * element takes the part of M its key matches, in turn; what no key matches goes on to the next
+   * rule, like a rule that did not match.
+   */
+  private vmap(v: Obj, chain: NftChain, M: IntervalSet, R: IntervalSet, depth: number, limited: boolean, record: (M: IntervalSet, outcome: string) => void): Outcome {
+    const fam = this.p.family;
+    let pairs: Json[];
+    if (typeof v.data === 'string' && v.data.startsWith('@')) {
+      const map = this.rs.sets.get(chainKey(chain.family, chain.table, v.data.slice(1)));
+      if (!map) throw new Undecidable(`unknown map ${v.data}`);
+      pairs = map.elem;
+    } else if (isObj(v.data) && Array.isArray(v.data.set)) pairs = v.data.set;
+    else throw new Undecidable(`vmap ${short(v)}`);
+    const out: Outcome = { accept: IntervalSet.empty(fam), refuse: IntervalSet.empty(fam), undet: IntervalSet.empty(fam), ret: IntervalSet.empty(fam), rest: R.subtract(M) };
+    let left = M;
+    for (const pair of pairs) {
+      if (left.isEmpty()) break;
+      if (!Array.isArray(pair) || pair.length !== 2 || !isObj(pair[1])) throw new Undecidable(`vmap element ${short(pair)}`);
+      const r = this.match({ op: '==', left: v.key as Json, right: pair[0] as Json }, chain);
+      const hit = r.kind === 'const' ? (r.value ? left : IntervalSet.empty(fam)) : left.intersect(r.set);
+      if (hit.isEmpty()) continue;
+      const o = this.apply(pair[1] as Obj, chain, hit, hit, depth, limited, record);
+      out.accept = out.accept.union(o.accept);
+      out.refuse = out.refuse.union(o.refuse);
+      out.undet = out.undet.union(o.undet);
+      out.ret = out.ret.union(o.ret);
+      out.rest = out.rest.union(o.rest);
+      left = left.subtract(hit);
+    }
+    out.rest = out.rest.union(left);
+    return out;
+  }
+
+  /** What a verdict does to the sources M that reached it, R being all that entered the rule. */
+  private apply(verdict: Obj, chain: NftChain, M: IntervalSet, R: IntervalSet, depth: number, limited: boolean, record: (M: IntervalSet, outcome: string) => void): Outcome {
+    const fam = this.p.family;
+    const none = IntervalSet.empty(fam);
     const [vk, vv] = Object.entries(verdict)[0]!;
     // A rate limit sometimes lets a source through: for accept that source counts as reaching;
     // for a refusing verdict the rule is taken as not matching (the source sometimes passes).
