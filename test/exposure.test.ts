@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { parseNftJson, baseChains } from '../agent/exposure/nft-json.js';
+import { parseNftJson, baseChains, type Json } from '../agent/exposure/nft-json.js';
+import { exprText } from '../agent/exposure/nft-text.js';
 import { exposureOf, publishedTarget, targetExposure, type FirewallView } from '../agent/exposure/exposure.js';
 import { addLegacy, fillXt, tokenize, translateRule } from '../agent/exposure/iptables-save.js';
 import fc from 'fast-check';
@@ -236,4 +237,34 @@ test("the host's answers must get out: output-hook rules count", () => {
   assert.equal(ssh.verdict, 'restricted');
   assert.ok(!containsCidr(ssh.sources, '203.0.113.7') && containsCidr(ssh.sources, '203.0.112.255') && containsCidr(ssh.sources, '203.0.114.0'), 'answers to 203.0.113.0/24 are dropped, nothing else');
   assert.equal(exposureOf(L(80, 4, false), fw).verdict, 'any', 'iifname never matches a packet this host sends');
+});
+
+test('explain shows rules in nft syntax; what it cannot render stays JSON', () => {
+  const m = (left: Json, right: Json, op = '==') => ({ match: { op, left, right } });
+  assert.equal(exprText(m({ payload: { protocol: 'tcp', field: 'dport' } }, { set: [22, { range: [8000, 8080] }] })), 'tcp dport { 22, 8000-8080 }');
+  assert.equal(exprText(m({ payload: { protocol: 'ip', field: 'saddr' } }, { prefix: { addr: '10.0.0.0', len: 8 } }, '!=')), 'ip saddr != 10.0.0.0/8');
+  assert.equal(exprText(m({ meta: { key: 'iifname' } }, 'eth0')), 'iifname eth0');
+  assert.equal(exprText(m({ meta: { key: 'l4proto' } }, 'tcp')), 'meta l4proto tcp');
+  assert.equal(exprText(m({ ct: { key: 'proto-dst', dir: 'original' } }, 8080)), 'ct original proto-dst 8080');
+  assert.equal(exprText(m({ fib: { result: 'type', flags: ['daddr'] } }, 'local')), 'fib daddr type local');
+  assert.equal(exprText({ vmap: { key: { ct: { key: 'state' } }, data: { set: [['established', { accept: null }], ['invalid', { drop: null }]] } } }), 'ct state vmap { established : accept, invalid : drop }');
+  assert.equal(exprText({ reject: { type: 'tcp reset' } }), 'reject with tcp reset');
+  assert.equal(exprText({ dnat: { addr: '172.17.0.2', port: 80 } }), 'dnat to 172.17.0.2:80');
+  assert.equal(exprText({ queue: { num: 1 } }), '{"queue":{"num":1}}');
+});
+
+test('IPv6 needs neighbour discovery: a ruleset that drops it reaches no IPv6 source, on-link or routed', () => {
+  const rs = (ndRule: Json[] | null) => parseNftJson(JSON.stringify({ nftables: [
+    { chain: { family: 'inet', table: 't', name: 'in', type: 'filter', hook: 'input', prio: 0, policy: 'drop' } },
+    ...(ndRule ? [{ rule: { family: 'inet', table: 't', chain: 'in', handle: 2, expr: ndRule } }] : []),
+    { rule: { family: 'inet', table: 't', chain: 'in', handle: 3, expr: [{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 22 } }, { accept: null }] } },
+  ] }));
+  const fw = (ndRule: Json[] | null): FirewallView => ({ ruleset: rs(ndRule), error: null, interfaces: ['eth0'], addresses: [{ iface: 'eth0', cidr: '2001:db8:1::1/64' }], legacyRules: 0, published: [] });
+  assert.deepEqual(exposureOf(L(22), fw(null)).sources, ['0.0.0.0/0'], 'no IPv6 without neighbour discovery');
+  const nsOnly = translateRule(['-p', 'ipv6-icmp', '-m', 'icmp6', '--icmpv6-type', 'neighbour-solicitation', '-j', 'ACCEPT'], 6);
+  assert.deepEqual(exposureOf(L(22), fw(nsOnly)).sources, ['::/0', '0.0.0.0/0']);
+  // Solicitations accepted from the link only: on-link sources reach, routed ones need the router's
+  // link-local solicitation, which is refused here.
+  const linkOnly = translateRule(['-s', '2001:db8:1::/64', '-p', 'ipv6-icmp', '--icmpv6-type', '135', '-j', 'ACCEPT'], 6);
+  assert.deepEqual(exposureOf(L(22), fw(linkOnly)).sources, ['2001:db8:1::/64', '0.0.0.0/0']);
 });

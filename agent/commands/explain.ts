@@ -2,7 +2,7 @@
 // connection through the live ruleset, rule by rule.
 import { UsageError, RuntimeError } from '../errors.js';
 import { familyOf, prefixSet } from '../exposure/intervals.js';
-import { interfaceTowards, splitTarget } from '../exposure/exposure.js';
+import { interfaceTowards, neighbourDiscovery, splitTarget } from '../exposure/exposure.js';
 import { Interpreter, type Packet } from '../exposure/interpret.js';
 import { readFirewall } from '../exposure/read.js';
 import { parse } from './args.js';
@@ -32,7 +32,18 @@ export async function runExplain(argv: string[]): Promise<number> {
   const v = to === null || !nat.undetermined.isEmpty() ? null : new Interpreter(fw.ruleset, hop, true).run(source);
   const trace = [...nat.trace, ...(v?.trace ?? [])];
   const reasons = [...nat.reasons, ...(v?.reasons ?? []), ...(to === null ? ['the DNAT does not say where it sends the connection'] : [])];
-  const verdict = !v || !v.undetermined.isEmpty() ? 'undetermined' : !v.accepted.isEmpty() ? 'accept' : v.trace.some((s) => s.outcome === 'reject') ? 'reject' : 'drop';
+  let verdict = !v || !v.undetermined.isEmpty() ? 'undetermined' : !v.accepted.isEmpty() ? 'accept' : v.trace.some((s) => s.outcome === 'reject') ? 'reject' : 'drop';
+  // IPv6 gets nowhere without neighbour discovery: the client's solicitation (and, behind a
+  // DNAT, the container's advertisement) must get in too.
+  if (family === 6 && verdict === 'accept') {
+    const checks = [{ nd: neighbourDiscovery(fw, iif), what: `a neighbour solicitation from ${from} on ${iif}`, region: source }];
+    if (to && hop.daddr) checks.push({ nd: neighbourDiscovery(fw, hop.oif ?? '', prefixSet(6, hop.daddr)), what: `a neighbour advertisement from ${hop.daddr} on ${hop.oif ?? '?'}`, region: prefixSet(6, hop.daddr) });
+    for (const { nd, what, region } of checks) {
+      if (!nd.ok.intersect(region).isEmpty()) continue;
+      verdict = nd.unsure.intersect(region).isEmpty() ? 'drop' : 'undetermined';
+      reasons.push(verdict === 'drop' ? `${what} is refused: no IPv6 packet gets through without it` : `cannot tell whether ${what} gets in: ${nd.reasons.join('; ')}`);
+    }
+  }
   if (values.json) {
     process.stdout.write(JSON.stringify({ packet: { ...packet, from }, ...(to ? { dnat: to, oif: hop.oif ?? null } : {}), steps: trace, verdict, reasons }, null, 2) + '\n');
     return 0;

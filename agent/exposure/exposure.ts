@@ -82,6 +82,52 @@ export function splitTarget(to: string): { addr: string; port: number | null } {
   return m ? { addr: m[1]!, port: Number(m[2]) } : { addr: to, port: null };
 }
 
+/** IPv6 neighbour discovery per input interface, once per ruleset: the same for every listener. */
+const ndCache = new WeakMap<Ruleset, Map<string, { ok: IntervalSet; unsure: IntervalSet; reasons: string[] }>>();
+const LINK_LOCAL = prefixSet(6, 'fe80::/64');
+
+/**
+ * Which IPv6 sources get their neighbour discovery to this host on `iif`: without it no IPv6
+ * packet of theirs arrives at all. A client connecting first solicits our address (and we learn
+ * its own from that), so its solicitation must get in; for a container behind us it is our
+ * solicitation, so its advertisement must (`from`: that container). On-link sources speak for
+ * themselves; all others come through a router, which uses its link-local address.
+ */
+export function neighbourDiscovery(fw: FirewallView, iif: string, from?: IntervalSet): { ok: IntervalSet; unsure: IntervalSet; reasons: string[] } {
+  const rs = fw.ruleset!;
+  const key = from ? `${iif} ${from.toCidrs().join()}` : iif;
+  const cached = ndCache.get(rs)?.get(key);
+  if (cached) return cached;
+  const icmpType = from ? 'nd-neighbor-advert' : 'nd-neighbor-solicit';
+  const v = new Interpreter(rs, { family: 6, proto: 'icmpv6', icmpType, dport: 0, iif }).run(from);
+  const { accepted: ok, undetermined: unsure, reasons } = v;
+  let result = { ok, unsure, reasons };
+  if (!from) {
+    const onlink = (fw.addresses ?? []).filter((a) => a.iface === iif && a.cidr.includes(':')).reduce((u, a) => u.union(prefixSet(6, a.cidr)), LINK_LOCAL);
+    const offlink = onlink.complement();
+    const routerOk = ok.intersect(LINK_LOCAL).equals(LINK_LOCAL);
+    const routerUnsure = !routerOk && !unsure.intersect(LINK_LOCAL).isEmpty();
+    result = {
+      ok: ok.intersect(onlink).union(routerOk ? offlink : IntervalSet.empty(6)),
+      unsure: unsure.intersect(onlink).union(routerUnsure ? offlink : IntervalSet.empty(6)),
+      reasons,
+    };
+  }
+  const m = ndCache.get(rs) ?? new Map();
+  m.set(key, result);
+  ndCache.set(rs, m);
+  return result;
+}
+
+/** A source reaches over IPv6 when both its connection and its neighbour discovery get through. */
+function withNd(accepted: IntervalSet, unsure: IntervalSet, nd: { ok: IntervalSet; unsure: IntervalSet }) {
+  const maybe = nd.ok.union(nd.unsure);
+  return {
+    accepted: accepted.intersect(nd.ok).subtract(nd.unsure),
+    unsure: unsure.intersect(maybe).union(accepted.intersect(nd.unsure)),
+  };
+}
+
 export function reach(t: Target, fw: FirewallView): Reach | null {
   if (!fw.ruleset) return null;
   const rs = fw.ruleset;
@@ -124,7 +170,13 @@ export function reach(t: Target, fw: FirewallView): Reach | null {
         if (!dnatTo.includes(to)) dnatTo.push(to);
         const { addr, port } = splitTarget(to);
         const oif = interfaceTowards(addr, fw.addresses ?? []);
-        const fwd = both({ ...base, family: fam, dport: port ?? t.port, iif, hook: 'forward', daddr: addr, oif, origDport: t.port }, region);
+        let fwd = both({ ...base, family: fam, dport: port ?? t.port, iif, hook: 'forward', daddr: addr, oif, origDport: t.port }, region);
+        if (fam === 6) {
+          // The host must also hear the container's neighbour advertisements on its side.
+          const nd = neighbourDiscovery(fw, oif ?? '', prefixSet(6, addr));
+          note(nd.reasons);
+          if (nd.ok.isEmpty()) fwd = { accepted: IntervalSet.empty(6), undetermined: nd.unsure.isEmpty() ? IntervalSet.empty(6) : fwd.accepted.union(fwd.undetermined) };
+        }
         here = here.union(fwd.accepted);
         unsure = unsure.union(fwd.undetermined);
       }
@@ -134,6 +186,11 @@ export function reach(t: Target, fw: FirewallView): Reach | null {
         const input = both({ ...base, family: fam, dport: t.port, iif }, direct);
         here = here.union(input.accepted);
         unsure = unsure.union(input.undetermined);
+      }
+      if (fam === 6) {
+        const nd = neighbourDiscovery(fw, iif);
+        note(nd.reasons);
+        ({ accepted: here, unsure } = withNd(here, unsure, nd));
       }
       acc = acc.union(here);
       und = und.union(unsure);

@@ -5,11 +5,14 @@
 // its own chain. The input hook is a connection to this host; the forward hook one that a DNAT
 // sent on to a container; the prerouting nat chains say which sources that DNAT catches. Pure.
 import { IntervalSet, prefixRange, toBig, type Fam, type Range } from './intervals.js';
+import { exprText, valueText } from './nft-text.js';
 import { baseChains, chainKey, isObj, type Obj, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
 
 export interface Packet {
   family: Fam;
-  proto: 'tcp' | 'udp';
+  /** icmpv6: a neighbour-discovery message (icmpType), without which IPv6 reaches nothing on-link. */
+  proto: 'tcp' | 'udp' | 'icmpv6';
+  icmpType?: 'nd-neighbor-solicit' | 'nd-neighbor-advert';
   /** The destination port as the chains of this hook see it (after a DNAT on the forward path). */
   dport: number;
   iif: string;
@@ -71,7 +74,8 @@ function dnatTarget(d: Obj): string | null {
   return d.addr.includes(':') ? `[${d.addr}]:${d.port}` : `${d.addr}:${d.port}`;
 }
 
-const PROTO_NUM: Record<string, number> = { tcp: 6, udp: 17 };
+const PROTO_NUM: Record<string, number> = { tcp: 6, udp: 17, icmpv6: 58, 'ipv6-icmp': 58 };
+const ICMPV6_TYPE: Record<string, number> = { 'nd-neighbor-solicit': 135, 'nd-neighbor-advert': 136 };
 
 /** What a rule (or a chain) did with the sources that entered it; `rest` goes on to the next rule. */
 interface Outcome {
@@ -149,7 +153,8 @@ function portIndex(chain: NftChain, proto: 'tcp' | 'udp'): PortIndex {
 }
 
 /** The rules of a chain that can match this packet, in order. */
-function candidates(chain: NftChain, proto: 'tcp' | 'udp', dport: number): NftRule[] {
+function candidates(chain: NftChain, proto: 'tcp' | 'udp' | 'icmpv6', dport: number): NftRule[] {
+  if (proto === 'icmpv6') return chain.rules;
   const idx = portIndex(chain, proto);
   const a = idx.generic;
   const b = idx.byPort.get(dport) ?? [];
@@ -237,7 +242,7 @@ export class Interpreter {
     const negate = op === '!=';
     if (op !== '==' && op !== '!=' && op !== 'in') throw new Undecidable(`operator ${op}`);
     const k = (value: boolean): MatchResult => ({ kind: 'const', value: negate ? !value : value });
-    if (!isObj(left)) throw new Undecidable(`match ${short(m)}`);
+    if (!isObj(left)) throw new Undecidable(`match ${exprText({ match: m })}`);
     if (isObj(left.payload)) {
       const { protocol, field } = left.payload as { protocol?: string; field?: string };
       if ((protocol === 'ip' || protocol === 'ip6') && (field === 'saddr' || field === 'daddr')) {
@@ -251,6 +256,11 @@ export class Interpreter {
         // The other end: only the forward path knows it (the DNAT's); on input it is one of ours.
         if (this.p.daddr === undefined) throw new Undecidable(`${protocol} ${field}`);
         return k(this.addressSet(right, items, fam, chain).has(this.p.daddr));
+      }
+      if (this.p.proto === 'icmpv6') {
+        if (protocol === 'icmpv6' && field === 'type') return k(this.valueIn(items, this.p.icmpType!, ICMPV6_TYPE));
+        if (protocol === 'tcp' || protocol === 'udp' || protocol === 'icmp') return { kind: 'const', value: false };
+        throw new Undecidable(`${protocol} ${field} of a neighbour-discovery message`);
       }
       if (protocol === 'tcp' || protocol === 'udp' || protocol === 'th') {
         if (protocol !== 'th' && protocol !== this.p.proto) return { kind: 'const', value: false };
@@ -283,13 +293,14 @@ export class Interpreter {
         if (!this.p.oif) throw new Undecidable(`meta ${key} (the interface towards ${this.p.daddr ?? '?'} is not known)`);
         return k(this.valueIn(items, this.p.oif));
       }
-      if (key === 'pkttype') return k(this.valueIn(items, 'host'));
+      if (key === 'pkttype') return k(this.valueIn(items, this.p.icmpType === 'nd-neighbor-solicit' ? 'multicast' : 'host'));
       throw new Undecidable(`meta ${key}`);
     }
     if (isObj(left.ct)) {
       const key = String((left.ct as Obj).key);
       const dir = (left.ct as Obj).dir;
-      if (key === 'state') return k(this.valueIn(items, this.p.ctState ?? 'new'));
+      // Conntrack leaves neighbour discovery untracked.
+      if (key === 'state') return k(this.valueIn(items, this.p.proto === 'icmpv6' ? 'untracked' : (this.p.ctState ?? 'new')));
       // Only a connection on the forward path after our DNAT was NATed on its way in.
       if (key === 'status' && items.every((i) => i === 'dnat' || i === 'snat')) return k(items.includes('dnat') && this.p.origDport !== undefined);
       if (key === 'proto-dst' && (dir === 'original' || dir === undefined)) return k(this.valueIn(items, this.p.origDport ?? this.p.dport));
@@ -305,10 +316,13 @@ export class Interpreter {
     if (isObj(left.fib)) {
       const fib = left.fib as { result?: string; flags?: string[] };
       // Before a DNAT every packet here is addressed to this host (local); after it, to a container.
-      if (fib.result === 'type' && fib.flags?.length === 1 && fib.flags[0] === 'daddr') return k(this.valueIn(items, this.p.hook === 'forward' ? 'unicast' : 'local'));
-      throw new Undecidable(`fib ${short(left)}`);
+      // A neighbour solicitation goes to a solicited-node multicast address.
+      if (fib.result === 'type' && fib.flags?.length === 1 && fib.flags[0] === 'daddr') {
+        return k(this.valueIn(items, this.p.hook === 'forward' ? 'unicast' : this.p.icmpType === 'nd-neighbor-solicit' ? 'multicast' : 'local'));
+      }
+      throw new Undecidable(valueText(left));
     }
-    throw new Undecidable(`match ${short(m)}`);
+    throw new Undecidable(`match ${exprText({ match: m })}`);
   }
 
   /** Runs one chain for region R; returns what it accepted, refused, returned and could not decide. */
@@ -338,7 +352,7 @@ export class Interpreter {
     const none = IntervalSet.empty(fam);
     const label = `${chain.family} ${chain.table} ${chain.name}`;
     const record = (M: IntervalSet, outcome: string) => {
-      if (this.tracing && !M.isEmpty()) this.trace.push({ chain: label, handle: rule.handle, comment: rule.comment, rule: rule.expr.map(short).join(' '), outcome });
+      if (this.tracing && !M.isEmpty()) this.trace.push({ chain: label, handle: rule.handle, comment: rule.comment, rule: rule.expr.filter((x) => !(isObj(x) && 'counter' in x)).map(exprText).join(' '), outcome });
     };
     let M = R;
     let limited = false;
@@ -373,7 +387,7 @@ export class Interpreter {
         } else if (this.p.hook === 'prerouting' && (k === 'dnat' || (k === 'xt' && isObj(v) && v.type === 'target' && v.name === 'DNAT'))) {
           verdict = e;
           break;
-        } else throw new Undecidable(`statement ${short(e)}`);
+        } else throw new Undecidable(`statement ${exprText(e)}`);
       }
       if (undecided && !M.isEmpty() && !(verdict && this.neutralJump(verdict, chain, M, depth))) throw undecided;
     } catch (err) {

@@ -75,6 +75,21 @@ function ports(v: string): Json {
   return items.length === 1 ? items[0]! : { set: items };
 }
 
+/** iptables' ICMPv6 type names (ip6tables -p icmpv6 --help); iptables-save itself prints numbers. */
+const ICMPV6_TYPES: Record<string, number> = {
+  'destination-unreachable': 1, 'packet-too-big': 2, 'time-exceeded': 3, 'parameter-problem': 4, 'echo-request': 128, 'echo-reply': 129,
+  'router-solicitation': 133, 'router-advertisement': 134, 'neighbour-solicitation': 135, 'neighbor-solicitation': 135,
+  'neighbour-advertisement': 136, 'neighbor-advertisement': 136, redirect: 137,
+};
+
+/** "--icmpv6-type 135" or "135/0" or a name → a type match; a code other than 0 stays undecided. */
+function icmpType(v: string, protocol: 'icmp' | 'icmpv6', negate: boolean): Obj {
+  const [type, code] = v.split('/');
+  const n = /^\d+$/.test(type!) ? Number(type) : protocol === 'icmpv6' ? ICMPV6_TYPES[type!] : undefined;
+  if (n === undefined || (code !== undefined && code !== '0')) return xtMatch(`${protocol} --${protocol === 'icmp' ? 'icmp' : 'icmpv6'}-type ${v}`);
+  return match({ payload: { protocol, field: 'type' } }, n, negate);
+}
+
 const iface = (v: string) => (v.endsWith('+') ? `${v.slice(0, -1)}*` : v);
 
 /** ESTABLISHED,RELATED → ct state names; DNAT/SNAT are conntrack status bits, not states. */
@@ -119,7 +134,7 @@ export function translateRule(args: string[], family: 4 | 6): Json[] {
       case '--ctorigdstport': expr.push(match({ ct: { key: 'proto-dst', dir: 'original' } }, ports(val()), neg)); break;
       case '--dst-type': { const t = val().toLowerCase(); expr.push(match({ fib: { result: 'type', flags: ['daddr'] } }, t === 'local' ? 'local' : t, neg)); break; }
       case '--comment': val(); break;
-      case '--icmp-type': case '--icmpv6-type': val(); expr.push(match({ payload: { protocol: family === 4 ? 'icmp' : 'icmpv6', field: 'type' } }, 0, neg)); break;
+      case '--icmp-type': case '--icmpv6-type': expr.push(icmpType(val(), family === 4 ? 'icmp' : 'icmpv6', neg)); break;
       case '--set': if (module === 'recent') break; expr.push(xtMatch(module)); break;
       case '--rcheck': case '--update': expr.push({ limit: {} }); break; // recent: sometimes holds, like a rate limit
       case '-j': case '--jump': case '-g': case '--goto': {

@@ -166,3 +166,11 @@ export function recheck(ns: string, p: Probe, seen: ProbeResult, expectOpen: boo
 export function flushConntrack(ns: string): void {
   nsRun(ns, 'conntrack', ['-F'], undefined, true);
 }
+
+/**
+ * Forgets what the namespaces learned of their neighbours: a cached entry lets IPv6 through a
+ * ruleset that drops neighbour discovery, which a fresh client would never get past.
+ */
+export function flushNeighbours(...namespaces: string[]): void {
+  for (const ns of namespaces) ip(['-n', ns, 'neigh', 'flush', 'all']);
+}

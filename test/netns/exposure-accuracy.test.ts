@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { containsCidr } from 'cidr-tools';
 import fc from 'fast-check';
 import { needsRootAnd } from '../helpers/env.js';
-import { addDirectClient, createLab, flushConntrack, nsRun, probe, recheck, startListeners, type Lab, type Probe } from '../helpers/lab.js';
+import { addDirectClient, createLab, flushConntrack, flushNeighbours, nsRun, probe, recheck, startListeners, type Lab, type Probe } from '../helpers/lab.js';
 import { runCli } from '../helpers/cli.js';
 import { ROOT } from '../helpers/paths.js';
 import { loadPolicy } from '../../agent/policy/load.js';
@@ -145,6 +145,7 @@ async function checkRuleset(lab: Lab, text: string, tally: { matched: number; un
     return false;
   }
   flushConntrack(ns);
+  flushNeighbours(ns, ...lab.clients.map((c) => c.ns));
   tally.rulesets++;
   const scan = await runCli(['scan', '--json', '--netns', ns]);
   assert.equal(scan.code, 0, scan.stderr);

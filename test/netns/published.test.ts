@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import { containsCidr } from 'cidr-tools';
 import { needsRootAnd } from '../helpers/env.js';
-import { createLab, createNamespace, deleteNamespace, flushConntrack, ip, nsRun, probe, recheck, startListeners, type Lab, type Probe } from '../helpers/lab.js';
+import { createLab, createNamespace, deleteNamespace, flushConntrack, flushNeighbours, ip, nsRun, probe, recheck, startListeners, type Lab, type Probe } from '../helpers/lab.js';
 import { runCli } from '../helpers/cli.js';
 import { FIXTURES } from '../helpers/paths.js';
 
@@ -59,6 +59,7 @@ interface Scan {
 async function compare(lab: Lab, label: string, tally: { matched: number }): Promise<Exposure> {
   const ns = lab.server.ns;
   flushConntrack(ns);
+  flushNeighbours(ns, ...lab.clients.map((c) => c.ns));
   const scan = await runCli(['scan', '--json', '--netns', ns]);
   assert.equal(scan.code, 0, scan.stderr);
   const parsed = JSON.parse(scan.stdout) as Scan;
