@@ -268,3 +268,15 @@ test('IPv6 needs neighbour discovery: a ruleset that drops it reaches no IPv6 so
   const linkOnly = translateRule(['-s', '2001:db8:1::/64', '-p', 'ipv6-icmp', '--icmpv6-type', '135', '-j', 'ACCEPT'], 6);
   assert.deepEqual(exposureOf(L(22), fw(linkOnly)).sources, ['2001:db8:1::/64', '0.0.0.0/0']);
 });
+
+test('concatenations: each element matches part by part; address parts narrow the sources', () => {
+  const rs = parseNftJson(JSON.stringify({ nftables: [
+    { set: { family: 'inet', table: 't', name: 'allow', type: ['ipv4_addr', 'inet_service'], flags: ['interval'], elem: [{ concat: ['192.0.2.11', 22] }, { concat: [{ prefix: { addr: '198.51.100.0', len: 24 } }, { range: [20, 30] }] }] } },
+    { chain: { family: 'inet', table: 't', name: 'in', type: 'filter', hook: 'input', prio: 0, policy: 'drop' } },
+    { rule: { family: 'inet', table: 't', chain: 'in', handle: 2, expr: [{ match: { op: '==', left: { concat: [{ payload: { protocol: 'ip', field: 'saddr' } }, { payload: { protocol: 'tcp', field: 'dport' } }] }, right: '@allow' } }, { accept: null }] } },
+  ] }));
+  const fw: FirewallView = { ruleset: rs, error: null, interfaces: ['eth0'], legacyRules: 0, published: [] };
+  assert.deepEqual(exposureOf(L(22, 4, false), fw).sources, ['192.0.2.11/32', '198.51.100.0/24']);
+  assert.deepEqual(exposureOf(L(25, 4, false), fw).sources, ['198.51.100.0/24']);
+  assert.equal(exposureOf(L(80, 4, false), fw).verdict, 'none');
+});

@@ -211,6 +211,28 @@ export class Interpreter {
     return set;
   }
 
+  /**
+   * `ip saddr . tcp dport @set`: an element matches when each of its parts matches the key's part
+   * at the same place — constants for this packet, or a region of sources; the elements' regions
+   * are joined.
+   */
+  private concatMatch(keys: Json[], items: Json[], chain: NftChain): MatchResult {
+    const fam = this.p.family;
+    let any = IntervalSet.empty(fam);
+    for (const it of items) {
+      const parts = isObj(it) && Array.isArray(it.concat) ? it.concat : null;
+      if (!parts || parts.length !== keys.length) throw new Undecidable(`concatenation element ${short(it)}`);
+      let region = IntervalSet.full(fam);
+      for (let i = 0; i < keys.length && !region.isEmpty(); i++) {
+        const r = this.match({ op: '==', left: keys[i]!, right: parts[i]! }, chain);
+        region = r.kind === 'const' ? (r.value ? region : IntervalSet.empty(fam)) : region.intersect(r.set);
+      }
+      any = any.union(region);
+      if (any.isFull()) break;
+    }
+    return any.isFull() ? { kind: 'const', value: true } : any.isEmpty() ? { kind: 'const', value: false } : { kind: 'sources', set: any };
+  }
+
   /** true: every port in lo..hi matches; false: none does; null: some do. */
   private portsCover(items: Json[], lo: number, hi: number): boolean | null {
     let covered = false;
@@ -243,6 +265,10 @@ export class Interpreter {
     if (op !== '==' && op !== '!=' && op !== 'in') throw new Undecidable(`operator ${op}`);
     const k = (value: boolean): MatchResult => ({ kind: 'const', value: negate ? !value : value });
     if (!isObj(left)) throw new Undecidable(`match ${exprText({ match: m })}`);
+    if (Array.isArray(left.concat)) {
+      const r = this.concatMatch(left.concat, items, chain);
+      return negate ? (r.kind === 'const' ? { kind: 'const', value: !r.value } : { kind: 'sources', set: r.set.complement() }) : r;
+    }
     if (isObj(left.payload)) {
       const { protocol, field } = left.payload as { protocol?: string; field?: string };
       if ((protocol === 'ip' || protocol === 'ip6') && (field === 'saddr' || field === 'daddr')) {

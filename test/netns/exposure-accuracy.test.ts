@@ -79,6 +79,18 @@ const HAND_WRITTEN = [
 		iifname "eth1" accept
 	}
 }`,
+  `table inet cc {
+	set allow { type ipv4_addr . inet_service; flags interval; elements = { 192.0.2.11 . 7001, 192.0.2.8/30 . 7002-7003, 192.0.2.12 . 7005 } }
+	set allow6 { type ipv6_addr . inet_service; elements = { 2001:db8:1::12 . 7001 } }
+	chain input {
+		type filter hook input priority 0; policy accept;
+		ct state established,related accept
+		ip saddr . tcp dport @allow accept
+		ip6 saddr . tcp dport @allow6 accept
+		iifname . tcp dport { "eth1" . 7004 } accept
+		tcp dport 7001-7005 drop
+	}
+}`,
   `table ip first {
 	chain in {
 		type filter hook input priority -10; policy accept;
