@@ -1,28 +1,32 @@
-// portwarden report: what `npm start` runs. Listeners, findings and the suggested nft rules for
+// portwarden report: what `npm start` runs. Listeners (with their exposure), findings and the suggested nft rules for
 // this host, with /etc/portwarden/policy.yaml or, when there is none, the bundled default policy.
 // Exit 0 unless something broke: findings are for reading here, `check` is for CI.
 import { existsSync } from 'node:fs';
-import { evaluate } from '../policy/evaluate.js';
+import { evaluate, sortFindings } from '../policy/evaluate.js';
+import { compareExposure } from '../exposure/compare.js';
+import { exposureOf } from '../exposure/exposure.js';
+import { readFirewall } from '../exposure/read.js';
 import { BUNDLED_POLICY_PATH, DEFAULT_POLICY_PATH, loadPolicy } from '../policy/load.js';
 import { lockoutWarning } from '../firewall/oracle.js';
 import { renderRuleset } from '../firewall/render.js';
 import { parse } from './args.js';
 import { findingsText, printWarnings } from './check.js';
 import { useColor } from './output.js';
-import { listenersTable, snapshotFor, snapshotNote } from './scan.js';
+import { listenersTable, publishedRows, snapshotFor, snapshotNote } from './scan.js';
 
 export async function runReport(argv: string[]): Promise<number> {
   const { values } = parse(argv, { policy: { type: 'string' }, netns: { type: 'string' } });
   const file = values.policy ?? (existsSync(DEFAULT_POLICY_PATH) ? DEFAULT_POLICY_PATH : BUNDLED_POLICY_PATH);
   const loaded = loadPolicy(file);
   printWarnings(loaded.warnings);
-  const snap = await snapshotFor(values.netns);
+  const [snap, fw] = await Promise.all([snapshotFor(values.netns), readFirewall(values.netns)]);
   const out = process.stdout;
   out.write(`== listeners on ${snap.host.hostname}${snap.host.netns ? ` (netns ${snap.host.netns})` : ''}\n`);
-  out.write(listenersTable(snap.listeners));
+  out.write(listenersTable(snap.listeners, snap.listeners.map((l) => exposureOf(l, fw)), publishedRows(fw, snap.listeners)));
   out.write(snapshotNote(snap));
+  if (fw.error) out.write(`note: exposure undetermined: cannot read the firewall (${fw.error})\n`);
   out.write(`\n== findings against ${file}\n`);
-  out.write(findingsText(evaluate(loaded.policy, snap.listeners), useColor()));
+  out.write(findingsText(sortFindings([...evaluate(loaded.policy, snap.listeners), ...compareExposure(loaded.policy, snap.listeners, fw)]), useColor()));
   out.write(`\n== suggested nftables rules (portwarden rules --policy ${file})\n`);
   const warning = lockoutWarning(loaded.policy, process.env);
   if (warning) out.write(`# WARNING: ${warning}\n`);

@@ -119,6 +119,14 @@ test('scan, check and init against real listeners in a namespace', async (t) => 
     assert.match(refused.stderr, /exists; pass --force/);
     assert.equal((await runCli(['init', '--netns', ns, '--output', starter, '--force'])).code, 0);
 
+    // report (what npm start runs): listeners with exposure, findings, suggested rules; exit 0.
+    const report = await runCli(['report', '--netns', ns, '--policy', policy]);
+    assert.equal(report.code, 0, report.stderr);
+    assert.match(report.stdout, /^== listeners on \S+ \(netns \S+\)$/m);
+    assert.match(report.stdout, /^tcp\s+0\.0\.0\.0:25\s+wildcard\s+any\s+master\(\d+,root\)$/m);
+    assert.match(report.stdout, /^== findings against .*policy\.yaml\n(?:.*\n)*? {2}missing-listener: /m);
+    assert.match(report.stdout, /^== suggested nftables rules \(portwarden rules --policy .*\)\n(?:.*\n)*table inet portwarden \{$/m);
+
     const noNs = await runCli(['scan', '--netns', 'pw-does-not-exist']);
     assert.equal(noNs.code, 2);
     assert.match(noNs.stderr, /no network namespace named "pw-does-not-exist"/);
