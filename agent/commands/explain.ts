@@ -2,7 +2,8 @@
 // connection through the live ruleset, rule by rule.
 import { UsageError, RuntimeError } from '../errors.js';
 import { familyOf, prefixSet } from '../exposure/intervals.js';
-import { interfaceTowards, neighbourDiscovery, splitTarget } from '../exposure/exposure.js';
+import { interfaceTowards, splitTarget } from '../exposure/exposure.js';
+import { neighbourDiscovery } from '../exposure/neighbour.js';
 import { Interpreter, type Packet } from '../exposure/interpret.js';
 import { readFirewall } from '../exposure/read.js';
 import { parse } from './args.js';

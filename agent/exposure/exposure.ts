@@ -4,6 +4,7 @@
 import type { Listener } from '../model.js';
 import { familyOf, IntervalSet, prefixSet, type Fam } from './intervals.js';
 import { Interpreter, type Packet } from './interpret.js';
+import { neighbourDiscovery, withNd } from './neighbour.js';
 import type { Ruleset } from './nft-json.js';
 import type { Published } from './published.js';
 
@@ -80,52 +81,6 @@ export function interfaceTowards(address: string, addrs: readonly InterfaceAddre
 export function splitTarget(to: string): { addr: string; port: number | null } {
   const m = /^\[(.+)\]:(\d+)$/.exec(to) ?? /^([^:]+):(\d+)$/.exec(to);
   return m ? { addr: m[1]!, port: Number(m[2]) } : { addr: to, port: null };
-}
-
-/** IPv6 neighbour discovery per input interface, once per ruleset: the same for every listener. */
-const ndCache = new WeakMap<Ruleset, Map<string, { ok: IntervalSet; unsure: IntervalSet; reasons: string[] }>>();
-const LINK_LOCAL = prefixSet(6, 'fe80::/64');
-
-/**
- * Which IPv6 sources get their neighbour discovery to this host on `iif`: without it no IPv6
- * packet of theirs arrives at all. A client connecting first solicits our address (and we learn
- * its own from that), so its solicitation must get in; for a container behind us it is our
- * solicitation, so its advertisement must (`from`: that container). On-link sources speak for
- * themselves; all others come through a router, which uses its link-local address.
- */
-export function neighbourDiscovery(fw: FirewallView, iif: string, from?: IntervalSet): { ok: IntervalSet; unsure: IntervalSet; reasons: string[] } {
-  const rs = fw.ruleset!;
-  const key = from ? `${iif} ${from.toCidrs().join()}` : iif;
-  const cached = ndCache.get(rs)?.get(key);
-  if (cached) return cached;
-  const icmpType = from ? 'nd-neighbor-advert' : 'nd-neighbor-solicit';
-  const v = new Interpreter(rs, { family: 6, proto: 'icmpv6', icmpType, dport: 0, iif }).run(from);
-  const { accepted: ok, undetermined: unsure, reasons } = v;
-  let result = { ok, unsure, reasons };
-  if (!from) {
-    const onlink = (fw.addresses ?? []).filter((a) => a.iface === iif && a.cidr.includes(':')).reduce((u, a) => u.union(prefixSet(6, a.cidr)), LINK_LOCAL);
-    const offlink = onlink.complement();
-    const routerOk = ok.intersect(LINK_LOCAL).equals(LINK_LOCAL);
-    const routerUnsure = !routerOk && !unsure.intersect(LINK_LOCAL).isEmpty();
-    result = {
-      ok: ok.intersect(onlink).union(routerOk ? offlink : IntervalSet.empty(6)),
-      unsure: unsure.intersect(onlink).union(routerUnsure ? offlink : IntervalSet.empty(6)),
-      reasons,
-    };
-  }
-  const m = ndCache.get(rs) ?? new Map();
-  m.set(key, result);
-  ndCache.set(rs, m);
-  return result;
-}
-
-/** A source reaches over IPv6 when both its connection and its neighbour discovery get through. */
-function withNd(accepted: IntervalSet, unsure: IntervalSet, nd: { ok: IntervalSet; unsure: IntervalSet }) {
-  const maybe = nd.ok.union(nd.unsure);
-  return {
-    accepted: accepted.intersect(nd.ok).subtract(nd.unsure),
-    unsure: unsure.intersect(maybe).union(accepted.intersect(nd.unsure)),
-  };
 }
 
 export function reach(t: Target, fw: FirewallView): Reach | null {
