@@ -119,6 +119,8 @@ test('docker-like iptables-nft rules: DNAT target and addrtype read back; exposu
   assert.deepEqual(e.perInterface, { eth0: ['0.0.0.0/0'], docker0: [] }, 'from docker0 no DNAT happens (DOCKER returns first)');
   // A docker-proxy listener on the host port: DNAT'd sources via forward, the rest via input.
   assert.equal(exposureOf(L(8080, 4, false), fw).verdict, 'any');
+  // …and from docker0, where no DNAT happens, the proxy itself answers (input accepts all).
+  assert.equal(exposureOf(L(8080, 4, false), fw).perInterface, undefined, 'both interfaces reach it: eth0 by DNAT, docker0 directly');
   const { policy } = loadPolicy('p.yaml', { text: 'version: 1\nrules:\n  - { name: web, port: 8080, from: [192.0.2.0/24] }\n', hostname: 'h' });
   const fs = compareExposure(policy, [], fw);
   assert.deepEqual(fs.map((f) => [f.kind, f.severity]), [['published-container-port', 'high']]);

@@ -111,11 +111,18 @@ export function reach(t: Target, fw: FirewallView): Reach | null {
         note(vs.flatMap((v) => v.reasons));
         return { accepted: vs.reduce((a, v) => a.intersect(v.accepted), region), undetermined: vs.reduce((u, v) => u.union(v.undetermined), IntervalSet.empty(p.family)) };
       };
-      const nat = new Interpreter(rs, { ...base, family: fam, dport: t.port, iif, hook: 'prerouting' }).runNat();
+      // Before routing: filter chains on the prerouting hook (raw blocklists, reverse-path
+      // filters) refuse for both paths; then the nat chains decide which path.
+      const pre = [new Interpreter(rs, { ...base, family: fam, dport: t.port, iif, hook: 'prerouting', ctState: 'new' }).run(), new Interpreter(rs, { ...base, family: fam, dport: t.port, iif, hook: 'prerouting', ctState: 'established' }).run()];
+      note(pre.flatMap((v) => v.reasons));
+      const passed = pre[0]!.accepted.intersect(pre[1]!.accepted);
+      const nat = new Interpreter(rs, { ...base, family: fam, dport: t.port, iif, hook: 'prerouting' }).runNat(passed);
       note(nat.reasons);
       let here = IntervalSet.empty(fam);
-      let unsure = nat.undetermined;
+      let unsure = nat.undetermined.union(pre[0]!.undetermined).union(pre[1]!.undetermined);
+      let nattedHere = IntervalSet.empty(fam);
       for (const [to, region] of nat.dnat) {
+        nattedHere = nattedHere.union(region);
         natted = natted.union(region);
         if (to === null) {
           unsure = unsure.union(region);
@@ -137,7 +144,7 @@ export function reach(t: Target, fw: FirewallView): Reach | null {
       }
       // Connections no DNAT took go to this host's own port: only a listener there answers.
       if (t.listening) {
-        const direct = IntervalSet.full(fam).subtract(natted).subtract(nat.undetermined);
+        const direct = passed.subtract(nattedHere).subtract(nat.undetermined);
         const input = both({ ...base, family: fam, dport: t.port, iif }, direct);
         here = here.union(input.accepted);
         unsure = unsure.union(input.undetermined);

@@ -20,7 +20,8 @@ export interface Packet {
   ctState?: 'new' | 'established';
   /**
    * input (default): to this host; output (with reply): this host's answers; forward: after a
-   * DNAT, to `daddr` through `oif`; prerouting: the nat chains (runNat).
+   * DNAT, to `daddr` through `oif`; prerouting: before routing (run: the filter-type chains such as
+   * raw blocklists and reverse-path filters; runNat: the nat chains).
    */
   hook?: 'input' | 'output' | 'forward' | 'prerouting';
   /** Forward path: the address a DNAT sent the connection to. */
@@ -342,6 +343,11 @@ export class Interpreter {
     if (isObj(left.fib)) {
       const fib = left.fib as { result?: string; flags?: string[] };
       // Before a DNAT every packet here is addressed to this host (local); after it, to a container.
+      // A reverse-path filter (fib saddr . iif oif missing drop): the source is taken to be routed
+      // back out of the interface it came in on, as every source that can get an answer is.
+      if (fib.result === 'oif' && fib.flags?.includes('saddr') && fib.flags.includes('iif')) {
+        return k(items.some((i) => i === true || i === this.p.iif) && !items.includes(false));
+      }
       // A neighbour solicitation goes to a solicited-node multicast address.
       if (fib.result === 'type' && fib.flags?.length === 1 && fib.flags[0] === 'daddr') {
         return k(this.valueIn(items, this.p.hook === 'forward' ? 'unicast' : this.p.icmpType === 'nd-neighbor-solicit' ? 'multicast' : 'local'));
@@ -410,7 +416,7 @@ export class Interpreter {
         } else if (['accept', 'drop', 'reject', 'jump', 'goto', 'return', 'continue', 'vmap'].includes(k!)) {
           verdict = e;
           break;
-        } else if (this.p.hook === 'prerouting' && (k === 'dnat' || (k === 'xt' && isObj(v) && v.type === 'target' && v.name === 'DNAT'))) {
+        } else if (this.natMode && (k === 'dnat' || (k === 'xt' && isObj(v) && v.type === 'target' && v.name === 'DNAT'))) {
           verdict = e;
           break;
         } else throw new Undecidable(`statement ${exprText(e)}`);
@@ -503,7 +509,7 @@ export class Interpreter {
       }
       case 'accept':
         // In a nat chain accept only means "no translation here".
-        if (this.p.hook === 'prerouting') return { accept: none, refuse: M, undet: none, ret: none, rest };
+        if (this.natMode) return { accept: none, refuse: M, undet: none, ret: none, rest };
         record(M, 'accept');
         return { accept: M, refuse: none, undet: none, ret: none, rest };
       case 'drop':
@@ -549,8 +555,12 @@ export class Interpreter {
     return sub.ret.equals(M) && sub.undet.isEmpty();
   }
 
+  /** In the nat chains a dnat statement is the verdict that matters, and accept only means "not translated". */
+  private natMode = false;
+
   /** Runs the prerouting nat base chains: which sources a DNAT sends where. */
   runNat(sources: IntervalSet = IntervalSet.full(this.p.family)): NatVerdicts {
+    this.natMode = true;
     let alive = sources;
     let undetermined = IntervalSet.empty(this.p.family);
     for (const c of baseChains(this.rs, this.p.family, 'prerouting', 'nat')) {
@@ -568,7 +578,7 @@ export class Interpreter {
     let alive = sources;
     let refused = IntervalSet.empty(fam);
     let undetermined = IntervalSet.empty(fam);
-    for (const c of baseChains(this.rs, fam, this.p.hook === 'forward' || this.p.hook === 'output' ? this.p.hook : 'input', 'filter')) {
+    for (const c of baseChains(this.rs, fam, this.p.hook ?? 'input', 'filter')) {
       const r = this.chain(c, alive, 0);
       const policyRefuses = c.policy === 'drop';
       if (this.tracing && !r.ret.isEmpty()) this.trace.push({ chain: `${c.family} ${c.table} ${c.name}`, handle: null, comment: null, rule: '(end of chain)', outcome: `policy ${c.policy}` });

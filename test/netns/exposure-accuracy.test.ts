@@ -1,5 +1,6 @@
 // The accuracy test that matters: for many rulesets (our generated ones, hand-written ones with
-// jumps, sets, ct state and interface matches, and random ones), every determinate prediction of
+// jumps, sets, maps, concatenations, ct state, interface matches, output and prerouting chains,
+// and random ones), every determinate prediction of
 // `scan --json` must equal what a real TCP connect from each client observes, v4 and v6.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -89,6 +90,16 @@ const HAND_WRITTEN = [
 		ip6 saddr . tcp dport @allow6 accept
 		iifname . tcp dport { "eth1" . 7004 } accept
 		tcp dport 7001-7005 drop
+	}
+}`,
+  `table inet raw {
+	set block { type ipv4_addr; flags interval; elements = { 192.0.2.12 } }
+	set block6 { type ipv6_addr; elements = { 2001:db8:1::11 } }
+	chain pre {
+		type filter hook prerouting priority raw; policy accept;
+		meta nfproto ipv6 fib saddr . mark . iif oif missing drop
+		ip saddr @block tcp dport { 7001, 7003 } drop
+		ip6 saddr @block6 drop
 	}
 }`,
   `table ip first {
