@@ -22,17 +22,20 @@ export async function runExplain(argv: string[]): Promise<number> {
   const iif = values.iif ?? fw.interfaces[0] ?? 'eth0';
   const packet = { family, proto: (m[2] ?? 'tcp') as 'tcp' | 'udp', dport: Number(m[1]), iif };
   const source = prefixSet(family, from);
-  // First the prerouting nat chains: a DNAT sends the connection down the forward path instead.
-  const nat = new Interpreter(fw.ruleset, { ...packet, hook: 'prerouting' }, true).runNat(source);
+  // Before routing: the prerouting filter chains (a raw blocklist), then the nat chains, where a
+  // DNAT sends the connection down the forward path instead.
+  const pre = new Interpreter(fw.ruleset, { ...packet, hook: 'prerouting' }, true).run(source);
+  const nat = new Interpreter(fw.ruleset, { ...packet, hook: 'prerouting' }, true).runNat(pre.accepted);
   const to = [...nat.dnat.entries()].find(([, s]) => !s.isEmpty())?.[0];
   let hop: Packet = packet;
   if (to) {
     const { addr, port } = splitTarget(to);
     hop = { ...packet, hook: 'forward', daddr: addr, dport: port ?? packet.dport, origDport: packet.dport, oif: interfaceTowards(addr, fw.addresses ?? []) };
   }
-  const v = to === null || !nat.undetermined.isEmpty() ? null : new Interpreter(fw.ruleset, hop, true).run(source);
-  const trace = [...nat.trace, ...(v?.trace ?? [])];
-  const reasons = [...nat.reasons, ...(v?.reasons ?? []), ...(to === null ? ['the DNAT does not say where it sends the connection'] : [])];
+  const stopped = pre.accepted.isEmpty();
+  const v = stopped ? pre : to === null || !nat.undetermined.isEmpty() ? null : new Interpreter(fw.ruleset, hop, true).run(source);
+  const trace = stopped ? pre.trace : [...pre.trace, ...nat.trace, ...(v?.trace ?? [])];
+  const reasons = [...pre.reasons, ...(stopped ? [] : nat.reasons), ...(v && v !== pre ? v.reasons : []), ...(to === null ? ['the DNAT does not say where it sends the connection'] : [])];
   let verdict = !v || !v.undetermined.isEmpty() ? 'undetermined' : !v.accepted.isEmpty() ? 'accept' : v.trace.some((s) => s.outcome === 'reject') ? 'reject' : 'drop';
   // IPv6 gets nowhere without neighbour discovery: the client's solicitation (and, behind a
   // DNAT, the container's advertisement) must get in too.

@@ -17,6 +17,10 @@ const RULESET = `table inet ex {
 		tcp dport 7001 ip saddr 192.0.2.12 reject with tcp reset comment "not c2"
 		tcp dport 7001 accept
 	}
+	chain pre {
+		type filter hook prerouting priority raw; policy accept;
+		ip saddr 192.0.2.12 tcp dport 7000 drop comment "raw blocklist"
+	}
 	chain services {
 		ip saddr @office counter accept comment "office"
 		ip6 saddr 2001:db8:1::/64 accept
@@ -40,7 +44,7 @@ test('explain: the verdict matches a real connect, and the steps name handles an
     nsRun(lab.server.ns, 'nft', ['-f', '-'], RULESET);
     const cases: [string, typeof c1, number, string][] = [
       [c1.v4, c1, 7000, 'accept'], // 192.0.2.11 is in the office set
-      [c2.v4, c2, 7000, 'accept'],
+      [c2.v4, c2, 7000, 'drop'], // in the office set, but dropped before routing
       [c1.v6, c1, 7000, 'drop'], // the rules accept it, but drop neighbour discovery: IPv6 never arrives
       [c2.v4, c2, 7001, 'reject'],
       [c1.v4, c1, 7001, 'accept'],
@@ -61,6 +65,9 @@ test('explain: the verdict matches a real connect, and the steps name handles an
     assert.match(text.stdout, /^ {2}inet ex input handle \d+ "to services": jump services\n {4}tcp dport 7000 jump services$/m);
     assert.match(text.stdout, /^ {2}inet ex services handle \d+ "office": accept\n {4}ip saddr @office accept$/m);
     assert.match(text.stdout, /^verdict: accept$/m);
+    const raw = await runCli(['explain', '7000', '--from', c2.v4, '--netns', lab.server.ns]);
+    assert.match(raw.stdout, /^ {2}inet ex pre handle \d+ "raw blocklist": drop\n {4}ip saddr 192\.0\.2\.12 tcp dport 7000 drop$/m);
+    assert.match(raw.stdout, /^verdict: drop$/m);
     const v6 = JSON.parse((await runCli(['explain', '7000', '--from', c1.v6, '--netns', lab.server.ns, '--json'])).stdout) as Explained & { reasons: string[] };
     assert.ok(v6.reasons.some((r) => /a neighbour solicitation from 2001:db8:1::11 on eth0 is refused/.test(r)), v6.reasons.join('\n'));
     // With neighbour discovery let in, the same connection gets through.
