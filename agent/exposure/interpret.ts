@@ -387,6 +387,14 @@ export class Interpreter {
       if (this.tracing && !M.isEmpty()) this.trace.push({ chain: label, handle: rule.handle, comment: rule.comment, rule: rule.expr.filter((x) => !(isObj(x) && 'counter' in x)).map(exprText).join(' '), outcome });
     };
     let M = R;
+    /** Only the part of R that the decidable matches so far let through is uncertain. */
+    const uncertain = (err: unknown): Outcome => {
+      if (!(err instanceof Undecidable)) throw err;
+      const reason = `${label} handle ${rule.handle ?? '?'}: cannot decide ${err.message}`;
+      if (!this.reasons.includes(reason)) this.reasons.push(reason);
+      record(M, 'undetermined');
+      return { accept: none, refuse: none, undet: M, ret: none, rest: R.subtract(M) };
+    };
     let limited = false;
     let verdict: Obj | null = null;
     let undecided: Undecidable | null = null;
@@ -423,23 +431,14 @@ export class Interpreter {
       }
       if (undecided && !M.isEmpty() && !(verdict && this.neutralJump(verdict, chain, M, depth))) throw undecided;
     } catch (err) {
-      if (!(err instanceof Undecidable)) throw err;
-      // Only the part of R that the decidable matches so far let through is uncertain.
-      const reason = `${label} handle ${rule.handle ?? '?'}: cannot decide ${err.message}`;
-      if (!this.reasons.includes(reason)) this.reasons.push(reason);
-      record(M, 'undetermined');
-      return { accept: none, refuse: none, undet: M, ret: none, rest: R.subtract(M) };
+      return uncertain(err);
     }
     if (M.isEmpty() || !verdict || undecided) return { accept: none, refuse: none, undet: none, ret: none, rest: R };
     if ('vmap' in verdict) {
       try {
         return this.vmap(verdict.vmap as Obj, chain, M, R, depth, limited, record);
       } catch (err) {
-        if (!(err instanceof Undecidable)) throw err;
-        const reason = `${label} handle ${rule.handle ?? '?'}: cannot decide ${err.message}`;
-        if (!this.reasons.includes(reason)) this.reasons.push(reason);
-        record(M, 'undetermined');
-        return { accept: none, refuse: none, undet: M, ret: none, rest: R.subtract(M) };
+        return uncertain(err);
       }
     }
     return this.apply(verdict, chain, M, R, depth, limited, record);
