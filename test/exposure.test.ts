@@ -131,14 +131,18 @@ test('docker-like iptables-nft rules: DNAT target and addrtype read back; exposu
     `tcp/8080 is published to a container (→ 172.17.0.2:80, ${fw.published[0]!.where}), but the policy (no rule covers it) lets no one reach it: after this apply, connections to it are refused`,
   ]);
   // DOCKER-USER is where operators restrict published ports: a drop there is honoured.
-  const restricted = xtView('docker');
-  const user = restricted.ruleset!.chains.get('ip filter DOCKER-USER')!;
+  // A view is read once and never changed: each variant of DOCKER-USER gets a fresh one.
+  const withUserRule = (args: string[]) => {
+    const v = xtView('docker');
+    v.ruleset!.chains.get('ip filter DOCKER-USER')!.rules.unshift({ handle: 99, comment: null, expr: translateRule(args, 4) });
+    return v;
+  };
   // Without -i the rule also drops the container's answers (their source is the container): no one gets through.
-  user.rules.unshift({ handle: 99, comment: null, expr: translateRule(['!', '-s', '192.0.2.0/24', '-j', 'DROP'], 4) });
-  assert.equal(targetExposure(publishedTarget(restricted.published[0]!), restricted).verdict, 'none');
-  user.rules[0] = { handle: 99, comment: null, expr: translateRule(['-i', 'eth0', '!', '-s', '192.0.2.0/24', '-j', 'DROP'], 4) };
-  assert.deepEqual(targetExposure(publishedTarget(restricted.published[0]!), restricted).sources, ['192.0.2.0/24']);
-  user.rules[0] = { handle: 99, comment: null, expr: translateRule(['-m', 'conntrack', '!', '--ctorigsrc', '192.0.2.0/24', '-j', 'DROP'], 4) };
+  const noIif = withUserRule(['!', '-s', '192.0.2.0/24', '-j', 'DROP']);
+  assert.equal(targetExposure(publishedTarget(noIif.published[0]!), noIif).verdict, 'none');
+  const ctorig = withUserRule(['-m', 'conntrack', '!', '--ctorigsrc', '192.0.2.0/24', '-j', 'DROP']);
+  assert.deepEqual(targetExposure(publishedTarget(ctorig.published[0]!), ctorig).sources, ['192.0.2.0/24']);
+  const restricted = withUserRule(['-i', 'eth0', '!', '-s', '192.0.2.0/24', '-j', 'DROP']);
   assert.deepEqual(targetExposure(publishedTarget(restricted.published[0]!), restricted).sources, ['192.0.2.0/24']);
   assert.deepEqual(compareExposure(policy, [], restricted), [], 'the forward path now matches the policy');
 });

@@ -23,6 +23,7 @@ export interface InterfaceAddress {
   cidr: string;
 }
 
+/** What readFirewall saw. Read once and never changed afterwards: exposure caches results by it. */
 export interface FirewallView {
   ruleset: Ruleset | null;
   /** Why the ruleset could not be read (not root, no nft): every exposure is then undetermined. */
@@ -83,9 +84,22 @@ export function splitTarget(to: string): { addr: string; port: number | null } {
   return m ? { addr: m[1]!, port: Number(m[2]) } : { addr: to, port: null };
 }
 
+/** Reach per firewall view and target: scan/report and check ask for the same ones. */
+const reachCache = new WeakMap<FirewallView, Map<string, Reach>>();
+
 export function reach(t: Target, fw: FirewallView): Reach | null {
   if (!fw.ruleset) return null;
-  const rs = fw.ruleset;
+  const key = `${t.proto}/${t.port}/${t.families.join()}/${t.interface ?? ''}/${t.listening}`;
+  let cache = reachCache.get(fw);
+  if (!cache) reachCache.set(fw, (cache = new Map()));
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const r = computeReach(t, fw, fw.ruleset);
+  cache.set(key, r);
+  return r;
+}
+
+function computeReach(t: Target, fw: FirewallView, rs: Ruleset): Reach {
   const accepted = new Map<Fam, IntervalSet>();
   const undetermined = new Map<Fam, IntervalSet>();
   const perInterface = new Map<string, Map<Fam, IntervalSet>>();
