@@ -1,6 +1,6 @@
 // Docker-style published ports: DNAT in a prerouting nat chain (or a chain it jumps to) sends
 // traffic for a host port to a container through the forward path, past every input-hook rule.
-// Detection only; the forward path itself is not interpreted. Pure.
+// This finds which host ports to ask about; exposure.ts follows their path. Pure.
 import { chainKey, isObj, type Json, type NftChain, type Ruleset } from './nft-json.js';
 
 export interface Published {
