@@ -227,7 +227,3 @@ export function prefixRange(family: Fam, text: string): Range {
 export function prefixSet(family: Fam, text: string): IntervalSet {
   return IntervalSet.of(family, [prefixRange(family, text)]);
 }
-
-export function rangeSet(family: Fam, lo: string, hi: string): IntervalSet {
-  return IntervalSet.of(family, [[toBig(lo), toBig(hi)]]);
-}
