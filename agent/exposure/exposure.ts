@@ -3,9 +3,8 @@
 // DNAT sends to a container, the forward hook towards it. Pure.
 import type { Listener } from '../model.js';
 import { familyOf, IntervalSet, prefixSet, type Fam } from './intervals.js';
-import { Interpreter, type Packet } from './interpret.js';
-import { neighbourDiscovery, withNd } from './neighbour.js';
 import type { Ruleset } from './nft-json.js';
+import { walkPath, type PathQuery } from './path.js';
 import type { Published } from './published.js';
 
 export interface Exposure {
@@ -15,6 +14,15 @@ export interface Exposure {
   reason: string;
   /** Present when interfaces disagree: interface → accepted prefixes. */
   perInterface?: Record<string, string[]>;
+  /** Present when the answer depends on which of this host's addresses is asked: address → prefixes. */
+  perAddress?: Record<string, string[]>;
+}
+
+/** A route of this host: sources in `dst` are answered through `iface`. */
+export interface Route {
+  iface: string;
+  family: Fam;
+  dst: string;
 }
 
 /** An address of this host's interface, with its prefix ("192.0.2.1/24"). */
@@ -32,6 +40,8 @@ export interface FirewallView {
   interfaces: string[];
   /** Their addresses: which interface leads to a DNAT's destination. */
   addresses?: InterfaceAddress[];
+  /** The routes (main table), to know which sources an interface can serve; absent: not read. */
+  routes?: Route[];
   /** Rules (-A lines) that iptables-legacy holds; they are in `ruleset` as tables "… (iptables-legacy)". */
   legacyRules: number;
   /** Host ports that DNAT sends to containers (findPublished). */
@@ -45,6 +55,8 @@ export interface Target {
   families: Fam[];
   /** A listener bound to one interface (SO_BINDTODEVICE) only hears that one. */
   interface?: string;
+  /** A listener bound to one address: the packets' destination is that address. */
+  address?: string;
   /** Is there a listener on this host for the connections no DNAT takes? */
   listening: boolean;
 }
@@ -53,7 +65,14 @@ export function listenerFamilies(l: Listener): Fam[] {
   return l.family === 4 ? [4] : l.dualStack ? [6, 4] : [6];
 }
 
-export const listenerTarget = (l: Listener): Target => ({ proto: l.proto, port: l.port, families: listenerFamilies(l), ...(l.interface ? { interface: l.interface } : {}), listening: true });
+export const listenerTarget = (l: Listener): Target => ({
+  proto: l.proto,
+  port: l.port,
+  families: listenerFamilies(l),
+  ...(l.interface ? { interface: l.interface } : {}),
+  ...(l.scope === 'address' ? { address: l.address } : {}),
+  listening: true,
+});
 export const publishedTarget = (p: Published, families: Fam[] = [4, 6]): Target => ({ proto: p.proto, port: p.port, families, listening: false });
 
 export interface Reach {
@@ -61,35 +80,21 @@ export interface Reach {
   undetermined: Map<Fam, IntervalSet>;
   reasons: string[];
   perInterface: Map<string, Map<Fam, IntervalSet>>;
+  /** Only when a rule matched the address asked: each host address → the sources that reach it. */
+  perAddress: Map<string, IntervalSet>;
   /** Sources a DNAT sends elsewhere, per family, and where to ("172.17.0.2:80"). */
   dnat: Map<Fam, IntervalSet>;
   dnatTo: string[];
 }
 
-/** The interface whose prefix holds `address` (longest match), or null. */
-export function interfaceTowards(address: string, addrs: readonly InterfaceAddress[]): string | null {
-  const fam = familyOf(address);
-  let best: { iface: string; len: number } | null = null;
-  for (const a of addrs) {
-    if (familyOf(a.cidr.split('/')[0]!) !== fam) continue;
-    const len = Number(a.cidr.split('/')[1] ?? (fam === 4 ? 32 : 128));
-    if (prefixSet(fam!, a.cidr).has(address) && (!best || len > best.len)) best = { iface: a.iface, len };
-  }
-  return best?.iface ?? null;
-}
-
-/** "172.17.0.2:80", "[fd00::2]:80" or "172.17.0.2" → address and port (absent: unchanged). */
-export function splitTarget(to: string): { addr: string; port: number | null } {
-  const m = /^\[(.+)\]:(\d+)$/.exec(to) ?? /^([^:]+):(\d+)$/.exec(to);
-  return m ? { addr: m[1]!, port: Number(m[2]) } : { addr: to, port: null };
-}
+export { interfaceTowards, splitTarget } from './path.js';
 
 /** Reach per firewall view and target: scan/report and check ask for the same ones. */
 const reachCache = new WeakMap<FirewallView, Map<string, Reach>>();
 
 export function reach(t: Target, fw: FirewallView): Reach | null {
   if (!fw.ruleset) return null;
-  const key = `${t.proto}/${t.port}/${t.families.join()}/${t.interface ?? ''}/${t.listening}`;
+  const key = `${t.proto}/${t.port}/${t.families.join()}/${t.interface ?? ''}/${t.address ?? ''}/${t.listening}`;
   let cache = reachCache.get(fw);
   if (!cache) reachCache.set(fw, (cache = new Map()));
   const hit = cache.get(key);
@@ -99,81 +104,87 @@ export function reach(t: Target, fw: FirewallView): Reach | null {
   return r;
 }
 
+/**
+ * The sources a connection on `iface` can come from: those whose answers leave through it (the
+ * longest matching route) — a container bridge or a second LAN brings its own prefixes, not the
+ * world. The interface of the default route brings every source, as does every interface when
+ * there is no default route or the routes were not read: there the outside is not known.
+ */
+export function routedVia(fw: FirewallView, fam: Fam, iface: string): IntervalSet {
+  const routes = (fw.routes ?? []).filter((r) => r.family === fam);
+  const isDefault = (r: Route) => r.dst.endsWith('/0');
+  if (!routes.some(isDefault) || routes.some((r) => isDefault(r) && r.iface === iface)) return IntervalSet.full(fam);
+  return routes.filter((r) => r.iface === iface).reduce((u, r) => u.union(prefixSet(fam, r.dst).subtract(moreSpecific(routes, r, fam))), IntervalSet.empty(fam));
+}
+
+/** The parts of a route's prefix that longer routes through other interfaces take. */
+function moreSpecific(routes: readonly Route[], r: Route, fam: Fam): IntervalSet {
+  const len = Number(r.dst.split('/')[1]);
+  return routes.filter((o) => o.iface !== r.iface && Number(o.dst.split('/')[1]) > len).reduce((u, o) => u.union(prefixSet(fam, o.dst)), IntervalSet.empty(fam));
+}
+
+/** The interface the route to `address` leaves through (longest match), or null without routes. */
+export function routeTo(fw: FirewallView, address: string): string | null {
+  const fam = familyOf(address);
+  let best: Route | null = null;
+  for (const r of fw.routes ?? []) {
+    if (r.family !== fam || !prefixSet(fam, r.dst).has(address)) continue;
+    if (!best || Number(r.dst.split('/')[1]) > Number(best.dst.split('/')[1])) best = r;
+  }
+  return best?.iface ?? null;
+}
+
+/** The host addresses a client on `iif` may ask for: the listener's own, or the interface's. */
+function addressesAsked(t: Target, fw: FirewallView, fam: Fam, iif: string): string[] {
+  if (t.address) return familyOf(t.address) === fam ? [t.address] : [];
+  const all = (fw.addresses ?? []).filter((a) => a.iface !== 'lo' && familyOf(a.cidr.split('/')[0]!) === fam);
+  // An interface without an address of this family still delivers packets to the others' (weak host).
+  const own = all.filter((a) => a.iface === iif);
+  return (own.length ? own : all).map((a) => a.cidr.split('/')[0]!);
+}
+
 function computeReach(t: Target, fw: FirewallView, rs: Ruleset): Reach {
   const accepted = new Map<Fam, IntervalSet>();
   const undetermined = new Map<Fam, IntervalSet>();
   const perInterface = new Map<string, Map<Fam, IntervalSet>>();
+  const perAddress = new Map<string, IntervalSet>();
   const dnat = new Map<Fam, IntervalSet>();
   const dnatTo: string[] = [];
   const reasons: string[] = [];
   const note = (rs: string[]) => rs.forEach((r) => reasons.includes(r) || reasons.push(r));
   const ifaces = t.interface ? [t.interface] : fw.interfaces.length ? fw.interfaces : ['eth0'];
-  const base = { proto: t.proto };
+  const host = { ruleset: rs, addresses: fw.addresses ?? [] };
   for (const fam of t.families) {
     let acc = IntervalSet.empty(fam);
     let und = IntervalSet.empty(fam);
     let natted = IntervalSet.empty(fam);
     for (const iif of ifaces) {
-      // A source reaches the service when its first packet and the ones after it both get in.
-      // The answers must get out too: the container's cross the same forward chains, this
-      // host's own go through the output hook.
-      const both = (p: Packet, region: IntervalSet) => {
-        const runs: Packet[] = [{ ...p, ctState: 'new' }, { ...p, ctState: 'established' }];
-        if (p.hook === 'forward') runs.push({ ...p, ctState: 'established', reply: true, iif: p.oif ?? '', oif: p.iif });
-        else runs.push({ ...p, hook: 'output', ctState: 'established', reply: true, iif: '', oif: p.iif });
-        const vs = runs.map((q) => new Interpreter(rs, q).run(region));
-        note(vs.flatMap((v) => v.reasons));
-        return { accepted: vs.reduce((a, v) => a.intersect(v.accepted), region), undetermined: vs.reduce((u, v) => u.union(v.undetermined), IntervalSet.empty(p.family)) };
-      };
-      // Before routing: filter chains on the prerouting hook (raw blocklists, reverse-path
-      // filters) refuse for both paths; then the nat chains decide which path.
-      const pre = [new Interpreter(rs, { ...base, family: fam, dport: t.port, iif, hook: 'prerouting', ctState: 'new' }).run(), new Interpreter(rs, { ...base, family: fam, dport: t.port, iif, hook: 'prerouting', ctState: 'established' }).run()];
-      note(pre.flatMap((v) => v.reasons));
-      const passed = pre[0]!.accepted.intersect(pre[1]!.accepted);
-      const nat = new Interpreter(rs, { ...base, family: fam, dport: t.port, iif, hook: 'prerouting' }).runNat(passed);
-      note(nat.reasons);
-      let here = IntervalSet.empty(fam);
-      let unsure = nat.undetermined.union(pre[0]!.undetermined).union(pre[1]!.undetermined);
-      let nattedHere = IntervalSet.empty(fam);
-      for (const [to, region] of nat.dnat) {
-        nattedHere = nattedHere.union(region);
-        natted = natted.union(region);
-        if (to === null) {
-          unsure = unsure.union(region);
-          note([`a DNAT on port ${t.port} does not say where it sends connections (an iptables-nft target): the forward path cannot be followed`]);
-          continue;
+      const q: PathQuery = { family: fam, proto: t.proto, port: t.port, iif, listening: t.listening, ...(t.address ? { daddr: t.address } : {}) };
+      const region = routedVia(fw, fam, iif);
+      let r = walkPath(host, q, region);
+      let results = [r];
+      // A rule matched the address the client asked for: follow each of this host's addresses.
+      const asked = addressesAsked(t, fw, fam, iif);
+      if (r.askedDaddr && q.daddr === undefined && asked.length) {
+        results = asked.map((daddr) => walkPath(host, { ...q, daddr }, region));
+        results.forEach((x, i) => perAddress.set(asked[i]!, (perAddress.get(asked[i]!) ?? IntervalSet.empty(fam)).union(x.sure)));
+        r = results.reduce((a, x) => ({ ...a, sure: a.sure.union(x.sure), maybe: a.maybe.union(x.maybe) }));
+      }
+      for (const x of results) {
+        note(x.reasons);
+        for (const [to, caught] of x.dnat) {
+          natted = natted.union(caught);
+          if (to !== null && !dnatTo.includes(to)) dnatTo.push(to);
         }
-        if (!dnatTo.includes(to)) dnatTo.push(to);
-        const { addr, port } = splitTarget(to);
-        const oif = interfaceTowards(addr, fw.addresses ?? []);
-        let fwd = both({ ...base, family: fam, dport: port ?? t.port, iif, hook: 'forward', daddr: addr, oif, origDport: t.port }, region);
-        if (fam === 6) {
-          // The host must also hear the container's neighbour advertisements on its side.
-          const nd = neighbourDiscovery(fw, oif ?? '', prefixSet(6, addr));
-          note(nd.reasons);
-          if (nd.ok.isEmpty()) fwd = { accepted: IntervalSet.empty(6), undetermined: nd.unsure.isEmpty() ? IntervalSet.empty(6) : fwd.accepted.union(fwd.undetermined) };
-        }
-        here = here.union(fwd.accepted);
-        unsure = unsure.union(fwd.undetermined);
       }
-      // Connections no DNAT took go to this host's own port: only a listener there answers.
-      if (t.listening) {
-        const direct = passed.subtract(nattedHere).subtract(nat.undetermined);
-        const input = both({ ...base, family: fam, dport: t.port, iif }, direct);
-        here = here.union(input.accepted);
-        unsure = unsure.union(input.undetermined);
-      }
-      if (fam === 6) {
-        const nd = neighbourDiscovery(fw, iif);
-        note(nd.reasons);
-        ({ accepted: here, unsure } = withNd(here, unsure, nd));
-      }
+      const here = r.sure;
       acc = acc.union(here);
-      und = und.union(unsure);
+      und = und.union(r.maybe.subtract(here));
       const m = perInterface.get(iif) ?? new Map<Fam, IntervalSet>();
       m.set(fam, here);
       perInterface.set(iif, m);
     }
+    und = und.subtract(acc);
     // A published port without a listener exists only in the families a DNAT covers.
     if (!t.listening && natted.isEmpty() && und.isEmpty()) {
       for (const m of perInterface.values()) m.delete(fam);
@@ -183,7 +194,7 @@ function computeReach(t: Target, fw: FirewallView, rs: Ruleset): Reach {
     undetermined.set(fam, und);
     dnat.set(fam, natted);
   }
-  return { accepted, undetermined, reasons, perInterface, dnat, dnatTo };
+  return { accepted, undetermined, reasons, perInterface, perAddress, dnat, dnatTo };
 }
 
 const cidrs = (m: Map<Fam, IntervalSet>): string[] => ([] as string[]).concat(...[...m.values()].map((s) => s.toCidrs()));
@@ -193,15 +204,19 @@ function describe(r: Reach): Exposure {
   const per = [...r.perInterface.entries()];
   const differ = per.length > 1 && per.some(([, m]) => cidrs(m).join() !== cidrs(per[0]![1]).join());
   const perInterface = differ ? Object.fromEntries(per.map(([i, m]) => [i, cidrs(m)])) : undefined;
+  const addrs = [...r.perAddress.entries()];
+  const addrDiffer = addrs.length > 1 && addrs.some(([, s]) => s.toCidrs().join() !== addrs[0]![1].toCidrs().join());
+  const perAddress = addrDiffer ? Object.fromEntries(addrs.map(([a, s]) => [a, s.toCidrs()])) : undefined;
+  const extra = { ...(perInterface ? { perInterface } : {}), ...(perAddress ? { perAddress } : {}) };
   const natted = [...r.dnat.values()].some((s) => !s.isEmpty());
   const path = natted ? `the prerouting DNAT${r.dnatTo.length ? ` (→ ${r.dnatTo.join(', ')})` : ''} and the forward rules` : 'the input rules';
   if ([...r.undetermined.values()].some((s) => !s.isEmpty())) {
-    return { verdict: 'undetermined', sources, reason: r.reasons.join('; '), ...(perInterface ? { perInterface } : {}) };
+    return { verdict: 'undetermined', sources, reason: r.reasons.join('; '), ...extra };
   }
   const all = [...r.accepted.values()];
   const verdict = all.every((s) => s.isEmpty()) ? 'none' : all.every((s) => s.isFull()) ? 'any' : 'restricted';
   const reason = verdict === 'none' ? `${path} refuse every new connection` : verdict === 'any' ? `${path} accept new connections from everywhere` : `${path} accept some sources`;
-  return { verdict, sources, reason, ...(perInterface ? { perInterface } : {}) };
+  return { verdict, sources, reason, ...extra };
 }
 
 export function exposureOf(l: Listener, fw: FirewallView): Exposure {

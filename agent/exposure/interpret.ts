@@ -4,9 +4,10 @@
 // expression that stopped it). A drop or reject in any base chain is final; an accept only ends
 // its own chain. The input hook is a connection to this host; the forward hook one that a DNAT
 // sent on to a container; the prerouting nat chains say which sources that DNAT catches. Pure.
+import { CT_DIRECTIONS, PKTTYPES, PROTOCOLS, TCP_FLAGS, compare, evaluate, leafOf } from './fields.js';
 import { IntervalSet, prefixRange, toBig, type Fam, type Range } from './intervals.js';
 import { exprText, valueText } from './nft-text.js';
-import { baseChains, chainKey, isObj, type Obj, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
+import { baseChains, chainKey, isObj, type Hook, type Obj, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
 
 export interface Packet {
   family: Fam;
@@ -18,13 +19,19 @@ export interface Packet {
   iif: string;
   /** The first packet of a connection (new) or a later one from the client (established). */
   ctState?: 'new' | 'established';
+  /** TCP flags of this packet (bits as in fields.ts TCP_FLAGS): SYN, ACK, SYN|ACK, ACK|PSH. */
+  tcpFlags?: number;
   /**
    * input (default): to this host; output (with reply): this host's answers; forward: after a
    * DNAT, to `daddr` through `oif`; prerouting: before routing (run: the filter-type chains such as
    * raw blocklists and reverse-path filters; runNat: the nat chains).
    */
-  hook?: 'input' | 'output' | 'forward' | 'prerouting';
-  /** Forward path: the address a DNAT sent the connection to. */
+  hook?: 'ingress' | 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting';
+  /**
+   * The server's end: on the input path the host address the client asked for (undefined: not
+   * known, so daddr matches are undetermined); on the forward path the address a DNAT sent the
+   * connection to. In a reply it is the source.
+   */
   daddr?: string;
   /** Forward path: the interface towards daddr (null: not known, so oif matches are undetermined). */
   oif?: string | null;
@@ -36,6 +43,23 @@ export interface Packet {
    */
   reply?: boolean;
 }
+
+/** A mark's value for a region of sources: marks are set per rule, so they differ by source. */
+export interface MarkPart {
+  value: number;
+  region: IntervalSet;
+}
+
+/**
+ * What one packet carries along its path besides its headers: its mark (reset for each packet)
+ * and its connection's mark (kept from packet to packet). Shared by the interpreters of one packet.
+ */
+export interface PacketMarks {
+  meta: MarkPart[];
+  ct: MarkPart[];
+}
+
+export const freshMarks = (fam: Fam, ct?: MarkPart[]): PacketMarks => ({ meta: [{ value: 0, region: IntervalSet.full(fam) }], ct: ct ?? [{ value: 0, region: IntervalSet.full(fam) }] });
 
 /** Where a client's source port lies: some unprivileged port, which one is not known. */
 const CLIENT_PORTS = [1024, 65535] as const;
@@ -50,6 +74,8 @@ export interface NatVerdicts {
 }
 
 export interface TraceStep {
+  /** Which packet of the connection (explain): "SYN in", "SYN-ACK out" … */
+  packet?: string;
   chain: string;
   handle: number | null;
   comment: string | null;
@@ -75,7 +101,6 @@ function dnatTarget(d: Obj): string | null {
   return d.addr.includes(':') ? `[${d.addr}]:${d.port}` : `${d.addr}:${d.port}`;
 }
 
-const PROTO_NUM: Record<string, number> = { tcp: 6, udp: 17, icmpv6: 58, 'ipv6-icmp': 58 };
 const ICMPV6_TYPE: Record<string, number> = { 'nd-neighbor-solicit': 135, 'nd-neighbor-advert': 136 };
 
 /** What a rule (or a chain) did with the sources that entered it; `rest` goes on to the next rule. */
@@ -174,7 +199,33 @@ export class Interpreter {
     private readonly rs: Ruleset,
     private readonly p: Packet,
     private tracing = false,
+    /** Marks this packet carries: shared by the interpreters of the hooks it passes, in order. */
+    readonly marks: PacketMarks = freshMarks(p.family),
   ) {}
+
+  /** The sources whose marks rules have set (a jump that sets marks is not neutral for them). */
+  private marked: IntervalSet | null = null;
+
+  /** `meta mark set V`, `ct mark set meta mark` …: the sources M now carry that value. */
+  private setMark(m: Obj, M: IntervalSet): void {
+    const key = isObj(m.key) ? m.key : null;
+    const target = key && isObj(key.meta) && key.meta.key === 'mark' ? 'meta' : key && isObj(key.ct) && key.ct.key === 'mark' ? 'ct' : null;
+    if (!target) return; // another field (a DSCP, a priority): not something a verdict here depends on
+    const value = m.value;
+    this.marked = this.marked ? this.marked.union(M) : M;
+    const from = isObj(value) && isObj(value.meta) && value.meta.key === 'mark' ? this.marks.meta : isObj(value) && isObj(value.ct) && value.ct.key === 'mark' ? this.marks.ct : null;
+    let next: MarkPart[] = this.marks[target].map((p) => ({ value: p.value, region: p.region.subtract(M) }));
+    if (from) {
+      // Copy per source: each part of M keeps the value it had in the other mark.
+      for (const part of from) next.push({ value: part.value, region: part.region.intersect(M) });
+    } else if (typeof value === 'number') next.push({ value, region: M });
+    else throw new Undecidable(`statement ${exprText({ mangle: m })}`);
+    next = next.filter((p) => !p.region.isEmpty());
+    // Keep one part per value.
+    const merged = new Map<number, IntervalSet>();
+    for (const p of next) merged.set(p.value, merged.has(p.value) ? merged.get(p.value)!.union(p.region) : p.region);
+    this.marks[target] = [...merged].map(([value, region]) => ({ value, region }));
+  }
 
   private trace: TraceStep[] = [];
   private reasons: string[] = [];
@@ -257,13 +308,76 @@ export class Interpreter {
     });
   }
 
+  /** Set when a rule asked for this host's address on the input path and the packet did not say. */
+  askedDaddr = false;
+
+  /** The value a constant field of this packet has; undefined when `leaf` is not such a field. */
+  private fieldValue(leaf: Obj): { value: number; names: Record<string, number> } | null | undefined {
+    const p = this.p;
+    const proto = PROTOCOLS[p.proto]!;
+    if (isObj(leaf.payload)) {
+      const { protocol, field } = leaf.payload as { protocol?: string; field?: string };
+      if (protocol === 'tcp' && field === 'flags') return p.proto === 'tcp' ? { value: p.tcpFlags ?? TCP_FLAGS.syn!, names: TCP_FLAGS } : null;
+      // No extension headers: the next header after IPv6's own is the transport protocol.
+      if ((protocol === 'ip' && field === 'protocol') || (protocol === 'ip6' && field === 'nexthdr')) return (protocol === 'ip') === (p.family === 4) ? { value: proto, names: PROTOCOLS } : null;
+      if ((protocol === 'ip' && field === 'ttl') || (protocol === 'ip6' && field === 'hoplimit')) {
+        if ((protocol === 'ip') !== (p.family === 4)) return null;
+        // Neighbour discovery is sent with hop limit 255 (RFC 4861); any other packet's is the sender's choice.
+        if (p.proto === 'icmpv6') return { value: 255, names: {} };
+        throw new Undecidable(`${protocol} ${field} (set by the client's system, not known)`);
+      }
+      return undefined;
+    }
+    if (isObj(leaf.meta)) {
+      const key = String((leaf.meta as Obj).key);
+      if (key === 'l4proto') return { value: proto, names: PROTOCOLS };
+      if (key === 'pkttype') return { value: p.icmpType === 'nd-neighbor-solicit' ? PKTTYPES.multicast! : PKTTYPES.host!, names: PKTTYPES };
+      return undefined;
+    }
+    if (isObj(leaf.ct) && String((leaf.ct as Obj).key) === 'direction') {
+      if (p.proto === 'icmpv6') throw new Undecidable('ct direction of an untracked neighbour-discovery message');
+      return { value: p.reply ? CT_DIRECTIONS.reply! : CT_DIRECTIONS.original!, names: CT_DIRECTIONS };
+    }
+    return undefined;
+  }
+
+  /** A match on a packet's mark or its connection's: the sources whose mark makes it hold. */
+  private markMatch(op: string, left: Json, right: Json, parts: MarkPart[]): MatchResult {
+    const fam = this.p.family;
+    let set = IntervalSet.empty(fam);
+    for (const part of parts) {
+      const v = evaluate(left, part.value, {});
+      const hit = v === null ? null : compare(op, v, right, {});
+      if (hit === null) throw new Undecidable(`mark ${op} ${valueText(right)}`);
+      if (hit) set = set.union(part.region);
+    }
+    return set.isFull() ? { kind: 'const', value: true } : set.isEmpty() ? { kind: 'const', value: false } : { kind: 'sources', set };
+  }
+
   private match(m: Obj, chain: NftChain): MatchResult {
     const left = m.left;
     const op = String(m.op ?? '==');
     const right = m.right as Json;
+    // Fields whose value this packet has for certain (flags, protocol numbers, marks), with masks.
+    const leaf = leafOf(left as Json);
+    if (isObj(leaf)) {
+      if (isObj(leaf.meta) && (leaf.meta as Obj).key === 'mark') return this.markMatch(op, left as Json, right, this.marks.meta);
+      if (isObj(leaf.ct) && (leaf.ct as Obj).key === 'mark') return this.markMatch(op, left as Json, right, this.marks.ct);
+      // An IPv6 extension header (routing header, fragment …): a normal connection carries none,
+      // and a match on a header that is missing never holds (`exthdr … exists` is false).
+      if (isObj(leaf.exthdr)) return { kind: 'const', value: typeof right === 'boolean' ? (op === '!=') === right : false };
+      const f = this.fieldValue(leaf);
+      if (f === null) return { kind: 'const', value: false }; // another protocol's field: the implicit dependency fails
+      if (f !== undefined) {
+        const v = evaluate(left as Json, f.value, f.names);
+        const hit = v === null ? null : compare(op, v, right, f.names);
+        if (hit === null) throw new Undecidable(`match ${exprText({ match: m })}`);
+        return { kind: 'const', value: hit };
+      }
+    }
     const items = this.elements(right, chain);
     const negate = op === '!=';
-    if (op !== '==' && op !== '!=' && op !== 'in') throw new Undecidable(`operator ${op}`);
+    if (op !== '==' && op !== '!=' && op !== 'in') throw new Undecidable(`match ${exprText({ match: m })}`);
     const k = (value: boolean): MatchResult => ({ kind: 'const', value: negate ? !value : value });
     if (!isObj(left)) throw new Undecidable(`match ${exprText({ match: m })}`);
     if (Array.isArray(left.concat)) {
@@ -280,12 +394,17 @@ export class Interpreter {
           const set = this.addressSet(right, items, fam, chain);
           return { kind: 'sources', set: negate ? set.complement() : set };
         }
-        // The other end: only the forward path knows it (the DNAT's); on input it is one of ours.
-        if (this.p.daddr === undefined) throw new Undecidable(`${protocol} ${field}`);
+        // The server's end: the host address asked for, or the DNAT's.
+        if (this.p.daddr === undefined) {
+          this.askedDaddr = true;
+          throw new Undecidable(`${protocol} ${field} (which of this host's addresses was asked)`);
+        }
         return k(this.addressSet(right, items, fam, chain).has(this.p.daddr));
       }
       if (this.p.proto === 'icmpv6') {
         if (protocol === 'icmpv6' && field === 'type') return k(this.valueIn(items, this.p.icmpType!, ICMPV6_TYPE));
+        if (protocol === 'icmpv6' && field === 'code') return k(this.valueIn(items, 0));
+        // th dport reads whatever the transport header holds there: an ICMPv6 checksum, not known.
         if (protocol === 'tcp' || protocol === 'udp' || protocol === 'icmp') return { kind: 'const', value: false };
         throw new Undecidable(`${protocol} ${field} of a neighbour-discovery message`);
       }
@@ -305,22 +424,21 @@ export class Interpreter {
     }
     if (isObj(left.meta)) {
       const key = String((left.meta as Obj).key);
-      if (key === 'l4proto') return k(this.valueIn(items, PROTO_NUM[this.p.proto]!, PROTO_NUM));
       if (key === 'nfproto') return k(this.valueIn(items, this.p.family === 4 ? 'ipv4' : 'ipv6'));
       if (key === 'protocol') return k(this.valueIn(items, this.p.family === 4 ? 'ip' : 'ip6'));
       if (key === 'iif' || key === 'iifname') {
         // A packet this host sends has no input interface: the match never holds.
-        if (this.p.hook === 'output') return { kind: 'const', value: false };
+        if (this.p.hook === 'output' || (this.p.reply && !this.p.iif && this.p.origDport === undefined)) return { kind: 'const', value: false };
         if (!this.p.iif) throw new Undecidable(`meta ${key} (the input interface is not known)`);
         return k(this.valueIn(items, this.p.iif));
       }
       if (key === 'oif' || key === 'oifname') {
-        // Before routing (prerouting, input) there is no output interface: the match never holds.
-        if ((this.p.hook ?? 'input') === 'input' || this.p.hook === 'prerouting') return { kind: 'const', value: false };
+        // Before routing (ingress, prerouting, input) there is no output interface: the match never holds.
+        const hook = this.p.hook ?? 'input';
+        if (hook === 'input' || hook === 'prerouting' || hook === 'ingress') return { kind: 'const', value: false };
         if (!this.p.oif) throw new Undecidable(`meta ${key} (the interface towards ${this.p.daddr ?? '?'} is not known)`);
         return k(this.valueIn(items, this.p.oif));
       }
-      if (key === 'pkttype') return k(this.valueIn(items, this.p.icmpType === 'nd-neighbor-solicit' ? 'multicast' : 'host'));
       throw new Undecidable(`meta ${key}`);
     }
     if (isObj(left.ct)) {
@@ -348,9 +466,9 @@ export class Interpreter {
       if (fib.result === 'oif' && fib.flags?.includes('saddr') && fib.flags.includes('iif')) {
         return k(items.some((i) => i === true || i === this.p.iif) && !items.includes(false));
       }
-      // A neighbour solicitation goes to a solicited-node multicast address.
+      // A neighbour solicitation goes to a solicited-node multicast address; a reply to the client.
       if (fib.result === 'type' && fib.flags?.length === 1 && fib.flags[0] === 'daddr') {
-        return k(this.valueIn(items, this.p.hook === 'forward' ? 'unicast' : this.p.icmpType === 'nd-neighbor-solicit' ? 'multicast' : 'local'));
+        return k(this.valueIn(items, this.p.hook === 'forward' || this.p.reply ? 'unicast' : this.p.icmpType === 'nd-neighbor-solicit' ? 'multicast' : 'local'));
       }
       throw new Undecidable(valueText(left));
     }
@@ -416,7 +534,11 @@ export class Interpreter {
           if (M.isEmpty()) break;
         } else if (k === 'limit' || (k === 'set' && isObj(v) && Array.isArray(v.stmt) && v.stmt.some((s) => isObj(s) && 'limit' in s))) {
           limited = true;
-        } else if (k === 'counter' || k === 'log' || k === 'comment' || k === 'notrack' || k === 'mangle' || k === 'quota' || k === 'set') {
+        } else if (k === 'mangle') {
+          // A mark set on sources we are not sure of would make later matches on it unsure too.
+          if (undecided) throw undecided;
+          this.setMark(v as Obj, M);
+        } else if (k === 'counter' || k === 'log' || k === 'comment' || k === 'notrack' || k === 'quota' || k === 'set') {
           /* no effect on the verdict */
         } else if (k === 'xt' && isObj(v) && v.type === 'match') {
           // An iptables-nft match nft cannot show: its options are in iptables-nft-save (see xt-save.ts).
@@ -429,7 +551,14 @@ export class Interpreter {
           break;
         } else throw new Undecidable(`statement ${exprText(e)}`);
       }
-      if (undecided && !M.isEmpty() && !(verdict && this.neutralJump(verdict, chain, M, depth))) throw undecided;
+      if (undecided && !M.isEmpty()) {
+        // Sources the jumped-to chain returns untouched go on whatever the match would say.
+        const neutral = verdict ? this.neutralJump(verdict, chain, M, depth) : IntervalSet.empty(fam);
+        if (!neutral.equals(M)) {
+          M = M.subtract(neutral);
+          throw undecided;
+        }
+      }
     } catch (err) {
       return uncertain(err);
     }
@@ -540,19 +669,25 @@ export class Interpreter {
    * matter that the rule's match could not be decided (e.g. Docker's `-m addrtype … -j DOCKER` for
    * a port the DOCKER chain never translates).
    */
-  private neutralJump(verdict: Obj, chain: NftChain, M: IntervalSet, depth: number): boolean {
-    if (!isObj(verdict.jump)) return false;
+  private neutralJump(verdict: Obj, chain: NftChain, M: IntervalSet, depth: number): IntervalSet {
+    const none = IntervalSet.empty(this.p.family);
+    if (!isObj(verdict.jump)) return none;
     const target = this.rs.chains.get(chainKey(chain.family, chain.table, String(verdict.jump.target)));
-    if (!target) return false;
-    const saved = { trace: this.trace.length, reasons: this.reasons.length, dnat: new Map(this.dnat), tracing: this.tracing };
+    if (!target) return none;
+    const saved = { trace: this.trace.length, reasons: this.reasons.length, dnat: new Map(this.dnat), tracing: this.tracing, marks: { ...this.marks }, marked: this.marked };
     this.tracing = false;
+    this.marked = null;
     const sub = this.chain(target, M, depth + 1);
+    const neutral = this.marked ? sub.ret.subtract(this.marked) : sub.ret;
     this.trace.length = saved.trace;
     this.reasons.length = saved.reasons;
     this.dnat = saved.dnat;
     this.tracing = saved.tracing;
-    return sub.ret.equals(M) && sub.undet.isEmpty();
+    Object.assign(this.marks, saved.marks);
+    this.marked = saved.marked;
+    return neutral;
   }
+
 
   /** In the nat chains a dnat statement is the verdict that matters, and accept only means "not translated". */
   private natMode = false;
@@ -562,7 +697,7 @@ export class Interpreter {
     this.natMode = true;
     let alive = sources;
     let undetermined = IntervalSet.empty(this.p.family);
-    for (const c of baseChains(this.rs, this.p.family, 'prerouting', 'nat')) {
+    for (const c of baseChains(this.rs, this.p.family, 'prerouting', 'nat', this.p.iif || undefined)) {
       // The first translation wins: sources a chain translated skip the later nat chains.
       const r = this.chain(c, alive, 0);
       undetermined = undetermined.union(r.undet);
@@ -577,7 +712,7 @@ export class Interpreter {
     let alive = sources;
     let refused = IntervalSet.empty(fam);
     let undetermined = IntervalSet.empty(fam);
-    for (const c of baseChains(this.rs, fam, this.p.hook ?? 'input', 'filter')) {
+    for (const c of baseChains(this.rs, fam, this.p.hook ?? 'input', 'filter', this.p.iif || undefined)) {
       const r = this.chain(c, alive, 0);
       const policyRefuses = c.policy === 'drop';
       if (this.tracing && !r.ret.isEmpty()) this.trace.push({ chain: `${c.family} ${c.table} ${c.name}`, handle: null, comment: null, rule: '(end of chain)', outcome: `policy ${c.policy}` });
@@ -587,4 +722,43 @@ export class Interpreter {
     }
     return { accepted: alive, refused, undetermined, reasons: this.reasons, trace: this.trace };
   }
+}
+
+/** Sources sure to get a packet through, and those the interpreter cannot tell about. */
+export interface Passing {
+  sure: IntervalSet;
+  maybe: IntervalSet;
+}
+
+/** What the runs of one path collect besides verdicts. */
+export interface PathLog {
+  reasons: string[];
+  /** Tracing (explain): each packet's steps, labelled. */
+  trace: TraceStep[] | null;
+  /** A rule asked which of this host's addresses the packet was sent to, and it was not known. */
+  askedDaddr: boolean;
+}
+
+/** A source passes two checks when it passes both: sure only if sure in both, refused if refused in either. */
+export function bothPass(a: Passing, accepted: IntervalSet, undetermined: IntervalSet): Passing {
+  return { sure: a.sure.intersect(accepted), maybe: a.maybe.intersect(accepted.union(undetermined)).union(a.sure.intersect(undetermined)) };
+}
+
+/**
+ * One packet through the filter chains of the given hooks in order (each hook's base chains by
+ * priority), for the sources still passing. `marks` carries what rules set on the way.
+ */
+export function passHooks(rs: Ruleset, p: Packet, hooks: Hook[], from: Passing, marks: PacketMarks, log: PathLog, label: string): Passing {
+  let at = from;
+  for (const hook of hooks) {
+    const region = at.sure.union(at.maybe);
+    if (region.isEmpty()) break;
+    const it = new Interpreter(rs, { ...p, hook }, log.trace !== null, marks);
+    const v = it.run(region);
+    log.askedDaddr ||= it.askedDaddr;
+    for (const r of v.reasons) if (!log.reasons.includes(r)) log.reasons.push(r);
+    if (log.trace) for (const s of v.trace) log.trace.push({ ...s, packet: label });
+    at = bothPass(at, v.accepted, v.undetermined);
+  }
+  return at;
 }

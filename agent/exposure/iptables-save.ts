@@ -62,6 +62,26 @@ export function parseSave(text: string): SaveTable[] {
 
 const match = (left: Obj, right: Json, negate: boolean): Obj => ({ match: { op: negate ? '!=' : '==', left, right } });
 const xtMatch = (name: string): Obj => ({ xt: { type: 'match', name } });
+const cmp = (left: Obj, op: string, right: Json): Obj => ({ match: { op, left, right } });
+const TCP_FLAGS = { payload: { protocol: 'tcp', field: 'flags' } };
+
+/** "SYN,ACK" / "ALL" / "NONE" → nft flag names. */
+function flagList(v: string): string[] {
+  const l = v.toLowerCase();
+  if (l === 'all') return ['fin', 'syn', 'rst', 'psh', 'ack', 'urg'];
+  if (l === 'none') return [];
+  return l.split(',');
+}
+
+/** "0x1" or "0x1/0xff" → a mark match (masked when a mask is given). */
+function markMatch(key: Obj, v: string, negate: boolean): Obj {
+  const [value, mask] = v.split('/');
+  const left = mask && Number(mask) !== 0xffffffff ? { '&': [key, Number(mask)] } : key;
+  return match(left as Obj, Number(value), negate);
+}
+
+/** hl/ttl: "--hl-eq N", "--ttl-lt N" … → a comparison of the IP header's field. */
+const HL_OPS: Record<string, string> = { eq: '==', lt: '<', gt: '>' };
 
 function addr(v: string): Json {
   const [a, len] = v.split('/');
@@ -123,7 +143,21 @@ export function translateRule(args: string[], family: 4 | 6): Json[] {
       case '-p': case '--protocol': proto = val(); expr.push(match({ meta: { key: 'l4proto' } }, proto, neg)); break;
       case '-i': case '--in-interface': expr.push(match({ meta: { key: 'iifname' } }, iface(val()), neg)); break;
       case '-o': case '--out-interface': expr.push(match({ meta: { key: 'oifname' } }, iface(val()), neg)); break;
-      case '-m': case '--match': module = val(); if (!['tcp', 'udp', 'comment', 'conntrack', 'state', 'multiport', 'addrtype', 'limit', 'hashlimit', 'icmp', 'icmp6', 'recent'].includes(module)) expr.push(xtMatch(module)); break;
+      case '-m': case '--match': module = val(); if (!['tcp', 'udp', 'comment', 'conntrack', 'state', 'multiport', 'addrtype', 'limit', 'hashlimit', 'icmp', 'icmp6', 'recent', 'rt', 'pkttype', 'hl', 'ttl', 'mark', 'connmark', 'iprange'].includes(module)) expr.push(xtMatch(module)); break;
+      // A routing header option (ufw's `-m rt --rt-type 0 -j DROP`): a match on the IPv6 extension header.
+      case '--rt-type': case '--rt-segsleft': case '--rt-len': expr.push(match({ exthdr: { name: 'rt', field: a === '--rt-type' ? 'type' : a === '--rt-segsleft' ? 'seg-left' : 'hdrlength' } }, Number(val().split(':')[0]), neg)); break;
+      case '--syn': expr.push(match({ '&': [TCP_FLAGS, ['fin', 'syn', 'rst', 'ack']] }, 'syn', neg)); break;
+      case '--tcp-flags': { const mask = flagList(val()); const comp = flagList(val()); expr.push(match({ '&': [TCP_FLAGS, mask] }, comp.length ? comp : 0, neg)); break; }
+      case '--pkt-type': expr.push(match({ meta: { key: 'pkttype' } }, val().toLowerCase(), neg)); break;
+      case '--hl-eq': case '--hl-lt': case '--hl-gt': case '--ttl-eq': case '--ttl-lt': case '--ttl-gt': {
+        const op = HL_OPS[a.slice(-2)]!;
+        const left = { payload: a.startsWith('--hl') ? { protocol: 'ip6', field: 'hoplimit' } : { protocol: 'ip', field: 'ttl' } };
+        expr.push(neg && op === '==' ? cmp(left, '!=', Number(val())) : neg ? xtMatch(`${module} ! ${a}`) : cmp(left, op, Number(val())));
+        break;
+      }
+      case '--mark': expr.push(markMatch(module === 'connmark' ? { ct: { key: 'mark' } } : { meta: { key: 'mark' } }, val(), neg)); break;
+      case '--src-range': case '--dst-range': { const [lo, hi] = val().split('-'); expr.push(match({ payload: { protocol: ip, field: a === '--src-range' ? 'saddr' : 'daddr' } }, { range: [lo!, hi!] }, neg)); break; }
+      case '--ctdir': expr.push(match({ ct: { key: 'direction' } }, val().toLowerCase(), neg)); break;
       case '--dport': case '--destination-port': expr.push(match({ payload: { protocol: proto || 'th', field: 'dport' } }, ports(val()), neg)); break;
       case '--dports': case '--destination-ports': expr.push(match({ payload: { protocol: proto || 'th', field: 'dport' } }, ports(val()), neg)); break;
       case '--sport': case '--sports': case '--source-port': case '--source-ports': expr.push(match({ payload: { protocol: proto || 'th', field: 'sport' } }, ports(val()), neg)); break;
@@ -157,7 +191,7 @@ export function translateRule(args: string[], family: 4 | 6): Json[] {
   return expr;
 }
 
-const NO_EFFECT = new Set(['LOG', 'NFLOG', 'ULOG', 'MARK', 'CONNMARK', 'TRACE', 'CT', 'NOTRACK', 'TCPMSS', 'CLASSIFY', 'DSCP', 'TOS']);
+const NO_EFFECT = new Set(['LOG', 'NFLOG', 'ULOG', 'TRACE', 'CT', 'NOTRACK', 'TCPMSS', 'CLASSIFY', 'DSCP', 'TOS']);
 
 function targetExpr(target: string, opts: string[], isGoto: boolean, family: 4 | 6): Json[] {
   const opt = (name: string) => {
@@ -179,6 +213,17 @@ function targetExpr(target: string, opts: string[], isGoto: boolean, family: 4 |
       if (!m || m[1]!.includes('-') || opts.length > 2) return [{ xt: { type: 'target', name: 'DNAT' } }];
       return [{ dnat: { addr: m[1]!, ...(m[2] ? { port: Number(m[2]) } : {}) } }];
     }
+    case 'MARK': {
+      // --set-mark V, or --set-xmark V/0xffffffff (the whole mark); other masks stay undecided.
+      const [v, m] = (opt('--set-mark') ?? opt('--set-xmark') ?? '').split('/');
+      const whole = opt('--set-mark') !== undefined || m === undefined || Number(m) === 0xffffffff;
+      return [{ mangle: { key: { meta: { key: 'mark' } }, value: whole && v ? Number(v) : { xt: 'MARK with a mask' } } }];
+    }
+    case 'CONNMARK':
+      if (opts.includes('--save-mark')) return [{ mangle: { key: { ct: { key: 'mark' } }, value: { meta: { key: 'mark' } } } }];
+      if (opts.includes('--restore-mark')) return [{ mangle: { key: { meta: { key: 'mark' } }, value: { ct: { key: 'mark' } } } }];
+      if (opt('--set-mark') && !opt('--set-mark')!.includes('/')) return [{ mangle: { key: { ct: { key: 'mark' } }, value: Number(opt('--set-mark')) } }];
+      return [{ mangle: { key: { ct: { key: 'mark' } }, value: { xt: 'CONNMARK' } } }];
     default:
       if (NO_EFFECT.has(target)) return [{ counter: null }];
       if (/^[A-Z]+$/.test(target) && !target.includes('-') && ['SNAT', 'MASQUERADE', 'REDIRECT', 'TPROXY', 'NETMAP', 'QUEUE', 'NFQUEUE', 'SET', 'AUDIT', 'CHECKSUM', 'TEE', 'SYNPROXY'].includes(target)) {
@@ -212,7 +257,7 @@ export function addLegacy(rs: Ruleset, save: string, family: 4 | 6): number {
       const hook = HOOKS[t.name]?.[c.name];
       const rules: NftRule[] = (t.rules.get(c.name) ?? []).map((args, i) => ({ handle: i + 1, comment: commentOf(args), expr: translateRule(args, family) }));
       count += rules.length;
-      const chain: NftChain = { family: fam, table, name: c.name, hook: hook?.[0] ?? null, type: hook?.[1] ?? null, prio: hook?.[2] ?? 0, policy: c.policy === 'DROP' ? 'drop' : 'accept', rules };
+      const chain: NftChain = { family: fam, table, name: c.name, hook: hook?.[0] ?? null, type: hook?.[1] ?? null, prio: hook?.[2] ?? 0, policy: c.policy === 'DROP' ? 'drop' : 'accept', devices: null, rules };
       rs.chains.set(chainKey(fam, table, c.name), chain);
     }
   }

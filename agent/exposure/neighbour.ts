@@ -1,9 +1,9 @@
 // IPv6 neighbour discovery as a precondition of IPv6 reachability: a source whose solicitation
 // the input hook drops never gets a packet to this host. Pure.
-import { IntervalSet, prefixSet } from './intervals.js';
-import { Interpreter } from './interpret.js';
+import { fromBig, IntervalSet, prefixSet, toBig } from './intervals.js';
+import { freshMarks, passHooks, type PathLog } from './interpret.js';
 import type { Ruleset } from './nft-json.js';
-import type { FirewallView } from './exposure.js';
+import type { InterfaceAddress } from './exposure.js';
 
 /** IPv6 neighbour discovery per input interface, once per ruleset: the same for every listener. */
 const ndCache = new WeakMap<Ruleset, Map<string, { ok: IntervalSet; unsure: IntervalSet; reasons: string[] }>>();
@@ -16,15 +16,19 @@ const LINK_LOCAL = prefixSet(6, 'fe80::/64');
  * solicitation, so its advertisement must (`from`: that container). On-link sources speak for
  * themselves; all others come through a router, which uses its link-local address.
  */
-export function neighbourDiscovery(fw: FirewallView, iif: string, from?: IntervalSet): { ok: IntervalSet; unsure: IntervalSet; reasons: string[] } {
+export function neighbourDiscovery(fw: { ruleset: Ruleset | null; addresses?: InterfaceAddress[] }, iif: string, from?: IntervalSet): { ok: IntervalSet; unsure: IntervalSet; reasons: string[] } {
   const rs = fw.ruleset!;
   const onlinkPrefixes = (fw.addresses ?? []).filter((a) => a.iface === iif && a.cidr.includes(':')).map((a) => a.cidr);
   const key = `${iif} ${from ? from.toCidrs().join() : `onlink ${onlinkPrefixes.join()}`}`;
   const cached = ndCache.get(rs)?.get(key);
   if (cached) return cached;
   const icmpType = from ? 'nd-neighbor-advert' : 'nd-neighbor-solicit';
-  const v = new Interpreter(rs, { family: 6, proto: 'icmpv6', icmpType, dport: 0, iif }).run(from);
-  const { accepted: ok, undetermined: unsure, reasons } = v;
+  // It passes the device's ingress chains, prerouting and input, like any packet to this host.
+  const log: PathLog = { reasons: [], trace: null, askedDaddr: false };
+  const daddr = ndDestination(fw.addresses ?? [], iif, icmpType);
+  const passed = passHooks(rs, { family: 6, proto: 'icmpv6', icmpType, dport: 0, iif, ...(daddr ? { daddr } : {}) }, ['ingress', 'prerouting', 'input'], { sure: from ?? IntervalSet.full(6), maybe: IntervalSet.empty(6) }, freshMarks(6), log, icmpType);
+  const { sure: ok, maybe: unsure } = passed;
+  const reasons = log.reasons;
   let result = { ok, unsure, reasons };
   if (!from) {
     const onlink = onlinkPrefixes.reduce((u, c) => u.union(prefixSet(6, c)), LINK_LOCAL);
@@ -50,4 +54,18 @@ export function withNd(accepted: IntervalSet, unsure: IntervalSet, nd: { ok: Int
     accepted: accepted.intersect(nd.ok).subtract(nd.unsure),
     unsure: unsure.intersect(maybe).union(accepted.intersect(nd.unsure)),
   };
+}
+
+/**
+ * Where the message is sent: a solicitation for our address goes to its solicited-node multicast
+ * address (ff02::1:ff and its last 24 bits, RFC 4291), an advertisement to the address that asked.
+ */
+function ndDestination(addrs: readonly InterfaceAddress[], iif: string, icmpType: string): string | undefined {
+  const ours = addrs.filter((a) => a.iface === iif && a.cidr.includes(':')).map((a) => a.cidr.split('/')[0]!);
+  const mine = ours.find((a) => !a.toLowerCase().startsWith('fe80')) ?? ours[0];
+  if (!mine) return undefined;
+  if (icmpType === 'nd-neighbor-advert') return mine;
+  const low = fromBig(toBig(mine) & 0xffffffn, 6).replace(/^::/, '');
+  const [hi, lo] = low.includes(':') ? low.split(':') : ['0', low];
+  return `ff02::1:ff${(hi ?? '0').padStart(2, '0').slice(-2)}:${lo}`;
 }

@@ -19,6 +19,8 @@ export interface NftChain {
   type: string | null;
   prio: number;
   policy: 'accept' | 'drop';
+  /** Ingress chains: the devices they are attached to (null: not said, e.g. by nft 1.0.6's JSON). */
+  devices: string[] | null;
   rules: NftRule[];
 }
 
@@ -62,6 +64,7 @@ export function parseNftJson(text: string): Ruleset {
         type: typeof v.type === 'string' ? v.type : null,
         prio: prio(v.prio),
         policy: v.policy === 'drop' ? 'drop' : 'accept',
+        devices: typeof v.dev === 'string' ? [v.dev] : Array.isArray(v.dev) ? v.dev.map(String) : null,
         rules: [],
       };
       chains.set(chainKey(c.family, c.table, c.name), c);
@@ -82,8 +85,39 @@ export function parseNftJson(text: string): Ruleset {
   return { chains, sets };
 }
 
-/** Base chains of one hook and type that see this family's packets, in the order the kernel runs them. */
-export function baseChains(rs: Ruleset, family: 4 | 6, hook: 'input' | 'output' | 'forward' | 'prerouting', type: 'filter' | 'nat'): NftChain[] {
+export type Hook = 'ingress' | 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting';
+
+/**
+ * Base chains of one hook and type that see this family's packets, in the order the kernel runs
+ * them. Ingress chains (netdev, and inet since Linux 5.10) see the packets of their devices only,
+ * netdev ones before inet ones at any priority.
+ */
+export function baseChains(rs: Ruleset, family: 4 | 6, hook: Hook, type: 'filter' | 'nat', iif?: string): NftChain[] {
   const fams = family === 4 ? ['ip', 'inet'] : ['ip6', 'inet'];
-  return [...rs.chains.values()].filter((c) => c.hook === hook && c.type === type && fams.includes(c.family)).sort((a, b) => a.prio - b.prio);
+  if (hook === 'ingress') fams.push('netdev');
+  const order = (c: NftChain) => (c.family === 'netdev' ? -1e9 : 0) + c.prio;
+  return [...rs.chains.values()]
+    // A `route` chain (iptables' mangle OUTPUT) filters like any other.
+    .filter((c) => c.hook === hook && (c.type === type || (type === 'filter' && c.type === 'route')) && fams.includes(c.family) && (hook !== 'ingress' || !c.devices || iif === undefined || c.devices.includes(iif)))
+    .sort((a, b) => order(a) - order(b));
+}
+
+/**
+ * The devices of ingress chains, from nft's text listing (`nft list chains`), for nft versions
+ * whose JSON leaves them out. Fills in `devices` where it is null.
+ */
+export function fillDevices(rs: Ruleset, chainsText: string): void {
+  let table: string | null = null;
+  let chain: string | null = null;
+  for (const line of chainsText.split('\n')) {
+    const t = /^table (\S+) (\S+) \{/.exec(line);
+    if (t) table = `${t[1]} ${t[2]}`;
+    const c = /^\s+chain (\S+) \{/.exec(line);
+    if (c) chain = c[1]!;
+    const d = /hook ingress (?:device "?([^";\s]+)"?|devices = \{ ([^}]*) \})/.exec(line);
+    if (d && table && chain) {
+      const ch = rs.chains.get(`${table} ${chain}`);
+      if (ch && !ch.devices) ch.devices = d[1] ? [d[1]] : d[2]!.split(',').map((x) => x.trim().replace(/^"|"$/g, ''));
+    }
+  }
 }

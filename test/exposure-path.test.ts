@@ -1,0 +1,149 @@
+// The one packet path (exposure/path.ts): the packets of a real connection decide what a first
+// packet alone cannot (TCP flags, protocol numbers, hop limits, marks, the address asked, device
+// ingress chains), and explain's single-address walk agrees with exposure's regions.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { fillDevices, parseNftJson, type Json } from '../agent/exposure/nft-json.js';
+import { exposureOf, routedVia, routeTo, type FirewallView } from '../agent/exposure/exposure.js';
+import { fromBig, IntervalSet, prefixSet } from '../agent/exposure/intervals.js';
+import { walkPath } from '../agent/exposure/path.js';
+import { parseRoutes } from '../agent/exposure/read.js';
+import { translateRule, tokenize } from '../agent/exposure/iptables-save.js';
+import type { Listener } from '../agent/model.js';
+import { FIXTURES } from './helpers/paths.js';
+
+const L = (port: number, extra: Partial<Listener> = {}): Listener => ({ proto: 'tcp', family: 6, address: '::', port, scope: 'wildcard', dualStack: true, inode: 1, processes: [], ...extra });
+/** nft 1.0.6's JSON leaves out an ingress chain's device; `nft list chains` says it. */
+const CHAINS_TEXT = 'table netdev edge {\n\tchain ingress {\n\t\ttype filter hook ingress device "eth0" priority -500; policy accept;\n\t}\n}\ntable inet host {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n';
+const packetsRuleset = () => {
+  const rs = parseNftJson(readFileSync(`${FIXTURES}nft/packets.json`, 'utf8'));
+  fillDevices(rs, CHAINS_TEXT);
+  return rs;
+};
+const packets = (): FirewallView => ({
+  ruleset: packetsRuleset(),
+  error: null,
+  interfaces: ['eth0', 'eth1'],
+  addresses: [{ iface: 'lo', cidr: '127.0.0.1/8' }, { iface: 'eth0', cidr: '192.0.2.1/24' }, { iface: 'eth0', cidr: '2001:db8:1::1/64' }, { iface: 'eth1', cidr: '198.51.100.1/24' }, { iface: 'eth1', cidr: '2001:db8:2::1/64' }],
+  legacyRules: 0,
+  published: [],
+});
+
+test('path: flags, protocol numbers, hop limits, marks and device ingress are decided', () => {
+  const fw = packets();
+  // `tcp flags & (fin|syn|rst|ack) != syn ct state new drop` spares the SYN; `ip protocol icmp`
+  // and `exthdr rt exists` never match a TCP packet; ingress on eth0 drops 10/8 there only.
+  assert.deepEqual(fw.ruleset!.chains.get('netdev edge ingress')!.devices, ['eth0']);
+  const e9100 = exposureOf(L(9100), fw);
+  assert.equal(e9100.verdict, 'any', e9100.reason);
+  assert.deepEqual(e9100.perInterface?.eth0?.includes('0.0.0.0/5'), true);
+  assert.ok(!e9100.perInterface!.eth0!.some((c) => c.startsWith('10.')), 'the netdev ingress chain on eth0 drops 10/8');
+  assert.deepEqual(e9100.perInterface!.eth1, ['::/0', '0.0.0.0/0']);
+  // The prerouting chain marks the lab's prefixes; input accepts port 22 for the mark.
+  assert.deepEqual(exposureOf(L(22), fw).sources, ['2001:db8:1::/64', '192.0.2.0/24']);
+  // pkttype host: every unicast packet.
+  assert.equal(exposureOf(L(25), fw).verdict, 'any');
+  // The answer's SYN-ACK is dropped on output: nobody completes a handshake.
+  assert.equal(exposureOf(L(8443), fw).verdict, 'none');
+  // A connection mark set on the first packet from 192.0.2.11 drops its answers.
+  const e9000 = exposureOf(L(9000), fw);
+  assert.equal(e9000.verdict, 'restricted');
+  assert.ok(e9000.sources.includes('192.0.2.10/32') && e9000.sources.includes('192.0.2.12/30') && !e9000.sources.includes('192.0.2.11/32'), e9000.sources.join());
+  // A TTL is the client's choice: undetermined, said in nft syntax.
+  const e443 = exposureOf(L(443), fw);
+  assert.equal(e443.verdict, 'undetermined');
+  assert.match(e443.reason, /ip ttl \(set by the client's system/);
+});
+
+test('path: ip daddr on the input path is the address asked — per address when they differ', () => {
+  const fw = packets();
+  const e = exposureOf(L(80), fw);
+  assert.equal(e.verdict, 'restricted', e.reason);
+  assert.ok(e.perAddress, JSON.stringify(e));
+  assert.deepEqual(e.perAddress!['198.51.100.1'], []);
+  assert.deepEqual(e.perAddress!['2001:db8:2::1'], []);
+  assert.deepEqual(e.perAddress!['2001:db8:1::1'], ['::/0']);
+  assert.ok(e.perAddress!['192.0.2.1']!.includes('0.0.0.0/5'));
+  // A listener bound to one address is asked only that one.
+  assert.equal(exposureOf(L(80, { family: 4, address: '198.51.100.1', scope: 'address', dualStack: false }), fw).verdict, 'none');
+  assert.equal(exposureOf(L(80, { family: 4, address: '192.0.2.1', scope: 'address', dualStack: false }), fw).perAddress, undefined);
+});
+
+test('path: routes give each interface its own sources; the default route\'s brings the world', () => {
+  const fw: FirewallView = { ...packets(), routes: parseRoutes('[{"dst":"default","gateway":"192.0.2.254","dev":"eth0"},{"dst":"192.0.2.0/24","dev":"eth0"},{"dst":"172.17.0.0/16","dev":"docker0"},{"dst":"172.17.5.0/24","dev":"eth0"}]', 4) };
+  assert.deepEqual(routedVia(fw, 4, 'docker0').toCidrs(), ['172.17.0.0/22', '172.17.4.0/24', '172.17.6.0/23', '172.17.8.0/21', '172.17.16.0/20', '172.17.32.0/19', '172.17.64.0/18', '172.17.128.0/17']);
+  assert.ok(routedVia(fw, 4, 'eth0').isFull());
+  assert.ok(routedVia(fw, 6, 'docker0').isFull(), 'no IPv6 routes read: no restriction');
+  assert.equal(routeTo(fw, '172.17.0.9'), 'docker0');
+  assert.equal(routeTo(fw, '172.17.5.9'), 'eth0');
+  assert.equal(routeTo(fw, '8.8.8.8'), 'eth0');
+});
+
+test('iptables options that ufw, Docker and hand-made rules use are translated, not left as xt', () => {
+  const t = (line: string, fam: 4 | 6 = 4) => JSON.stringify(translateRule(tokenize(line).slice(2), fam));
+  assert.doesNotMatch(t('-A ufw6-before-input -m rt --rt-type 0 -j DROP', 6), /"xt"/);
+  assert.doesNotMatch(t('-A INPUT -p tcp --syn -j ACCEPT'), /"xt"/);
+  assert.doesNotMatch(t('-A INPUT -p tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -j DROP'), /"xt"/);
+  assert.doesNotMatch(t('-A INPUT -m pkttype --pkt-type broadcast -j DROP'), /"xt"/);
+  assert.doesNotMatch(t('-A INPUT -p ipv6-icmp --icmpv6-type 135 -m hl --hl-eq 255 -j ACCEPT', 6), /"xt"/);
+  assert.doesNotMatch(t('-A DOCKER-USER -m iprange --src-range 192.0.2.10-192.0.2.20 -j RETURN'), /"xt"/);
+  assert.doesNotMatch(t('-A INPUT -m mark --mark 0x1/0xff -j ACCEPT'), /"xt"/);
+  assert.doesNotMatch(t('-A PREROUTING -j CONNMARK --restore-mark'), /"xt"/);
+});
+
+// Random rulesets in nft JSON: explain walks one address, exposure a whole region; they must agree.
+const p = (protocol: string, field: string) => ({ payload: { protocol, field } });
+const m = (left: Json, right: Json, op = '=='): Json => ({ match: { op, left, right } });
+const matchArb = fc.constantFrom<Json>(
+  m(p('ip', 'saddr'), { prefix: { addr: '192.0.2.0', len: 28 } }),
+  m(p('ip', 'saddr'), '192.0.2.7', '!='),
+  m(p('ip', 'saddr'), { range: ['10.0.0.5', '10.0.1.9'] }),
+  m(p('ip', 'daddr'), '192.0.2.1'),
+  m(p('tcp', 'dport'), 22),
+  m(p('tcp', 'dport'), { set: [22, { range: [8000, 8100] }] }),
+  m({ '&': [p('tcp', 'flags'), ['fin', 'syn', 'rst', 'ack']] }, 'syn'),
+  m(p('tcp', 'flags'), 'syn', 'in'),
+  m(p('tcp', 'flags'), 'syn', '!'),
+  m({ ct: { key: 'state' } }, 'new', 'in'),
+  m({ ct: { key: 'state' } }, ['established', 'related'], 'in'),
+  m({ ct: { key: 'direction' } }, 'reply'),
+  m({ meta: { key: 'mark' } }, 3),
+  m({ ct: { key: 'mark' } }, 5),
+  m({ meta: { key: 'iifname' } }, 'eth0'),
+  m(p('ip', 'protocol'), 'tcp'),
+  m(p('ip', 'ttl'), 64),
+);
+const stmtArb = fc.constantFrom<Json>({ accept: null }, { drop: null }, { reject: null }, { mangle: { key: { meta: { key: 'mark' } }, value: 3 } }, { mangle: { key: { ct: { key: 'mark' } }, value: 5 } }, { jump: { target: 'sub' } });
+const rulesArb = fc.array(fc.tuple(fc.array(matchArb, { maxLength: 3 }), stmtArb), { maxLength: 7 });
+
+function rulesetJson(hooks: Record<string, [Json[], Json][]>, sub: [Json[], Json][]): string {
+  const items: Json[] = [{ table: { family: 'inet', name: 'r' } }];
+  const rule = (chain: string) => ([ms, v]: [Json[], Json]) => ({ rule: { family: 'inet', table: 'r', chain, expr: [...ms, v] } });
+  for (const [hook, rules] of Object.entries(hooks)) {
+    items.push({ chain: { family: 'inet', table: 'r', name: hook, type: 'filter', hook, prio: 0, policy: 'accept' } });
+    items.push(...rules.map(rule(hook)));
+  }
+  items.push({ chain: { family: 'inet', table: 'r', name: 'sub' } }, ...sub.filter(([, v]) => !JSON.stringify(v).includes('jump')).map(rule('sub')));
+  return JSON.stringify({ nftables: items });
+}
+
+test('explain\'s single-address walk says accept exactly for the sources exposure accepts (fast-check)', () => {
+  const seed = process.env.PW_SEED ? Number(process.env.PW_SEED) : undefined;
+  fc.assert(
+    fc.property(rulesArb, rulesArb, rulesArb, rulesArb, fc.array(fc.nat(2 ** 32 - 1), { minLength: 4, maxLength: 4 }), (pre, input, output, sub, addrs) => {
+      const rs = parseNftJson(rulesetJson({ prerouting: pre, input, output }, sub));
+      const host = { ruleset: rs, addresses: [{ iface: 'eth0', cidr: '192.0.2.1/24' }] };
+      const q = { family: 4 as const, proto: 'tcp' as const, port: 22, iif: 'eth0', daddr: '192.0.2.1', listening: true };
+      const region = walkPath(host, q, IntervalSet.full(4));
+      const probes = [...addrs.map((a) => fromBig(BigInt(a), 4)), '192.0.2.3', '192.0.2.7', '10.0.0.9', '10.0.1.9'];
+      for (const a of probes) {
+        const one = walkPath(host, q, prefixSet(4, a), true);
+        if (region.sure.has(a) !== !one.sure.isEmpty() || region.maybe.has(a) !== !one.maybe.isEmpty()) return false;
+      }
+      return true;
+    }),
+    { numRuns: 400, ...(seed !== undefined ? { seed } : {}) },
+  );
+});
