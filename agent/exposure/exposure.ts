@@ -184,7 +184,6 @@ function computeReach(t: Target, fw: FirewallView, rs: Ruleset): Reach {
       m.set(fam, here);
       perInterface.set(iif, m);
     }
-    und = und.subtract(acc);
     // A published port without a listener exists only in the families a DNAT covers.
     if (!t.listening && natted.isEmpty() && und.isEmpty()) {
       for (const m of perInterface.values()) m.delete(fam);
