@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { fillDevices, parseNftJson, type Json } from '../agent/exposure/nft-json.js';
-import { exposureOf, routedVia, routeTo, type FirewallView } from '../agent/exposure/exposure.js';
+import { exposureOf, publishedTarget, routedVia, routeTo, targetExposure, type FirewallView } from '../agent/exposure/exposure.js';
+import { findPublished } from '../agent/exposure/published.js';
 import { fromBig, IntervalSet, prefixSet } from '../agent/exposure/intervals.js';
 import { walkPath } from '../agent/exposure/path.js';
 import { parseRoutes } from '../agent/exposure/read.js';
@@ -146,4 +147,24 @@ test('explain\'s single-address walk says accept exactly for the sources exposur
     }),
     { numRuns: 400, ...(seed !== undefined ? { seed } : {}) },
   );
+});
+
+test('path: a redirect (firewalld forward-port) and a DNAT to our own address reach the local listener', () => {
+  const rs = parseNftJson(readFileSync(`${FIXTURES}nft/redirect.json`, 'utf8'));
+  const fw: FirewallView = { ruleset: rs, error: null, interfaces: ['eth0'], addresses: [{ iface: 'eth0', cidr: '192.0.2.1/24' }], legacyRules: 0, published: findPublished(rs) };
+  assert.deepEqual(fw.published.map((p) => `${p.port}→${p.to}`), ['8089→:9090', '8091→192.0.2.1:9090']);
+  // Directly, 9090 is open to 192.0.2.11 only; through 8089 everyone gets to it.
+  const e = exposureOf(L(9090, { family: 4, address: '0.0.0.0', dualStack: false }), fw);
+  assert.equal(e.verdict, 'any', JSON.stringify(e));
+  assert.match(e.reason, /also through port 8089/);
+  assert.deepEqual(e.perPort?.['9090'], ['192.0.2.11/32'], 'asked directly, 9090 lets in one source');
+  assert.deepEqual(e.perPort?.['8089'], ['0.0.0.0/0']);
+  // The published row for 8089 says where it leads.
+  assert.equal(targetExposure(publishedTarget(fw.published[0]!, [4]), fw).verdict, 'any');
+  // explain's walk: port 8089 from anyone gets to port 9090.
+  const one = walkPath({ ruleset: rs, addresses: fw.addresses! }, { family: 4, proto: 'tcp', port: 8089, iif: 'eth0', listening: false }, prefixSet(4, '198.51.100.9'), true);
+  assert.ok(!one.local.get(9090)!.sure.isEmpty());
+  assert.ok(one.trace.some((s) => s.outcome === 'redirect' && s.rule === 'tcp dport 8089 redirect to :9090'), JSON.stringify(one.trace));
+  // Without the redirect rule, 198.51.100.9 is refused on 9090.
+  assert.ok(walkPath({ ruleset: rs }, { family: 4, proto: 'tcp', port: 9090, iif: 'eth0', listening: true }, prefixSet(4, '198.51.100.9')).sure.isEmpty());
 });

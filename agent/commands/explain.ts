@@ -38,13 +38,15 @@ export async function runExplain(argv: string[]): Promise<number> {
   if (path.askedDaddr && !values.to) reasons.push('a rule matches the address the client asked for: give --to ADDR to pick one of this host\'s addresses');
   const to = [...path.dnat.keys()][0];
   const refusedBy = path.trace.filter((s) => s.outcome === 'drop' || s.outcome === 'reject' || s.outcome.startsWith('policy drop')).at(-1);
-  const verdict = !path.sure.isEmpty() ? 'accept' : !path.maybe.isEmpty() ? 'undetermined' : refusedBy?.outcome === 'reject' ? 'reject' : 'drop';
+  // A redirect to another port of this host: the connection is accepted there.
+  const redirected = [...path.local.values()];
+  const verdict = !path.sure.isEmpty() || redirected.some((at) => !at.sure.isEmpty()) ? 'accept' : !path.maybe.isEmpty() || redirected.some((at) => !at.maybe.isEmpty()) ? 'undetermined' : refusedBy?.outcome === 'reject' ? 'reject' : 'drop';
   if (values.json) {
     const packet = { family, proto, dport: port, iif, from, ...(values.to ? { to: values.to } : {}) };
     process.stdout.write(JSON.stringify({ packet, ...(to !== undefined ? { dnat: to, oif: (to !== null && path.oif.get(to)) ?? null } : {}), steps: path.trace, verdict, reasons }, null, 2) + '\n');
     return 0;
   }
-  const via = to !== undefined ? `, DNAT to ${to ?? '?'} (forward path${to !== null && path.oif.get(to) ? ` out ${path.oif.get(to)}` : ''})` : '';
+  const via = to === undefined ? '' : to?.startsWith(':') || (to !== null && !path.oif.has(to)) ? `, redirected to ${to} on this host` : `, DNAT to ${to ?? '?'} (forward path${to !== null && path.oif.get(to) ? ` out ${path.oif.get(to)}` : ''})`;
   process.stdout.write(`new ${proto} connection from ${from} to port ${port}${values.to ? ` at ${values.to}` : ''} via ${iif}${via}:\n`);
   if (!path.trace.length) process.stdout.write('  no rule matches any of its packets\n');
   let packet: string | undefined;

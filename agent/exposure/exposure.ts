@@ -4,7 +4,7 @@
 import type { Listener } from '../model.js';
 import { familyOf, IntervalSet, prefixSet, type Fam } from './intervals.js';
 import type { Ruleset } from './nft-json.js';
-import { walkPath, type PathQuery } from './path.js';
+import { splitTarget, walkPath, type PathQuery } from './path.js';
 import type { Published } from './published.js';
 
 export interface Exposure {
@@ -16,6 +16,8 @@ export interface Exposure {
   perInterface?: Record<string, string[]>;
   /** Present when the answer depends on which of this host's addresses is asked: address → prefixes. */
   perAddress?: Record<string, string[]>;
+  /** Present when other ports are redirected to this listener: the port asked → prefixes. */
+  perPort?: Record<string, string[]>;
 }
 
 /** A route of this host: sources in `dst` are answered through `iface`. */
@@ -85,6 +87,10 @@ export interface Reach {
   /** Sources a DNAT sends elsewhere, per family, and where to ("172.17.0.2:80"). */
   dnat: Map<Fam, IntervalSet>;
   dnatTo: string[];
+  /** Other host ports redirected to this one (firewalld's forward-port without an address). */
+  redirectsFrom: number[];
+  /** When other ports are redirected here: the port a client asks for → who gets through it. */
+  perPort: Map<number, string[]>;
 }
 
 export { interfaceTowards, splitTarget } from './path.js';
@@ -150,6 +156,8 @@ function computeReach(t: Target, fw: FirewallView, rs: Ruleset): Reach {
   const perAddress = new Map<string, IntervalSet>();
   const dnat = new Map<Fam, IntervalSet>();
   const dnatTo: string[] = [];
+  const redirectsFrom: number[] = [];
+  const byPort = new Map<number, string[]>();
   const reasons: string[] = [];
   const note = (rs: string[]) => rs.forEach((r) => reasons.includes(r) || reasons.push(r));
   const ifaces = t.interface ? [t.interface] : fw.interfaces.length ? fw.interfaces : ['eth0'];
@@ -158,6 +166,7 @@ function computeReach(t: Target, fw: FirewallView, rs: Ruleset): Reach {
     let acc = IntervalSet.empty(fam);
     let und = IntervalSet.empty(fam);
     let natted = IntervalSet.empty(fam);
+    const perPort = new Map<number, IntervalSet>();
     for (const iif of ifaces) {
       const q: PathQuery = { family: fam, proto: t.proto, port: t.port, iif, listening: t.listening, ...(t.address ? { daddr: t.address } : {}) };
       const region = routedVia(fw, fam, iif);
@@ -177,9 +186,22 @@ function computeReach(t: Target, fw: FirewallView, rs: Ruleset): Reach {
           if (to !== null && !dnatTo.includes(to)) dnatTo.push(to);
         }
       }
-      const here = r.sure;
+      let here = r.sure;
+      let maybe = r.maybe;
+      // A redirect elsewhere on this host: for a published row, where it leads is the service; a
+      // listener is also reached through every port redirected to it.
+      const via = t.listening ? redirectedTo(t, fw).map((o) => ({ o, at: walkPath(host, { ...q, port: o, listening: false }, region).local.get(t.port) })) : [...r.local.values()].map((at) => ({ o: t.port, at }));
+      if (via.length && t.listening) perPort.set(t.port, (perPort.get(t.port) ?? IntervalSet.empty(fam)).union(r.sure));
+      for (const { o, at } of via) {
+        if (!at) continue;
+        here = here.union(at.sure);
+        maybe = maybe.union(at.maybe);
+        if (!t.listening) continue;
+        perPort.set(o, (perPort.get(o) ?? IntervalSet.empty(fam)).union(at.sure));
+        if (!at.sure.union(at.maybe).isEmpty() && !redirectsFrom.includes(o)) redirectsFrom.push(o);
+      }
       acc = acc.union(here);
-      und = und.union(r.maybe.subtract(here));
+      und = und.union(maybe.subtract(here));
       const m = perInterface.get(iif) ?? new Map<Fam, IntervalSet>();
       m.set(fam, here);
       perInterface.set(iif, m);
@@ -192,8 +214,20 @@ function computeReach(t: Target, fw: FirewallView, rs: Ruleset): Reach {
     accepted.set(fam, acc);
     undetermined.set(fam, und);
     dnat.set(fam, natted);
+    for (const [port, set] of perPort) byPort.set(port, [...(byPort.get(port) ?? []), ...set.toCidrs()]);
   }
-  return { accepted, undetermined, reasons, perInterface, perAddress, dnat, dnatTo };
+  return { accepted, undetermined, reasons, perInterface, perAddress, dnat, dnatTo, redirectsFrom, perPort: byPort };
+}
+
+/** Host ports whose connections a redirect (or a DNAT to one of our addresses) sends to this target's port. */
+function redirectedTo(t: Target, fw: FirewallView): number[] {
+  const ours = new Set((fw.addresses ?? []).map((a) => a.cidr.split('/')[0]!));
+  const ports = fw.published.filter((p) => {
+    if (p.proto !== t.proto || p.port === t.port || !p.to) return false;
+    const { addr, port } = splitTarget(p.to);
+    return port === t.port && (addr === '' || ours.has(addr));
+  });
+  return [...new Set(ports.map((p) => p.port))];
 }
 
 const cidrs = (m: Map<Fam, IntervalSet>): string[] => ([] as string[]).concat(...[...m.values()].map((s) => s.toCidrs()));
@@ -206,9 +240,12 @@ function describe(r: Reach): Exposure {
   const addrs = [...r.perAddress.entries()];
   const addrDiffer = addrs.length > 1 && addrs.some(([, s]) => s.toCidrs().join() !== addrs[0]![1].toCidrs().join());
   const perAddress = addrDiffer ? Object.fromEntries(addrs.map(([a, s]) => [a, s.toCidrs()])) : undefined;
-  const extra = { ...(perInterface ? { perInterface } : {}), ...(perAddress ? { perAddress } : {}) };
+  const perPort = r.redirectsFrom.length ? Object.fromEntries([...r.perPort].map(([p, c]) => [String(p), c])) : undefined;
+  const extra = { ...(perInterface ? { perInterface } : {}), ...(perAddress ? { perAddress } : {}), ...(perPort ? { perPort } : {}) };
   const natted = [...r.dnat.values()].some((s) => !s.isEmpty());
-  const path = natted ? `the prerouting DNAT${r.dnatTo.length ? ` (→ ${r.dnatTo.join(', ')})` : ''} and the forward rules` : 'the input rules';
+  const local = r.dnatTo.length > 0 && r.dnatTo.every((to) => to.startsWith(':'));
+  const also = r.redirectsFrom.length ? ` (also through port ${r.redirectsFrom.join(', ')}, redirected here)` : '';
+  const path = (local ? `the redirect (→ ${r.dnatTo.join(', ')}) and the input rules` : natted ? `the prerouting DNAT${r.dnatTo.length ? ` (→ ${r.dnatTo.join(', ')})` : ''} and the forward rules` : 'the input rules') + also;
   if ([...r.undetermined.values()].some((s) => !s.isEmpty())) {
     return { verdict: 'undetermined', sources, reason: r.reasons.join('; '), ...extra };
   }

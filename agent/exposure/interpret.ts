@@ -66,7 +66,10 @@ const CLIENT_PORTS = [1024, 65535] as const;
 
 /** What the prerouting nat chains do with a connection: which sources a DNAT sends where. */
 export interface NatVerdicts {
-  /** "addr" or "addr:port" (null: the rule does not say, e.g. an iptables-nft xt target) → sources. */
+  /**
+   * "addr", "addr:port", or ":port" for a redirect to this host (null: the rule does not say, e.g.
+   * an iptables-nft xt target) → sources.
+   */
   dnat: Map<string | null, IntervalSet>;
   undetermined: IntervalSet;
   reasons: string[];
@@ -546,7 +549,7 @@ export class Interpreter {
         } else if (['accept', 'drop', 'reject', 'jump', 'goto', 'return', 'continue', 'vmap'].includes(k!)) {
           verdict = e;
           break;
-        } else if (this.natMode && (k === 'dnat' || (k === 'xt' && isObj(v) && v.type === 'target' && v.name === 'DNAT'))) {
+        } else if (this.natMode && (k === 'dnat' || k === 'redirect' || (k === 'xt' && isObj(v) && v.type === 'target' && (v.name === 'DNAT' || v.name === 'REDIRECT')))) {
           verdict = e;
           break;
         } else throw new Undecidable(`statement ${exprText(e)}`);
@@ -629,9 +632,11 @@ export class Interpreter {
     const rest = R.subtract(M);
     switch (vk) {
       case 'dnat':
+      case 'redirect':
       case 'xt': {
-        record(M, 'dnat');
-        const target = vk === 'dnat' && isObj(vv) ? dnatTarget(vv) : null;
+        record(M, vk === 'redirect' ? 'redirect' : 'dnat');
+        // A redirect goes to this host itself: ":PORT" (the port asked when it names none).
+        const target = vk === 'redirect' ? `:${isObj(vv) && typeof vv.port === 'number' ? vv.port : this.p.dport}` : vk === 'dnat' && isObj(vv) ? dnatTarget(vv) : null;
         this.dnat.set(target, (this.dnat.get(target) ?? IntervalSet.empty(fam)).union(M));
         return { accept: M, refuse: none, undet: none, ret: none, rest };
       }

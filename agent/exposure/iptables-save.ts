@@ -213,6 +213,12 @@ function targetExpr(target: string, opts: string[], isGoto: boolean, family: 4 |
       if (!m || m[1]!.includes('-') || opts.length > 2) return [{ xt: { type: 'target', name: 'DNAT' } }];
       return [{ dnat: { addr: m[1]!, ...(m[2] ? { port: Number(m[2]) } : {}) } }];
     }
+    case 'REDIRECT': {
+      // --to-ports N (a range is not one port: opaque).
+      const to = opt('--to-ports');
+      if (to !== undefined && !/^\d+$/.test(to)) return [{ xt: { type: 'target', name: 'REDIRECT' } }];
+      return [{ redirect: to !== undefined ? { port: Number(to) } : null }];
+    }
     case 'MARK': {
       // --set-mark V, or --set-xmark V/0xffffffff (the whole mark); other masks stay undecided.
       const [v, m] = (opt('--set-mark') ?? opt('--set-xmark') ?? '').split('/');
@@ -226,7 +232,7 @@ function targetExpr(target: string, opts: string[], isGoto: boolean, family: 4 |
       return [{ mangle: { key: { ct: { key: 'mark' } }, value: { xt: 'CONNMARK' } } }];
     default:
       if (NO_EFFECT.has(target)) return [{ counter: null }];
-      if (/^[A-Z]+$/.test(target) && !target.includes('-') && ['SNAT', 'MASQUERADE', 'REDIRECT', 'TPROXY', 'NETMAP', 'QUEUE', 'NFQUEUE', 'SET', 'AUDIT', 'CHECKSUM', 'TEE', 'SYNPROXY'].includes(target)) {
+      if (/^[A-Z]+$/.test(target) && !target.includes('-') && ['SNAT', 'MASQUERADE', 'TPROXY', 'NETMAP', 'QUEUE', 'NFQUEUE', 'SET', 'AUDIT', 'CHECKSUM', 'TEE', 'SYNPROXY'].includes(target)) {
         return [{ xt: { type: 'target', name: target } }];
       }
       return [isGoto ? { goto: { target } } : { jump: { target } }];

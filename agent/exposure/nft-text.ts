@@ -48,6 +48,8 @@ export function exprText(e: Json): string {
       return isObj(v) && v.rate !== undefined ? `limit rate ${isObj(v) && v.inv ? 'over ' : ''}${String(v.rate)}/${String(v.per ?? 'second')}` : 'limit';
     case 'dnat':
       return isObj(v) ? `dnat to ${valueText(v.addr ?? '?')}${v.port !== undefined ? `:${valueText(v.port)}` : ''}` : raw(e);
+    case 'redirect':
+      return isObj(v) && v.port !== undefined ? `redirect to :${valueText(v.port)}` : 'redirect';
     case 'vmap':
       return isObj(v) ? `${valueText(v.key!)} vmap ${valueText(v.data!)}` : raw(e);
     case 'xt':

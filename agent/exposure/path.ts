@@ -42,6 +42,11 @@ export interface PathResult extends Passing {
   askedDaddr: boolean;
   /** Where a DNAT sent the connection, for the trace's heading. */
   oif: Map<string, string | null>;
+  /**
+   * Redirects (and DNATs to this host's own addresses): the local port they send the connection
+   * to → the sources that get there. Not in sure/maybe, which are about the port asked.
+   */
+  local: Map<number, Passing>;
 }
 
 const { syn: SYN, ack: ACK, psh: PSH } = TCP_FLAGS as Record<string, number>;
@@ -61,9 +66,9 @@ function laterPackets(proto: 'tcp' | 'udp'): { reply: boolean; flags?: number; l
       ];
 }
 
-/** "172.17.0.2:80", "[fd00::2]:80" or "172.17.0.2" → address and port (absent: unchanged). */
+/** "172.17.0.2:80", "[fd00::2]:80", "172.17.0.2" or ":9090" (a redirect: address "") → address and port (absent: unchanged). */
 export function splitTarget(to: string): { addr: string; port: number | null } {
-  const m = /^\[(.+)\]:(\d+)$/.exec(to) ?? /^([^:]+):(\d+)$/.exec(to);
+  const m = /^\[(.+)\]:(\d+)$/.exec(to) ?? /^([^:]*):(\d+)$/.exec(to);
   return m ? { addr: m[1]!, port: Number(m[2]) } : { addr: to, port: null };
 }
 
@@ -88,6 +93,7 @@ export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, trac
   const log: PathLog = { reasons: [], trace: tracing ? [] : null, askedDaddr: false };
   const base: Packet = { family: q.family, proto: q.proto, dport: q.port, iif: q.iif, ...(q.daddr !== undefined ? { daddr: q.daddr } : {}) };
   const dnat = new Map<string | null, IntervalSet>();
+  const local = new Map<number, Passing>();
   const oifs = new Map<string, string | null>();
   const inbound: Hook[] = ['ingress', 'prerouting'];
 
@@ -117,6 +123,17 @@ export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, trac
       continue;
     }
     const { addr, port } = splitTarget(to);
+    // A redirect, or a DNAT to one of this host's own addresses: the input path, to that port.
+    if (addr === '' || (host.addresses ?? []).some((a) => a.cidr.split('/')[0] === addr)) {
+      const localPort = port ?? q.port;
+      const toHost: Packet = { ...base, dport: localPort, origDport: q.port, ...(addr ? { daddr: addr } : {}) };
+      let at = bothPass(pre, caught, IntervalSet.empty(q.family));
+      at = passHooks(rs, { ...syn, ...toHost }, ['input'], at, synMarks, log, first);
+      at = later(rs, { ...toHost, ctState: 'established' }, at, synMarks.ct, log, false);
+      const had = local.get(localPort);
+      local.set(localPort, had ? { sure: had.sure.union(at.sure), maybe: had.maybe.union(at.maybe) } : at);
+      continue;
+    }
     const oif = interfaceTowards(addr, host.addresses ?? []);
     oifs.set(to, oif);
     const fwd: Packet = { ...base, dport: port ?? q.port, daddr: addr, oif, origDport: q.port };
@@ -145,6 +162,10 @@ export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, trac
   }
   if (q.family === 6) {
     const nd = neighbourDiscovery(host, q.iif);
+    for (const [port, at] of local) {
+      const w = withNd(at.sure, at.maybe, nd);
+      local.set(port, { sure: w.accepted, maybe: w.unsure });
+    }
     for (const r of nd.reasons) if (!log.reasons.includes(r)) log.reasons.push(r);
     const w = withNd(sure, maybe, nd);
     if (log.trace && !sure.isEmpty() && nd.ok.intersect(sure).isEmpty()) {
@@ -156,7 +177,7 @@ export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, trac
     sure = w.accepted;
     maybe = w.unsure;
   }
-  return { sure, maybe: maybe.subtract(sure), dnat, reasons: log.reasons, trace: log.trace ?? [], askedDaddr: log.askedDaddr, oif: oifs };
+  return { sure, maybe: maybe.subtract(sure), dnat, reasons: log.reasons, trace: log.trace ?? [], askedDaddr: log.askedDaddr, oif: oifs, local };
 }
 
 /** One address as people write it, or a count of prefixes (explain walks one address). */

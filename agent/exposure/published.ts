@@ -6,7 +6,10 @@ import { chainKey, isObj, type Json, type NftChain, type Ruleset } from './nft-j
 export interface Published {
   proto: 'tcp' | 'udp';
   port: number;
-  /** "172.17.0.2:80" when the rule says (native dnat), null for an iptables-nft DNAT target. */
+  /**
+   * "172.17.0.2:80" when the rule says (native dnat), ":9090" for a redirect to this host's port,
+   * null for an iptables-nft DNAT target.
+   */
   to: string | null;
   where: string;
 }
@@ -16,6 +19,8 @@ function dnatTarget(expr: Json[]): string | null | undefined {
   for (const e of expr) {
     if (!isObj(e)) continue;
     if (isObj(e.dnat)) return e.dnat.addr !== undefined ? `${String(e.dnat.addr)}${e.dnat.port !== undefined ? `:${String(e.dnat.port)}` : ''}` : null;
+    // A redirect to this host's own port (firewalld's forward-port without an address).
+    if ('redirect' in e) return isObj(e.redirect) && typeof e.redirect.port === 'number' ? `:${e.redirect.port}` : ':';
     if (isObj(e.xt) && e.xt.type === 'target' && e.xt.name === 'DNAT') return null;
   }
   return undefined;
@@ -45,7 +50,11 @@ export function findPublished(rs: Ruleset): Published[] {
       const to = dnatTarget(rule.expr);
       const d = dports(rule.expr);
       if (to !== undefined && d) {
-        for (const port of d.ports) out.push({ proto: d.proto, port, to, where: `${c.family} ${c.table} ${c.name} handle ${rule.handle ?? '?'}` });
+        for (const port of d.ports) {
+          const target = to === ':' ? `:${port}` : to;
+          if (target === `:${port}`) continue; // redirected to the port it asked for: the listener's own
+          out.push({ proto: d.proto, port, to: target, where: `${c.family} ${c.table} ${c.name} handle ${rule.handle ?? '?'}` });
+        }
       }
       for (const e of rule.expr) {
         const target = isObj(e) && (isObj(e.jump) ? e.jump.target : isObj(e.goto) ? e.goto.target : undefined);
