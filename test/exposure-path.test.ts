@@ -11,7 +11,7 @@ import { findPublished } from '../agent/exposure/published.js';
 import { fromBig, IntervalSet, prefixSet } from '../agent/exposure/intervals.js';
 import { walkPath } from '../agent/exposure/path.js';
 import { parseRoutes } from '../agent/exposure/read.js';
-import { translateRule, tokenize } from '../agent/exposure/iptables-save.js';
+import { addLegacy, translateRule, tokenize } from '../agent/exposure/iptables-save.js';
 import type { Listener } from '../agent/model.js';
 import { FIXTURES } from './helpers/paths.js';
 
@@ -167,4 +167,22 @@ test('path: a redirect (firewalld forward-port) and a DNAT to our own address re
   assert.ok(one.trace.some((s) => s.outcome === 'redirect' && s.rule === 'tcp dport 8089 redirect to :9090'), JSON.stringify(one.trace));
   // Without the redirect rule, 198.51.100.9 is refused on 9090.
   assert.ok(walkPath({ ruleset: rs }, { family: 4, proto: 'tcp', port: 9090, iif: 'eth0', listening: true }, prefixSet(4, '198.51.100.9')).sure.isEmpty());
+});
+
+// The DOCKER-USER forms Docker's documentation and its users write (docs.docker.com "Docker with
+// iptables"; gist.github.com/tkachev-o/333f151b3488874dfbe4a600a401d2d5 for --ctdir ORIGINAL).
+test('path: DOCKER-USER with iprange, conntrack --ctorigsrc/--ctorigdst/--ctorigdstport/--ctdir is decided', () => {
+  const docker = readFileSync(`${FIXTURES}nft/docker-iptables.rules`, 'utf8').replace(/^-A DOCKER-USER .*\n/gm, '');
+  const variants: [string, string[]][] = [
+    ['-A DOCKER-USER -i eth0 -s 192.0.2.11/32 -p tcp -m conntrack --ctorigdstport 8080 --ctdir ORIGINAL -j ACCEPT\n-A DOCKER-USER -i eth0 -p tcp -m conntrack --ctorigdstport 8080 --ctdir ORIGINAL -j DROP', ['192.0.2.11/32']],
+    ['-A DOCKER-USER -m iprange -i eth0 ! --src-range 192.0.2.10-192.0.2.13 -j DROP', ['192.0.2.10/31', '192.0.2.12/31']],
+    ['-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A DOCKER-USER -p tcp -i eth0 -m conntrack --ctorigsrc 192.0.2.12 --ctorigdst 192.0.2.1 --ctorigdstport 8080 -j ACCEPT\n-A DOCKER-USER -i eth0 -j DROP', ['192.0.2.12/32']],
+  ];
+  for (const [rules, expected] of variants) {
+    const rs = parseNftJson('{"nftables":[]}');
+    addLegacy(rs, docker.replace('COMMIT\n*filter', 'COMMIT\n*filter').replace(/(:DOCKER-USER - \[0:0\]\n(?:.*\n)*?)COMMIT\n$/m, `$1${rules}\n-A DOCKER-USER -j RETURN\nCOMMIT\n`), 4);
+    const fw: FirewallView = { ruleset: rs, error: null, interfaces: ['eth0'], addresses: [{ iface: 'eth0', cidr: '192.0.2.1/24' }, { iface: 'docker0', cidr: '172.17.0.1/16' }], legacyRules: 1, published: findPublished(rs) };
+    const e = targetExposure(publishedTarget(fw.published[0]!, [4]), fw);
+    assert.deepEqual([e.verdict, e.sources], ['restricted', expected], `${rules}\n${e.reason}`);
+  }
 });

@@ -37,6 +37,8 @@ export interface Packet {
   oif?: string | null;
   /** Forward path: the port the client asked for (ct original proto-dst), before the DNAT. */
   origDport?: number;
+  /** Forward path: the host address the client asked for, before the DNAT (undefined: not known). */
+  origDaddr?: string;
   /**
    * The server's answer, from daddr:dport (or this host's port, on the output hook) back to the
    * client (iif and oif swapped). The address region is then the packet's destination.
@@ -60,6 +62,8 @@ export interface PacketMarks {
 }
 
 export const freshMarks = (fam: Fam, ct?: MarkPart[]): PacketMarks => ({ meta: [{ value: 0, region: IntervalSet.full(fam) }], ct: ct ?? [{ value: 0, region: IntervalSet.full(fam) }] });
+
+const protocolOf = (fam: Fam) => (fam === 4 ? 'ip' : 'ip6');
 
 /** Where a client's source port lies: some unprivileged port, which one is not known. */
 const CLIENT_PORTS = [1024, 65535] as const;
@@ -452,6 +456,17 @@ export class Interpreter {
       // Only a connection on the forward path after our DNAT was NATed on its way in.
       if (key === 'status' && items.every((i) => i === 'dnat' || i === 'snat')) return k(items.includes('dnat') && this.p.origDport !== undefined);
       if (key === 'proto-dst' && (dir === 'original' || dir === undefined)) return k(this.valueIn(items, this.p.origDport ?? this.p.dport));
+      // The connection's original destination is the host address the client asked for.
+      if ((key === 'daddr' || key === 'ip daddr' || key === 'ip6 daddr') && dir === 'original') {
+        const fam = (left.ct as Obj).family === 'ip6' ? 6 : (left.ct as Obj).family === 'ip' ? 4 : this.p.family;
+        if (fam !== this.p.family) return { kind: 'const', value: false };
+        const asked = this.p.origDport !== undefined ? this.p.origDaddr : this.p.daddr;
+        if (asked === undefined) {
+          this.askedDaddr = true;
+          throw new Undecidable(`ct original ${protocolOf(fam)} daddr (which of this host's addresses was asked)`);
+        }
+        return k(this.addressSet(right, items, fam, chain).has(asked));
+      }
       // The connection's original source is the client, whichever way this packet goes.
       if ((key === 'saddr' || key === 'ip saddr' || key === 'ip6 saddr') && dir === 'original') {
         const fam = (left.ct as Obj).family === 'ip6' ? 6 : (left.ct as Obj).family === 'ip' ? 4 : this.p.family;

@@ -165,6 +165,7 @@ export function translateRule(args: string[], family: 4 | 6): Json[] {
       case '--ctstate': case '--state': expr.push(...ctstate(val(), neg)); break;
       case '--ctstatus': expr.push(match({ ct: { key: 'status' } }, { set: val().toLowerCase().split(',') }, neg)); break;
       case '--ctorigsrc': expr.push(match({ ct: { key: 'saddr', dir: 'original', family: ip } }, addr(val()), neg)); break;
+      case '--ctorigdst': expr.push(match({ ct: { key: 'daddr', dir: 'original', family: ip } }, addr(val()), neg)); break;
       case '--ctorigdstport': expr.push(match({ ct: { key: 'proto-dst', dir: 'original' } }, ports(val()), neg)); break;
       case '--dst-type': { const t = val().toLowerCase(); expr.push(match({ fib: { result: 'type', flags: ['daddr'] } }, t === 'local' ? 'local' : t, neg)); break; }
       case '--comment': val(); break;

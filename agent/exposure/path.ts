@@ -126,7 +126,7 @@ export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, trac
     // A redirect, or a DNAT to one of this host's own addresses: the input path, to that port.
     if (addr === '' || (host.addresses ?? []).some((a) => a.cidr.split('/')[0] === addr)) {
       const localPort = port ?? q.port;
-      const toHost: Packet = { ...base, dport: localPort, origDport: q.port, ...(addr ? { daddr: addr } : {}) };
+      const toHost: Packet = { ...base, dport: localPort, origDport: q.port, ...(addr ? { daddr: addr } : {}), ...(q.daddr !== undefined ? { origDaddr: q.daddr } : {}) };
       let at = bothPass(pre, caught, IntervalSet.empty(q.family));
       at = passHooks(rs, { ...syn, ...toHost }, ['input'], at, synMarks, log, first);
       at = later(rs, { ...toHost, ctState: 'established' }, at, synMarks.ct, log, false);
@@ -136,7 +136,7 @@ export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, trac
     }
     const oif = interfaceTowards(addr, host.addresses ?? []);
     oifs.set(to, oif);
-    const fwd: Packet = { ...base, dport: port ?? q.port, daddr: addr, oif, origDport: q.port };
+    const fwd: Packet = { ...base, dport: port ?? q.port, daddr: addr, oif, origDport: q.port, ...(q.daddr !== undefined ? { origDaddr: q.daddr } : {}) };
     let at = bothPass(pre, caught, IntervalSet.empty(q.family));
     at = passHooks(rs, { ...syn, ...fwd }, ['forward', 'postrouting'], at, synMarks, log, first);
     at = later(rs, { ...fwd, ctState: 'established' }, at, synMarks.ct, log, true);
