@@ -53,6 +53,8 @@ export type FindingKind =
   | 'blocked-service'
   /** iptables-legacy and nftables rules both active. */
   | 'mixed-firewall'
+  /** The live exposure could not be decided (or read), so it was not compared with the policy. */
+  | 'exposure-undetermined'
   /** A host port DNATed to a container, past the input chain. */
   | 'published-container-port'
   /** The agent itself: a reloaded policy/config was invalid; a sink dropped events. */

@@ -13,6 +13,8 @@ import { walkPath } from '../agent/exposure/path.js';
 import { parseRoutes } from '../agent/exposure/read.js';
 import { addLegacy, translateRule, tokenize } from '../agent/exposure/iptables-save.js';
 import type { Listener } from '../agent/model.js';
+import { compareExposure } from '../agent/exposure/compare.js';
+import { loadPolicy } from '../agent/policy/load.js';
 import { FIXTURES } from './helpers/paths.js';
 
 const L = (port: number, extra: Partial<Listener> = {}): Listener => ({ proto: 'tcp', family: 6, address: '::', port, scope: 'wildcard', dualStack: true, inode: 1, processes: [], ...extra });
@@ -185,4 +187,21 @@ test('path: DOCKER-USER with iprange, conntrack --ctorigsrc/--ctorigdst/--ctorig
     const e = targetExposure(publishedTarget(fw.published[0]!, [4]), fw);
     assert.deepEqual([e.verdict, e.sources], ['restricted', expected], `${rules}\n${e.reason}`);
   }
+});
+
+test('check: exposure that cannot be decided (or read) is reported, never taken to match the policy', () => {
+  const { policy } = loadPolicy('p.yaml', { text: 'version: 1\nsources: { admins: [192.0.2.0/24] }\nrules:\n  - { name: ssh, port: 22, from: [admins] }\n  - { name: web, port: 9100 }\n', hostname: 'h' });
+  const fw = packets();
+  const ls = [L(443), L(22)].map((l, i) => ({ ...l, port: [22, 9100][i]! }));
+  // 22 and 9100 are decided here: nothing undetermined.
+  assert.deepEqual(compareExposure(policy, ls, fw).filter((f) => f.kind === 'exposure-undetermined'), []);
+  const unread: FirewallView = { ruleset: null, error: 'permission denied (you must be root)', interfaces: [], legacyRules: 0, published: [] };
+  const found = compareExposure(policy, ls, unread).filter((f) => f.kind === 'exposure-undetermined');
+  assert.deepEqual(found.map((f) => [f.port, f.severity]), [[22, 'low'], [9100, 'info']], 'low where the policy restricts sources');
+  assert.match(found[0]!.message, /not compared with rule "ssh": cannot read the firewall: permission denied/);
+  // An undecidable rule (ip ttl) in front of port 443, which a rule allows from admins.
+  const { policy: p443 } = loadPolicy('p.yaml', { text: 'version: 1\nsources: { admins: [192.0.2.0/24] }\nrules:\n  - { name: web, port: 443, from: [admins] }\n', hostname: 'h' });
+  const f443 = compareExposure(p443, [L(443)], fw).filter((f) => f.kind === 'exposure-undetermined');
+  assert.equal(f443.length, 1);
+  assert.match(f443[0]!.message, /ip ttl/);
 });

@@ -15,6 +15,11 @@ export function policyAllows(policy: CompiledPolicy, ruleIdx: number, fam: Fam):
   return (fam === 4 ? rule.from.v4 : rule.from.v6).reduce((s, p) => s.union(prefixSet(fam, p)), IntervalSet.empty(fam));
 }
 
+/** Does the deciding rule (or the default) let anyone reach the port? */
+function allowsSomeone(policy: CompiledPolicy, idx: number): boolean {
+  return ([4, 6] as Fam[]).some((f) => !policyAllows(policy, idx, f).isEmpty());
+}
+
 function sample(sets: IntervalSet[]): string {
   const c = sets.flatMap((s) => s.toCidrs());
   return c.length > 3 ? `${c.slice(0, 3).join(', ')} and ${c.length - 3} more` : c.join(', ');
@@ -72,6 +77,15 @@ export function compareExposure(policy: CompiledPolicy, listeners: readonly List
           message: `${head}; who reaches it cannot be determined: ${r ? r.reasons.join('; ') : `cannot read the firewall: ${fw.error ?? 'unknown error'}`}`,
           remedy: 'apply the policy (portwarden apply adds a forward chain for published ports), then check again' });
       }
+    }
+    // Exposure that could not be decided was not compared: say so, as visibly as a finding —
+    // "no findings" would claim it matches.
+    if (!published && allowsSomeone(policy, idx) && (!r || unsure)) {
+      const restricts = idx >= 0 && policy.rules[idx]!.from.kind === 'list';
+      const why = r ? (r.reasons[0] ?? 'a rule could not be decided') : `cannot read the firewall: ${fw.error ?? 'unknown error'}`;
+      out.push({ ...base, id: `exposure-undetermined:${t.proto}/${t.port}:${l?.scope ?? 'published'}`, kind: 'exposure-undetermined', severity: restricts ? 'low' : 'info',
+        message: `exposure of ${where} not compared with ${whom}: ${why}`,
+        remedy: `see which rule stops the interpreter with portwarden explain ${t.port}/${t.proto} --from ADDR, or run as root so the firewall can be read` });
     }
     if (!r) continue;
     // A listener the policy allows no one to reach is already a finding of its own
