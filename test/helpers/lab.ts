@@ -174,3 +174,25 @@ export function flushConntrack(ns: string): void {
 export function flushNeighbours(...namespaces: string[]): void {
   for (const ns of namespaces) ip(['-n', ns, 'neigh', 'flush', 'all']);
 }
+
+/**
+ * Empties every firewall of a namespace: the nftables ruleset (which holds iptables-nft's tables
+ * too) and, when `legacy` is set, the iptables-legacy/ip6tables-legacy tables and their policies.
+ */
+export function flushFirewall(ns: string, legacy = false): void {
+  nsRun(ns, 'nft', ['flush', 'ruleset']);
+  if (!legacy) return;
+  const builtins: Record<string, string[]> = {
+    filter: ['INPUT', 'FORWARD', 'OUTPUT'],
+    nat: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'],
+    mangle: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'],
+    raw: ['PREROUTING', 'OUTPUT'],
+  };
+  for (const cmd of ['iptables-legacy', 'ip6tables-legacy']) {
+    for (const [table, chains] of Object.entries(builtins)) {
+      nsRun(ns, cmd, ['-t', table, '-F'], undefined, true);
+      nsRun(ns, cmd, ['-t', table, '-X'], undefined, true);
+      if (table !== 'nat') for (const c of chains) nsRun(ns, cmd, ['-t', table, '-P', c, 'ACCEPT'], undefined, true);
+    }
+  }
+}
