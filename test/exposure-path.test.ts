@@ -205,3 +205,33 @@ test('check: exposure that cannot be decided (or read) is reported, never taken 
   assert.equal(f443.length, 1);
   assert.match(f443[0]!.message, /ip ttl/);
 });
+
+test('path: a rate limit that returns lets the source on (fw4 syn_flood); marks computed with masks; one-endpoint numgen', () => {
+  const q = { family: 4 as const, proto: 'tcp' as const, port: 22, iif: 'eth0', daddr: '192.0.2.1', listening: true };
+  const run = (input: [Json[], Json][], sub: [Json[], Json][], pre: [Json[], Json][] = []) => walkPath({ ruleset: parseNftJson(rulesetJson({ prerouting: pre, input }, sub)) }, q, IntervalSet.full(4));
+  const synFlood: [Json[], Json][] = [[[{ limit: { rate: 25, per: 'second', burst: 50 } }], { return: null }], [[], { drop: null }]];
+  assert.ok(run([[[m({ '&': [p('tcp', 'flags'), ['fin', 'syn', 'rst', 'ack']] }, 'syn')], { jump: { target: 'sub' } }]], synFlood).sure.isFull());
+  // meta mark set meta mark & 0xffff00ff | 0xab, then a masked match on it.
+  const setMark = { mangle: { key: { meta: { key: 'mark' } }, value: { '|': [{ '&': [{ meta: { key: 'mark' } }, 0xffff00ff] }, 0xab] } } };
+  const r = run([[[m({ '&': [{ meta: { key: 'mark' } }, 0xff] }, 0xab)], { drop: null }]], [], [[[m(p('ip', 'saddr'), { prefix: { addr: '192.0.2.0', len: 24 } })], setMark]]);
+  assert.deepEqual(r.sure.complement().toCidrs(), ['192.0.2.0/24']);
+  assert.ok(r.maybe.isEmpty());
+  // kube-proxy: numgen random mod 1 vmap { 0 : goto endpoint } — one endpoint, always chosen.
+  const ng = run([[[m({ numgen: { mode: 'random', mod: 1, offset: 0 } }, 0)], { drop: null }]], []);
+  assert.ok(ng.sure.isEmpty() && ng.maybe.isEmpty());
+});
+
+test('path: a DNAT goes nowhere when forwarding is off or no route leads to its target', () => {
+  const rs = parseNftJson(rulesetJson({ input: [] }, []));
+  rs.chains.set('inet r nat', { family: 'inet', table: 'r', name: 'nat', hook: 'prerouting', type: 'nat', prio: -100, policy: 'accept', devices: null, rules: [{ handle: 1, comment: null, expr: [m(p('tcp', 'dport'), 8080), { dnat: { addr: '172.18.0.2', port: 80 } }] }] });
+  const q = { family: 4 as const, proto: 'tcp' as const, port: 8080, iif: 'eth0', listening: false };
+  const region = IntervalSet.full(4);
+  const ok = walkPath({ ruleset: rs, routes: [{ iface: 'br0', family: 4, dst: '172.18.0.0/16' }], forwarding: { 4: true, 6: false } }, q, region);
+  assert.ok(ok.sure.isFull());
+  const off = walkPath({ ruleset: rs, routes: [{ iface: 'br0', family: 4, dst: '172.18.0.0/16' }], forwarding: { 4: false, 6: false } }, q, region);
+  assert.ok(off.sure.isEmpty() && off.maybe.isEmpty());
+  assert.match(off.reasons.join(), /forwarding of IPv4 is off/);
+  const noRoute = walkPath({ ruleset: rs, routes: [{ iface: 'eth0', family: 4, dst: '192.0.2.0/24' }], forwarding: { 4: true, 6: true } }, q, region);
+  assert.ok(noRoute.sure.isEmpty());
+  assert.match(noRoute.reasons.join(), /no route to 172\.18\.0\.2/);
+});

@@ -33,7 +33,7 @@ export async function runExplain(argv: string[]): Promise<number> {
   const iif = values.iif ?? interfaceFrom(fw, from);
   const proto = (m[2] ?? 'tcp') as 'tcp' | 'udp';
   const port = Number(m[1]);
-  const path = walkPath({ ruleset: fw.ruleset, ...(fw.addresses ? { addresses: fw.addresses } : {}) }, { family, proto, port, iif, listening: true, ...(values.to ? { daddr: values.to } : {}) }, prefixSet(family, from), true);
+  const path = walkPath({ ruleset: fw.ruleset, ...(fw.addresses ? { addresses: fw.addresses } : {}), ...(fw.routes ? { routes: fw.routes } : {}), ...(fw.forwarding ? { forwarding: fw.forwarding } : {}) }, { family, proto, port, iif, listening: true, ...(values.to ? { daddr: values.to } : {}) }, prefixSet(family, from), true);
   const reasons = [...path.reasons];
   if (path.askedDaddr && !values.to) reasons.push('a rule matches the address the client asked for: give --to ADDR to pick one of this host\'s addresses');
   const to = [...path.dnat.keys()][0];

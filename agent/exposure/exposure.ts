@@ -4,7 +4,7 @@
 import type { Listener } from '../model.js';
 import { familyOf, IntervalSet, prefixSet, type Fam } from './intervals.js';
 import type { Ruleset } from './nft-json.js';
-import { splitTarget, walkPath, type PathQuery } from './path.js';
+import { routeVia, splitTarget, walkPath, type PathQuery, type Route } from './path.js';
 import type { Published } from './published.js';
 
 export interface Exposure {
@@ -20,12 +20,7 @@ export interface Exposure {
   perPort?: Record<string, string[]>;
 }
 
-/** A route of this host: sources in `dst` are answered through `iface`. */
-export interface Route {
-  iface: string;
-  family: Fam;
-  dst: string;
-}
+export type { Route } from './path.js';
 
 /** An address of this host's interface, with its prefix ("192.0.2.1/24"). */
 export interface InterfaceAddress {
@@ -44,6 +39,8 @@ export interface FirewallView {
   addresses?: InterfaceAddress[];
   /** The routes (main table), to know which sources an interface can serve; absent: not read. */
   routes?: Route[];
+  /** Whether the kernel forwards each family (net.ipv{4,6}.conf.all.forwarding); absent: not read. */
+  forwarding?: { 4: boolean; 6: boolean };
   /** Rules (-A lines) that iptables-legacy holds; they are in `ruleset` as tables "… (iptables-legacy)". */
   legacyRules: number;
   /** Host ports that DNAT sends to containers (findPublished). */
@@ -130,15 +127,8 @@ function moreSpecific(routes: readonly Route[], r: Route, fam: Fam): IntervalSet
 }
 
 /** The interface the route to `address` leaves through (longest match), or null without routes. */
-export function routeTo(fw: FirewallView, address: string): string | null {
-  const fam = familyOf(address);
-  let best: Route | null = null;
-  for (const r of fw.routes ?? []) {
-    if (r.family !== fam || !prefixSet(fam, r.dst).has(address)) continue;
-    if (!best || Number(r.dst.split('/')[1]) > Number(best.dst.split('/')[1])) best = r;
-  }
-  return best?.iface ?? null;
-}
+export const routeTo = (fw: FirewallView, address: string): string | null => routeVia(fw.routes ?? [], address);
+
 
 /** The host addresses a client on `iif` may ask for: the listener's own, or the interface's. */
 function addressesAsked(t: Target, fw: FirewallView, fam: Fam, iif: string): string[] {
@@ -161,7 +151,7 @@ function computeReach(t: Target, fw: FirewallView, rs: Ruleset): Reach {
   const reasons: string[] = [];
   const note = (rs: string[]) => rs.forEach((r) => reasons.includes(r) || reasons.push(r));
   const ifaces = t.interface ? [t.interface] : fw.interfaces.length ? fw.interfaces : ['eth0'];
-  const host = { ruleset: rs, addresses: fw.addresses ?? [] };
+  const host = { ruleset: rs, addresses: fw.addresses ?? [], ...(fw.routes ? { routes: fw.routes } : {}), ...(fw.forwarding ? { forwarding: fw.forwarding } : {}) };
   for (const fam of t.families) {
     let acc = IntervalSet.empty(fam);
     let und = IntervalSet.empty(fam);

@@ -218,13 +218,19 @@ export class Interpreter {
     const key = isObj(m.key) ? m.key : null;
     const target = key && isObj(key.meta) && key.meta.key === 'mark' ? 'meta' : key && isObj(key.ct) && key.ct.key === 'mark' ? 'ct' : null;
     if (!target) return; // another field (a DSCP, a priority): not something a verdict here depends on
-    const value = m.value;
+    const value = m.value ?? null;
     this.marked = this.marked ? this.marked.union(M) : M;
-    const from = isObj(value) && isObj(value.meta) && value.meta.key === 'mark' ? this.marks.meta : isObj(value) && isObj(value.ct) && value.ct.key === 'mark' ? this.marks.ct : null;
+    const source = leafOf(value);
+    const from = isObj(source) && isObj(source.meta) && source.meta.key === 'mark' ? this.marks.meta : isObj(source) && isObj(source.ct) && source.ct.key === 'mark' ? this.marks.ct : null;
     let next: MarkPart[] = this.marks[target].map((p) => ({ value: p.value, region: p.region.subtract(M) }));
     if (from) {
-      // Copy per source: each part of M keeps the value it had in the other mark.
-      for (const part of from) next.push({ value: part.value, region: part.region.intersect(M) });
+      // Per source: each part of M gets the value it had in the named mark, masked and or'd as the
+      // expression says (`meta mark set meta mark & 0xffff00ff | 0xab`).
+      for (const part of from) {
+        const v = evaluate(value, part.value, {});
+        if (v === null) throw new Undecidable(`statement ${exprText({ mangle: m })}`);
+        next.push({ value: v >>> 0, region: part.region.intersect(M) });
+      }
     } else if (typeof value === 'number') next.push({ value, region: M });
     else throw new Undecidable(`statement ${exprText({ mangle: m })}`);
     next = next.filter((p) => !p.region.isEmpty());
@@ -245,7 +251,9 @@ export class Interpreter {
       if (namedSetCache.has(set)) return []; // addressSet() answers from its cache
       return set.elem.map((e) => (isObj(e) && 'elem' in e ? (e.elem as Obj).val ?? e.elem : e)) as Json[];
     }
-    if (isObj(right) && Array.isArray(right.set)) return right.set;
+    // An element with a comment or timeout is wrapped: {"elem": {"val": …, "comment": …}}.
+    const unwrap = (it: Json): Json => (isObj(it) && isObj(it.elem) && 'val' in it.elem ? it.elem.val! : it);
+    if (isObj(right) && Array.isArray(right.set)) return right.set.map(unwrap);
     if (Array.isArray(right)) return right;
     return [right];
   }
@@ -340,6 +348,12 @@ export class Interpreter {
       if (key === 'l4proto') return { value: proto, names: PROTOCOLS };
       if (key === 'pkttype') return { value: p.icmpType === 'nd-neighbor-solicit' ? PKTTYPES.multicast! : PKTTYPES.host!, names: PKTTYPES };
       return undefined;
+    }
+    // Load balancing (kube-proxy's `numgen random mod N vmap {…}`): with one endpoint, always it.
+    if (isObj(leaf.numgen)) {
+      const g = leaf.numgen as Obj;
+      if (g.mod === 1) return { value: Number(g.offset ?? 0), names: {} };
+      throw new Undecidable(`numgen ${String(g.mode)} mod ${String(g.mod)} (picked by chance for each connection)`);
     }
     if (isObj(leaf.ct) && String((leaf.ct as Obj).key) === 'direction') {
       if (p.proto === 'icmpv6') throw new Undecidable('ct direction of an untracked neighbour-discovery message');
@@ -550,13 +564,13 @@ export class Interpreter {
           }
           M = r.kind === 'const' ? (r.value ? M : none) : M.intersect(r.set);
           if (M.isEmpty()) break;
-        } else if (k === 'limit' || (k === 'set' && isObj(v) && Array.isArray(v.stmt) && v.stmt.some((s) => isObj(s) && 'limit' in s))) {
+        } else if (k === 'limit' || ((k === 'set' || k === 'meter') && isObj(v) && [v.stmt].flat().some((s) => isObj(s) && 'limit' in s))) {
           limited = true;
         } else if (k === 'mangle') {
           // A mark set on sources we are not sure of would make later matches on it unsure too.
           if (undecided) throw undecided;
           this.setMark(v as Obj, M);
-        } else if (k === 'counter' || k === 'log' || k === 'comment' || k === 'notrack' || k === 'quota' || k === 'set') {
+        } else if (k === 'counter' || k === 'log' || k === 'comment' || k === 'notrack' || k === 'quota' || k === 'set' || k === 'ct helper' || k === 'ct timeout' || k === 'ct expectation' || k === 'meter') {
           /* no effect on the verdict */
         } else if (k === 'xt' && isObj(v) && v.type === 'match') {
           // An iptables-nft match nft cannot show: its options are in iptables-nft-save (see xt-save.ts).
@@ -610,7 +624,8 @@ export class Interpreter {
     for (const pair of pairs) {
       if (left.isEmpty()) break;
       if (!Array.isArray(pair) || pair.length !== 2 || !isObj(pair[1])) throw new Undecidable(`vmap element ${short(pair)}`);
-      const r = this.match({ op: '==', left: v.key as Json, right: pair[0] as Json }, chain);
+      const key = isObj(pair[0]) && isObj(pair[0].elem) && 'val' in pair[0].elem ? pair[0].elem.val! : (pair[0] as Json);
+      const r = this.match({ op: '==', left: v.key as Json, right: key }, chain);
       const hit = r.kind === 'const' ? (r.value ? left : IntervalSet.empty(fam)) : left.intersect(r.set);
       if (hit.isEmpty()) continue;
       const o = this.apply(pair[1] as Obj, chain, hit, hit, depth, limited, record);
@@ -630,11 +645,17 @@ export class Interpreter {
     const fam = this.p.family;
     const none = IntervalSet.empty(fam);
     const [vk, vv] = Object.entries(verdict)[0]!;
-    // A rate limit sometimes lets a source through: for accept that source counts as reaching;
-    // for a refusing verdict the rule is taken as not matching (the source sometimes passes).
-    if (limited && vk !== 'accept') {
+    // A rate limit holds sometimes: a source that it sometimes lets through counts as reaching.
+    // Accept and return let it through when the limit holds; a refusing verdict when it does not
+    // (the rule is taken as not matching); a jump lets through what the chain accepts, and the
+    // rest as if the rule did not match.
+    if (limited && vk !== 'accept' && vk !== 'return') {
       record(M, 'limit: sometimes passes');
-      return { accept: none, refuse: none, undet: none, ret: none, rest: R };
+      if (vk !== 'jump' && vk !== 'goto') return { accept: none, refuse: none, undet: none, ret: none, rest: R };
+      const target = this.rs.chains.get(chainKey(chain.family, chain.table, String((vv as Obj).target)));
+      if (!target) throw new Error(`rule jumps to a missing chain ${String((vv as Obj).target)}`);
+      const sub = this.chain(target, M, depth + 1);
+      return { accept: sub.accept, refuse: none, undet: sub.undet, ret: none, rest: R.subtract(sub.accept).subtract(sub.undet) };
     }
     // nft folds the family (or protocol) a reject type needs into the verdict when it lists a
     // rule: "reject with icmpv6 …" only ever sees IPv6 packets, "tcp reset" only TCP.

@@ -27,10 +27,31 @@ export interface PathQuery {
   listening: boolean;
 }
 
+/** A route of this host: sources in `dst` are answered through `iface`. */
+export interface Route {
+  iface: string;
+  family: Fam;
+  dst: string;
+}
+
 /** What the path needs of the host besides the ruleset. */
 export interface PathHost {
   ruleset: Ruleset;
   addresses?: InterfaceAddress[];
+  /** Absent: not read (a DNAT's target is then taken to be reachable). */
+  routes?: Route[];
+  forwarding?: { 4: boolean; 6: boolean };
+}
+
+/** The interface the route to `address` leaves through (longest match), or null. */
+export function routeVia(routes: readonly Route[], address: string): string | null {
+  const fam = address.includes(':') ? 6 : 4;
+  let best: Route | null = null;
+  for (const r of routes) {
+    if (r.family !== fam || !prefixSet(fam, r.dst).has(address)) continue;
+    if (!best || Number(r.dst.split('/')[1]) > Number(best.dst.split('/')[1])) best = r;
+  }
+  return best?.iface ?? null;
 }
 
 export interface PathResult extends Passing {
@@ -134,8 +155,16 @@ export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, trac
       local.set(localPort, had ? { sure: had.sure.union(at.sure), maybe: had.maybe.union(at.maybe) } : at);
       continue;
     }
-    const oif = interfaceTowards(addr, host.addresses ?? []);
+    const oif = interfaceTowards(addr, host.addresses ?? []) ?? routeVia(host.routes ?? [], addr);
     oifs.set(to, oif);
+    // The kernel forwards the connection only when forwarding is on and a route leads there.
+    const stop = host.forwarding && !host.forwarding[q.family] ? `forwarding of IPv${q.family} is off (net.ipv${q.family}.conf.all.forwarding = 0)` : !oif && host.routes?.length ? `no route to ${addr}` : null;
+    if (stop) {
+      const why = `a DNAT on port ${q.port} sends connections to ${to}, but ${stop}: they go nowhere`;
+      if (!log.reasons.includes(why)) log.reasons.push(why);
+      if (log.trace) log.trace.push({ packet: first, chain: '(routing)', handle: null, comment: null, rule: `to ${addr}`, outcome: 'drop' });
+      continue;
+    }
     const fwd: Packet = { ...base, dport: port ?? q.port, daddr: addr, oif, origDport: q.port, ...(q.daddr !== undefined ? { origDaddr: q.daddr } : {}) };
     let at = bothPass(pre, caught, IntervalSet.empty(q.family));
     at = passHooks(rs, { ...syn, ...fwd }, ['forward', 'postrouting'], at, synMarks, log, first);

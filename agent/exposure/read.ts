@@ -20,10 +20,13 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec): Pr
   const ok = (r: ExecResult | Error | null): string | null => (r && !(r instanceof Error) && r.code === 0 ? r.stdout : null);
   // iptables-legacy-save only where legacy tables exist (it would load the kernel module), and
   // iptables-nft-save only when nft shows rules it cannot print (xt expressions).
-  const [links, routes4, routes6, nft, has4, has6] = await Promise.all([
+  const sysctl = (path: string) => (netns === undefined ? readFile(path, 'utf8').then((stdout) => ({ code: 0, stdout, stderr: '' }), (err: Error) => err) : run('cat', [path]));
+  const [links, routes4, routes6, forward4, forward6, nft, has4, has6] = await Promise.all([
     run('ip', ['-j', 'addr', 'show']),
     run('ip', ['-j', '-4', 'route', 'show']),
     run('ip', ['-j', '-6', 'route', 'show']),
+    sysctl('/proc/sys/net/ipv4/conf/all/forwarding'),
+    sysctl('/proc/sys/net/ipv6/conf/all/forwarding'),
     run('nft', ['-j', 'list', 'ruleset']),
     legacyTables(netns, exec, '/proc/net/ip_tables_names'),
     legacyTables(netns, exec, '/proc/net/ip6_tables_names'),
@@ -43,6 +46,8 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec): Pr
     view.interfaces = ifs.map((i) => i.ifname).filter((n) => n !== 'lo');
     view.addresses = ifs.flatMap((i) => (i.addr_info ?? []).filter((a) => a.local && a.prefixlen !== undefined).map((a) => ({ iface: i.ifname, cidr: `${a.local}/${a.prefixlen}` })));
   }
+  const fwd = [ok(forward4), ok(forward6)];
+  if (fwd.every((t) => t !== null)) view.forwarding = { 4: fwd[0]!.trim() === '1', 6: fwd[1]!.trim() === '1' };
   const routeText = [ok(routes4), ok(routes6)];
   if (routeText.every((t) => t !== null)) view.routes = routeText.flatMap((t, i) => parseRoutes(t!, i === 0 ? 4 : 6));
   const notInstalled = nft instanceof Error && (nft as NodeJS.ErrnoException).code === 'ENOENT';
