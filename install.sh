@@ -54,9 +54,14 @@ check_path() {
     *$'\n'*|*//*|*/./*|*/../*|*/.|*/..) die 2 "$1 must be a plain absolute path (no //, . or ..): $2" ;;
   esac
 }
-check_path --prefix "$prefix"
+# ...and one the unit can name as it is (no spaces, no %specifiers).
+check_unit_path() {
+  check_path "$1" "$2"
+  case "$2" in *[[:space:]%\\\"\']*) die 2 "$1 must not contain spaces, %, quotes or backslashes: $2" ;; esac
+}
+check_unit_path --prefix "$prefix"
 prefix=${prefix%/}
-if [ -n "$state_opt" ]; then check_path --state-dir "$state_opt"; state_opt=${state_opt%/}; fi
+if [ -n "$state_opt" ]; then check_unit_path --state-dir "$state_opt"; state_opt=${state_opt%/}; fi
 if [ "$purge" = 1 ] && [ "$uninstall" = 0 ]; then die 2 "--purge goes with --uninstall"; fi
 if [ -n "$root" ]; then
   root=$(realpath -m -- "$root") # absolute, without creating anything (--dry-run)
@@ -130,7 +135,8 @@ remove_listed() {
            if [ "$(link_hash "$p")" = "$hash" ]; then files+=("$p"); else say "keeping $p: changed since install"; fi
          fi ;;
       d) dirs+=("$p") ;;
-      s) if [ -e "$p" ] || [ -L "$p" ]; then run rm -rf "$p"; fi ;;
+      s) case "$path" in /?*/?*) ;; *) die 3 "$list: refusing to remove state directory '$path'" ;; esac
+         if [ -e "$p" ] || [ -L "$p" ]; then run rm -rf "$p"; fi ;;
       *) die 3 "$list: unknown entry type '$type' for $path" ;;
     esac
   done <"$list"
@@ -233,7 +239,7 @@ if [ -f "$etc/config.yaml" ]; then
     }' "$src/dist/agent/daemon/config.js" "$etc/config.yaml") || exit 2
   state_dir=$(printf '%s\n' "$cfg" | sed -n 1p)
   netns=$(printf '%s\n' "$cfg" | sed -n 2p)
-  check_path "state_dir in $etc/config.yaml" "$state_dir"
+  check_unit_path "state_dir in $etc/config.yaml" "$state_dir"
   if [ -n "$state_opt" ] && [ "$state_opt" != "${state_dir%/}" ]; then
     die 2 "--state-dir $state_opt differs from state_dir $state_dir in $etc/config.yaml: change one of them"
   fi

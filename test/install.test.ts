@@ -86,12 +86,16 @@ test('install.sh --root installs a working agent, is idempotent, and uninstalls'
     assert.doesNotMatch(unit, /CAP_SYS_ADMIN$/m, 'no CAP_SYS_ADMIN without config.netns');
     assert.match(readFileSync(`${lib}/.install-manifest`, 'utf8'), /^l [0-9a-f]{64} \/usr\/local\/bin\/portwarden$/m);
 
-    // Again: nothing breaks, the operator's files are kept.
-    execFileSync('sh', ['-c', 'echo "# edited" >> "$1"', 'sh', `${root}/etc/portwarden/policy.yaml`]);
+    // Again: nothing breaks, the operator's files are kept (an edited unit is set aside, not lost).
+    execFileSync('sh', ['-c', 'echo "# edited" >> "$1"; echo "# edited" >> "$2"', 'sh', `${root}/etc/portwarden/policy.yaml`, `${root}/${UNIT}`]);
     const again = install(['--root', root, '--no-start']);
     assert.equal(again.status, 0, again.stderr);
     assert.match(readFileSync(`${root}/etc/portwarden/policy.yaml`, 'utf8'), /# edited\n$/);
     assert.match(again.stdout, /keeping .*policy\.yaml/);
+    const aside = readdirSync(`${root}/etc/systemd/system`).filter((f) => f.startsWith('portwarden.service.orig.'));
+    assert.equal(aside.length, 1, 'the edited unit is kept aside');
+    assert.match(readFileSync(`${root}/etc/systemd/system/${aside[0]}`, 'utf8'), /# edited\n$/);
+    assert.doesNotMatch(readFileSync(`${root}/${UNIT}`, 'utf8'), /# edited/);
     assert.deepEqual(readdirSync(`${root}/usr/local/lib`), ['portwarden'], 'no leftovers beside the agent');
 
     const un = install(['--root', root, '--uninstall']);
@@ -245,6 +249,17 @@ test('the unit passes systemd-analyze verify and rates below 2.5 on systemd-anal
     assert.ok(m, `no exposure level in: ${s.stdout.slice(-300)}${s.stderr}`);
     t.diagnostic(`systemd-analyze security: ${m[0]}`);
     assert.ok(Number(m[1]) < 2.5, m[0]);
+  });
+});
+
+test('install.sh refuses to replace a PREFIX/bin/portwarden that is not its link', () => {
+  withRoot((root) => {
+    put(root, 'usr/local/bin/portwarden', '#!/bin/sh\necho someone else\n', 0o755);
+    const r = install(['--root', root, '--no-start']);
+    assert.equal(r.status, 3, r.stdout + r.stderr);
+    assert.match(r.stderr, /usr\/local\/bin\/portwarden exists and is not portwarden's link/);
+    assert.equal(readFileSync(`${root}/usr/local/bin/portwarden`, 'utf8'), '#!/bin/sh\necho someone else\n');
+    assert.ok(!existsSync(`${root}/usr/local/lib`), 'refused before changing anything');
   });
 });
 
