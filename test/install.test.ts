@@ -2,7 +2,7 @@
 // production dependencies, idempotence, --uninstall by manifest (other software's files under the
 // prefix survive), --dry-run changes nothing, the bundled starter policy, the unit's state_dir, and
 // the unit's systemd-analyze verify / security ratings.
-import { test, type TestContext } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -25,6 +25,21 @@ function withRoot(fn: (root: string) => void): void {
     rmSync(root, { recursive: true, force: true });
   }
 }
+
+/** One default install into a --root, shared by the tests that only read it. */
+let shared: string | undefined;
+function defaultInstall(): string {
+  if (shared) return shared;
+  const root = mkdtempSync(`${tmpdir()}/pw-install-`);
+  shared = root;
+  const r = install(['--root', root, '--no-start']);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  writeFileSync(`${root}/install.out`, r.stdout);
+  return root;
+}
+after(() => {
+  if (shared) rmSync(shared, { recursive: true, force: true });
+});
 
 function put(root: string, rel: string, text: string, mode = 0o644): void {
   mkdirSync(dirname(`${root}/${rel}`), { recursive: true });
@@ -198,12 +213,9 @@ test('install.sh --dry-run creates, changes and removes nothing, and prints ever
 });
 
 test('install.sh --root starts from the bundled default policy, not this machine\'s listeners', () => {
-  withRoot((root) => {
-    const r = install(['--root', root, '--no-start']);
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    assert.equal(readFileSync(`${root}/etc/portwarden/policy.yaml`, 'utf8'), BUNDLED_POLICY);
-    assert.match(r.stdout, /bundled default policy/);
-  });
+  const root = defaultInstall();
+  assert.equal(readFileSync(`${root}/etc/portwarden/policy.yaml`, 'utf8'), BUNDLED_POLICY);
+  assert.match(readFileSync(`${root}/install.out`, 'utf8'), /bundled default policy/);
 });
 
 test('the unit\'s ReadWritePaths follows state_dir (--state-dir, or the config in the root)', (t) => {
@@ -240,16 +252,13 @@ test('the unit\'s ReadWritePaths follows state_dir (--state-dir, or the config i
 
 test('the unit passes systemd-analyze verify and rates below 2.5 on systemd-analyze security', (t) => {
   if (!needsSystemdAnalyze(t)) return;
-  withRoot((root) => {
-    const r = install(['--root', root, '--no-start']);
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    verifyUnit(`${root}/${UNIT}`);
-    const s = spawnSync('systemd-analyze', ['security', '--offline=yes', `${root}/${UNIT}`], { encoding: 'utf8' });
-    const m = /Overall exposure level for portwarden\.service: ([0-9.]+)/.exec(s.stdout);
-    assert.ok(m, `no exposure level in: ${s.stdout.slice(-300)}${s.stderr}`);
-    t.diagnostic(`systemd-analyze security: ${m[0]}`);
-    assert.ok(Number(m[1]) < 2.5, m[0]);
-  });
+  const unit = `${defaultInstall()}/${UNIT}`;
+  verifyUnit(unit);
+  const s = spawnSync('systemd-analyze', ['security', '--offline=yes', unit], { encoding: 'utf8' });
+  const m = /Overall exposure level for portwarden\.service: ([0-9.]+)/.exec(s.stdout);
+  assert.ok(m, `no exposure level in: ${s.stdout.slice(-300)}${s.stderr}`);
+  t.diagnostic(`systemd-analyze security: ${m[0]}`);
+  assert.ok(Number(m[1]) < 2.5, m[0]);
 });
 
 test('install.sh refuses to replace a PREFIX/bin/portwarden that is not its link', () => {
