@@ -6,9 +6,9 @@
 # directory only portwarden uses (default prefix /usr/local), links PREFIX/bin/portwarden, creates
 # /etc/portwarden (policy.yaml, config.yaml: never overwritten), the state directory (--state-dir,
 # else the config's state_dir, else /var/lib/portwarden) and a hardened systemd unit, and starts it
-# where systemd runs. Every path it creates goes, with its sha256, into
-# PREFIX/lib/portwarden/.install-manifest; --uninstall removes only those, and only while unchanged;
-# configuration and state stay unless --purge (an edited policy.yaml/config.yaml stays even then).
+# where systemd runs. Every path it creates goes, with its sha256, into a manifest (the agent's in
+# PREFIX/lib/portwarden, configuration and state in /etc/portwarden); --uninstall removes only what
+# is listed and unchanged, configuration and state only with --purge (an edited one never).
 # --root installs into a directory tree instead of / (packaging, tests); --dry-run prints each
 # step and changes nothing. Running it again is safe.
 set -euo pipefail
