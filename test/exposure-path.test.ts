@@ -235,3 +235,14 @@ test('path: a DNAT goes nowhere when forwarding is off or no route leads to its 
   assert.ok(noRoute.sure.isEmpty());
   assert.match(noRoute.reasons.join(), /no route to 172\.18\.0\.2/);
 });
+
+test('path: a meter keyed by another family\'s address never matches (nixos router: IPv4 ssh meter, IPv6 refused); fib saddr type local', () => {
+  const meter: Json = { meter: { key: p('ip', 'saddr'), stmt: { limit: { rate: 2, per: 'minute' } }, name: 'ssh' } };
+  const rs = parseNftJson(rulesetJson({ input: [[[m(p('tcp', 'dport'), 22), meter], { accept: null }], [[], { drop: null }]] }, []));
+  const q = (family: 4 | 6) => ({ family, proto: 'tcp' as const, port: 22, iif: 'eth0', listening: true });
+  assert.ok(walkPath({ ruleset: rs }, q(4), IntervalSet.full(4)).sure.isFull());
+  assert.ok(walkPath({ ruleset: rs }, q(6), IntervalSet.full(6)).sure.isEmpty());
+  const local = parseNftJson(rulesetJson({ input: [[[m({ fib: { result: 'type', flags: ['saddr'] } }, 'local')], { drop: null }]] }, []));
+  const r = walkPath({ ruleset: local, addresses: [{ iface: 'eth0', cidr: '192.0.2.1/24' }] }, q(4), IntervalSet.full(4));
+  assert.deepEqual(r.sure.complement().toCidrs(), ['192.0.2.1/32']);
+});

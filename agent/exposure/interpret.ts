@@ -39,6 +39,8 @@ export interface Packet {
   origDport?: number;
   /** Forward path: the host address the client asked for, before the DNAT (undefined: not known). */
   origDaddr?: string;
+  /** This host's own addresses (`fib saddr type local`); undefined: not known. */
+  localAddrs?: string[];
   /**
    * The server's answer, from daddr:dport (or this host's port, on the output hook) back to the
    * client (iif and oif swapped). The address region is then the packet's destination.
@@ -63,6 +65,7 @@ export interface PacketMarks {
 
 export const freshMarks = (fam: Fam, ct?: MarkPart[]): PacketMarks => ({ meta: [{ value: 0, region: IntervalSet.full(fam) }], ct: ct ?? [{ value: 0, region: IntervalSet.full(fam) }] });
 
+const prefixRange4or6 = (fam: Fam, addr: string) => IntervalSet.of(fam, [prefixRange(fam, addr)]);
 const protocolOf = (fam: Fam) => (fam === 4 ? 'ip' : 'ip6');
 
 /** Where a client's source port lies: some unprivileged port, which one is not known. */
@@ -242,6 +245,19 @@ export class Interpreter {
 
   private trace: TraceStep[] = [];
   private reasons: string[] = [];
+
+  /** Can this packet build the key (`ip saddr`, `ip6 saddr . tcp dport` …)? Not from another family's or protocol's header. */
+  private keyApplies(key: Json): boolean {
+    const parts = isObj(key) && Array.isArray(key.concat) ? key.concat : [key];
+    return parts.every((part) => {
+      const leaf = leafOf(part);
+      if (!isObj(leaf) || !isObj(leaf.payload)) return true;
+      const proto = String((leaf.payload as Obj).protocol);
+      if (proto === 'ip' || proto === 'ip6') return (proto === 'ip') === (this.p.family === 4);
+      if (proto === 'tcp' || proto === 'udp') return proto === this.p.proto;
+      return true;
+    });
+  }
 
   /** Elements of a named set or an anonymous set/value, as a list of JSON values. */
   private elements(right: Json, chain: NftChain): Json[] {
@@ -498,6 +514,13 @@ export class Interpreter {
       if (fib.result === 'oif' && fib.flags?.includes('saddr') && fib.flags.includes('iif')) {
         return k(items.some((i) => i === true || i === this.p.iif) && !items.includes(false));
       }
+      // The client's address type: local when it is one of this host's own addresses.
+      if (fib.result === 'type' && fib.flags?.length === 1 && fib.flags[0] === (this.p.reply ? 'daddr' : 'saddr')) {
+        if (!this.p.localAddrs) throw new Undecidable(`${valueText(left)} (this host's addresses are not known)`);
+        const local = this.p.localAddrs.filter((a) => (a.includes(':') ? 6 : 4) === this.p.family).reduce((u, a) => u.union(prefixRange4or6(this.p.family, a)), IntervalSet.empty(this.p.family));
+        const set = items.reduce<IntervalSet>((u, i) => (i === 'local' ? u.union(local) : i === 'unicast' ? u.union(local.complement()) : u), IntervalSet.empty(this.p.family));
+        return { kind: 'sources', set: negate ? set.complement() : set };
+      }
       // A neighbour solicitation goes to a solicited-node multicast address; a reply to the client.
       if (fib.result === 'type' && fib.flags?.length === 1 && fib.flags[0] === 'daddr') {
         return k(this.valueIn(items, this.p.hook === 'forward' || this.p.reply ? 'unicast' : this.p.icmpType === 'nd-neighbor-solicit' ? 'multicast' : 'local'));
@@ -564,6 +587,11 @@ export class Interpreter {
           }
           M = r.kind === 'const' ? (r.value ? M : none) : M.intersect(r.set);
           if (M.isEmpty()) break;
+        } else if ((k === 'set' || k === 'meter') && isObj(v) && !this.keyApplies(v.key ?? v.elem ?? null)) {
+          // A dynamic set keyed by a header this packet lacks (`meter … { ip saddr … }` on IPv6):
+          // the key cannot be built and the rule stops there.
+          M = none;
+          break;
         } else if (k === 'limit' || ((k === 'set' || k === 'meter') && isObj(v) && [v.stmt].flat().some((s) => isObj(s) && 'limit' in s))) {
           limited = true;
         } else if (k === 'mangle') {

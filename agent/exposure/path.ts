@@ -112,7 +112,8 @@ export function interfaceTowards(address: string, addrs: readonly InterfaceAddre
 export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, tracing = false): PathResult {
   const rs = host.ruleset;
   const log: PathLog = { reasons: [], trace: tracing ? [] : null, askedDaddr: false };
-  const base: Packet = { family: q.family, proto: q.proto, dport: q.port, iif: q.iif, ...(q.daddr !== undefined ? { daddr: q.daddr } : {}) };
+  const localAddrs = host.addresses?.map((a) => a.cidr.split('/')[0]!);
+  const base: Packet = { family: q.family, proto: q.proto, dport: q.port, iif: q.iif, ...(q.daddr !== undefined ? { daddr: q.daddr } : {}), ...(localAddrs ? { localAddrs } : {}) };
   const dnat = new Map<string | null, IntervalSet>();
   const local = new Map<number, Passing>();
   const oifs = new Map<string, string | null>();
