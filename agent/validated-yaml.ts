@@ -1,9 +1,14 @@
 // Reads a YAML file, validates it against a JSON schema, and reports every problem as
 // "file:line:col: path: what is wrong". Shared by the policy and the agent config.
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { LineCounter, parseDocument, isMap, isScalar, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isMap, isScalar, visit, type Alias, type Document, type Node } from 'yaml';
 import { InputError } from './errors.js';
+import { fileKind } from './file-perms.js';
+
+/** Largest policy or config file we read (README "Limits"): /dev/zero or a runaway generator must not eat the memory. */
+export const MAX_SOURCE_BYTES = 64 * 1024 * 1024;
 
 export type DocPath = (string | number)[];
 
@@ -54,6 +59,10 @@ export function locate(src: Located, path: DocPath, atKey = false): string {
       break;
     }
   }
+  return placeOf(src, offset);
+}
+
+function placeOf(src: Located, offset: number): string {
   const { line, col } = src.lines.linePos(offset);
   return `${src.file}:${line}:${col}`;
 }
@@ -126,14 +135,102 @@ function orList(items: string[]): string {
   return u.length <= 1 ? (u[0] ?? '') : `${u.slice(0, -1).join(', ')} or ${u.at(-1)}`;
 }
 
-/** Parses and validates; throws InputError listing every problem with its place. */
-export function readValidatedYaml<T>(file: string, schema: object, text?: string): { value: T; src: Located } {
-  let source: string;
+/**
+ * The file's text: a regular file of at most MAX_SOURCE_BYTES, valid UTF-8. Opened non-blocking so
+ * a FIFO cannot hang us, and checked on the open descriptor, so what is checked is what is read.
+ */
+export function readSourceText(file: string): string {
+  let fd: number;
   try {
-    source = text ?? readFileSync(file, 'utf8');
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     throw new InputError([`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
   }
+  try {
+    const st = fstatSync(fd);
+    const kind = fileKind(st);
+    if (kind !== 'regular file') throw new InputError([`${file}: not a regular file (it is a ${kind})`]);
+    if (st.size > MAX_SOURCE_BYTES) throw new InputError([`${file}: ${st.size} bytes is more than the 64 MiB a policy or config file may have`]);
+    // Read to EOF but never past the limit: the size can change under us (or lie, as in /proc).
+    let buf = Buffer.allocUnsafe(Math.min(st.size, MAX_SOURCE_BYTES) + 1);
+    let n = 0;
+    for (;;) {
+      if (n === buf.length) {
+        if (n > MAX_SOURCE_BYTES) throw new InputError([`${file}: more than the 64 MiB a policy or config file may have`]);
+        const bigger = Buffer.allocUnsafe(Math.min(buf.length * 2, MAX_SOURCE_BYTES + 1));
+        buf.copy(bigger, 0, 0, n);
+        buf = bigger;
+      }
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+    }
+    return decodeUtf8(file, buf.subarray(0, n));
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    throw new InputError([`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+  } finally {
+    closeSync(fd);
+  }
+}
+/** yaml's alias budget (its default, stated): how many nodes aliases may copy in all. */
+const MAX_ALIAS_COUNT = 100;
+
+function yamlErrorText(code: string, message: string): string {
+  if (code === 'MULTIPLE_DOCS') return 'a second YAML document starts here: a policy or config file holds one document (remove this "---" and what follows it)';
+  const first = message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? message;
+  return /Maximum call stack size exceeded/.test(first) ? 'nested too deeply' : first;
+}
+
+/** The first alias whose anchor itself holds aliases (where copies multiply), else the first alias. */
+function amplifyingAlias(doc: Document): Node | null {
+  const anchored = new Map<string, Node>();
+  const holdsAlias = new Map<Node, boolean>();
+  let first: Node | null = null;
+  let amplifying: Node | null = null;
+  visit(doc, (_key, node) => {
+    if (isAlias(node)) {
+      first ??= node;
+      const target = anchored.get((node as Alias).source);
+      if (target && !holdsAlias.has(target)) {
+        let found = false;
+        visit(target, (_k, n) => (isAlias(n) ? ((found = true), visit.BREAK) : undefined));
+        holdsAlias.set(target, found);
+      }
+      if (target && holdsAlias.get(target)) {
+        amplifying = node;
+        return visit.BREAK;
+      }
+    } else if ((node as Node | null)?.anchor) {
+      anchored.set((node as Node).anchor!, node as Node);
+    }
+    return undefined;
+  });
+  return amplifying ?? first;
+}
+
+/** The text, or "file:line:col: invalid UTF-8" at the first byte that is not (no silent U+FFFD). */
+function decodeUtf8(file: string, bytes: Buffer): string {
+  const text = bytes.toString('utf8');
+  if (isUtf8(bytes)) return text;
+  // Walk the decoded text beside the bytes: the first U+FFFD that the bytes do not spell is the error.
+  let offset = 0;
+  let index = 0;
+  for (const ch of text) {
+    if (ch === '\uFFFD' && !(bytes[offset] === 0xef && bytes[offset + 1] === 0xbf && bytes[offset + 2] === 0xbd)) break;
+    offset += Buffer.byteLength(ch);
+    index += ch.length;
+  }
+  const before = text.slice(0, index);
+  const line = before.split('\n').length;
+  const col = index - before.lastIndexOf('\n');
+  const byte = bytes[offset]?.toString(16).padStart(2, '0') ?? '??';
+  throw new InputError([`${file}:${line}:${col}: invalid UTF-8 (byte 0x${byte}): the file must be UTF-8 text`]);
+}
+
+/** Parses and validates; throws InputError listing every problem with its place. */
+export function readValidatedYaml<T>(file: string, schema: object, text?: string): { value: T; src: Located } {
+  const source = text ?? readSourceText(file);
   const lines = new LineCounter();
   const doc = parseDocument(source, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const src: Located = { file, doc, lines };
@@ -141,12 +238,19 @@ export function readValidatedYaml<T>(file: string, schema: object, text?: string
     throw new InputError(
       doc.errors.map((e) => {
         const { line, col } = lines.linePos(e.pos[0]);
-        return `${file}:${line}:${col}: ${e.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '')}`;
+        return `${file}:${line}:${col}: ${yamlErrorText(e.code, e.message)}`;
       }),
     );
   }
   if (doc.contents === null) throw new InputError([`${file}:1:1: the file is empty`]);
-  const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    // yaml throws a bare ReferenceError for an alias bomb ("billion laughs"): give it a place.
+    const at = amplifyingAlias(doc);
+    throw new InputError([`${at?.range ? placeOf(src, at.range[0]) : `${file}:1:1`}: aliases here expand to too much data (more than ${MAX_ALIAS_COUNT} copies; ${(err as Error).message.toLowerCase()}): write the values out`]);
+  }
   const validate = validatorFor(schema);
   if (!validate(value)) {
     throw new InputError(
