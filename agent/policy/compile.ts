@@ -273,7 +273,7 @@ function compileSources(
   });
   const none = { kind: 'list' as const, v4: [], v6: [], names: items };
   if (size > MAX_SOURCES_PER_LIST) {
-    problems.push({ path: [...path, 'from'], message: `expands to ${size > MAX_SOURCES_PER_LIST + 1 ? size : 'more than ' + MAX_SOURCES_PER_LIST} addresses and prefixes, more than the ${MAX_SOURCES_PER_LIST} a rule may have: use wider prefixes`, level: 'error' });
+    problems.push({ path: [...path, 'from'], message: `expands to more than ${MAX_SOURCES_PER_LIST} addresses and prefixes, the most a rule may have (after expanding groups): use wider prefixes`, level: 'error' });
     return none;
   }
   const key = items.join('\0');
