@@ -18,16 +18,48 @@ export interface Located {
   lines: LineCounter;
 }
 
-const ajv = new Ajv({ allErrors: true, strict: true, verbose: true, discriminator: true });
-const validators = new Map<object, ValidateFunction>();
+// Two validators: one that stops at the first error (linear, the usual case: a valid file), and
+// one that lists them all, run only on an invalid file, and only on its first PRUNE_AT items of
+// each list and map: ajv joins the errors of every $ref'd item with concat, which is quadratic in
+// the number of errors (100 000 bad rules took minutes).
+const options = { strict: true, verbose: true, discriminator: true } as const;
+const firstError = new Ajv({ ...options, allErrors: false });
+const allErrors = new Ajv({ ...options, allErrors: true });
+const validators = new Map<object, { first: ValidateFunction; all: ValidateFunction }>();
+const PRUNE_AT = 1000;
 
-function validatorFor(schema: object): ValidateFunction {
+function validatorFor(schema: object): { first: ValidateFunction; all: ValidateFunction } {
   let v = validators.get(schema);
   if (!v) {
-    v = ajv.compile(schema);
+    v = { first: firstError.compile(schema), all: allErrors.compile(schema) };
     validators.set(schema, v);
   }
   return v;
+}
+
+/** The value with every array and object cut to its first PRUNE_AT entries (paths to them unchanged). */
+function pruned(value: unknown, depth = 0): { value: unknown; cut: boolean } {
+  if (value === null || typeof value !== 'object' || depth > 64) return { value, cut: false };
+  let cut = false;
+  const take = (v: unknown) => {
+    const r = pruned(v, depth + 1);
+    cut ||= r.cut;
+    return r.value;
+  };
+  if (Array.isArray(value)) {
+    cut = value.length > PRUNE_AT;
+    return { value: value.slice(0, PRUNE_AT).map(take), cut };
+  }
+  const entries = Object.entries(value);
+  cut = entries.length > PRUNE_AT;
+  return { value: Object.fromEntries(entries.slice(0, PRUNE_AT).map(([k, v]) => [k, take(v)])), cut };
+}
+
+/** Every schema error of an invalid value (of its pruned part, or the first one when that part is valid); partial when pruned. */
+function schemaErrors(v: { first: ValidateFunction; all: ValidateFunction }, value: unknown): { errors: ErrorObject[]; partial: boolean } {
+  const part = pruned(value);
+  if (!part.cut) return { errors: v.all(value) ? [] : (v.all.errors ?? []), partial: false };
+  return { errors: v.all(part.value) ? (v.first.errors ?? []) : (v.all.errors ?? []), partial: true };
 }
 
 /** "rules[1].port" for ["rules", 1, "port"]. */
@@ -78,10 +110,20 @@ export function describeSchemaErrors(errors: ErrorObject[]): { path: DocPath; me
     list.push(e);
     byPlace.set(e.instancePath, list);
   }
+  // Places with an error below them, found once: asking each place of 100 000 is quadratic.
+  const hasDeeper = new Set<string>();
+  for (const place of byPlace.keys()) {
+    for (let cut = place.lastIndexOf('/'); cut >= 0; cut = place.lastIndexOf('/', cut - 1)) {
+      const above = place.slice(0, cut);
+      if (hasDeeper.has(above)) break; // and so are its ancestors
+      hasDeeper.add(above);
+      if (cut === 0) break;
+    }
+  }
   const out: { path: DocPath; message: string; atKey: boolean }[] = [];
   for (const [place, list] of byPlace) {
     // A deeper error explains an anyOf better than "must be array" at its parent.
-    const deeper = [...byPlace.keys()].some((k) => k.startsWith(place + '/'));
+    const deeper = hasDeeper.has(place);
     const nonType = list.filter((e) => e.keyword !== 'type');
     if (deeper && nonType.length === 0) continue;
     const chosen = nonType.length ? nonType : list;
@@ -173,6 +215,18 @@ export function readSourceText(file: string): string {
     closeSync(fd);
   }
 }
+/** Most problems one file reports: the first hundred say what is wrong; a million would flood the terminal. */
+export const MAX_PROBLEMS = 100;
+
+/** The first MAX_PROBLEMS problems, rendered (placing them is the costly part), and a line counting the rest. */
+export function capProblems<T>(file: string, problems: readonly T[], render: (p: T) => string, partial = false): string[] {
+  const shown = problems.slice(0, MAX_PROBLEMS).map(render);
+  const more = problems.length - MAX_PROBLEMS;
+  if (more > 0) shown.push(`${file}: ${partial ? 'at least ' : ''}${more} more problems not shown`);
+  else if (partial) shown.push(`${file}: there may be more problems past the first ${PRUNE_AT} entries of a list or map`);
+  return shown;
+}
+
 /** yaml's alias budget (its default, stated): how many nodes aliases may copy in all. */
 const MAX_ALIAS_COUNT = 100;
 
@@ -236,7 +290,7 @@ export function readValidatedYaml<T>(file: string, schema: object, text?: string
   const src: Located = { file, doc, lines };
   if (doc.errors.length) {
     throw new InputError(
-      doc.errors.map((e) => {
+      capProblems(file, doc.errors, (e) => {
         const { line, col } = lines.linePos(e.pos[0]);
         return `${file}:${line}:${col}: ${yamlErrorText(e.code, e.message)}`;
       }),
@@ -251,11 +305,11 @@ export function readValidatedYaml<T>(file: string, schema: object, text?: string
     const at = amplifyingAlias(doc);
     throw new InputError([`${at?.range ? placeOf(src, at.range[0]) : `${file}:1:1`}: aliases here expand to too much data (more than ${MAX_ALIAS_COUNT} copies; ${(err as Error).message.toLowerCase()}): write the values out`]);
   }
-  const validate = validatorFor(schema);
-  if (!validate(value)) {
-    throw new InputError(
-      describeSchemaErrors(validate.errors ?? []).map((p) => `${locate(src, p.path, p.atKey)}: ${p.path.length ? formatPath(p.path) + ': ' : ''}${p.message}`),
-    );
+  const validators = validatorFor(schema);
+  if (!validators.first(value)) {
+    const { errors, partial } = schemaErrors(validators, value);
+    const problems = describeSchemaErrors(errors);
+    throw new InputError(capProblems(file, problems, (p) => `${locate(src, p.path, p.atKey)}: ${p.path.length ? formatPath(p.path) + ': ' : ''}${p.message}`, partial));
   }
   return { value: value as T, src };
 }

@@ -112,6 +112,25 @@ test('groups that double at every level, or nest 20 000 deep, neither blow up no
   assert.match(r2.stdout, /10\.0\.0\.1/);
 });
 
+test('100 000 schema errors, or 200 000 bad addresses, answer within seconds with the first 100 and a count', async (t) => {
+  const dir = tempDir(t);
+  const rules = `${dir}/rules.yaml`;
+  writeFileSync(rules, `version: 1\nrules: [${Array(100_000).fill('1').join(',')}]\n`);
+  const r = await runBounded(['validate', '--policy', rules]);
+  assertContract(r, 'bad rules');
+  assert.equal(r.code, 2);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 101);
+  assert.equal(lines[0], `${rules}:2:9: rules[0]: must be object`);
+  assert.equal(lines[100], `${rules}: at least 900 more problems not shown`);
+  const addrs = `${dir}/addrs.yaml`;
+  writeFileSync(addrs, `version: 1\nrules:\n  - name: a\n    port: 22\n    from: [${Array(200_000).fill('300.1.1.1').join(',')}]\n`);
+  const a = await runBounded(['validate', '--policy', addrs]);
+  assertContract(a, 'bad addresses');
+  assert.equal(a.code, 2);
+  assert.equal(a.stderr.trim().split('\n').at(-1), `${addrs}: 199900 more problems not shown`);
+});
+
 // 15 ──────────────────────────────────────────────────────────────────────────────────────────
 const ESCAPES = '\x1b]0;pwn\x07\x1b[2J'; // retitle the terminal, clear the screen: 12 bytes, fits comm
 
