@@ -185,7 +185,7 @@ test('fuzz: every command, hostile arguments and files: exit 0-3, no stack trace
     stateDir('st-empty', {}),
     stateDir('st-garbage', { 'applied.json': '{', 'pending.json': '[]', 'last-result.json': '\xff\x00', 'state.json': '{"version":1,"tracked":{"x":{}}}', 'events.jsonl': 'garbage\n{"event":"opened"}\n{"at":1}\n' }),
     stateDir('st-types', { 'applied.json': '{"backend":"x","netns":5,"hash":null,"texts":[]}', 'pending.json': '{"deadline":"soon","backup":7,"timerPid":"x"}', 'state.json': '{"version":1,"tracked":{"a":{"finding":null,"status":"open"}}}', 'events.jsonl': '{"event":"opened","at":"2026-01-01T00:00:00Z","finding":{}}\n' }),
-    stateDir('st-traversal', { 'pending.json': pending('../../evil') }),
+    stateDir('st-traversal', { 'pending.json': pending('../../evil'), 'backups/.keep': '' }), // restores ../../evil/meta.json (ours)
     stateDir('st-missing-backup', { 'pending.json': pending('nope'), 'applied.json': pending('nope') }),
     stateDir('st-bad-meta', { 'pending.json': pending('b1'), 'backups/b1/meta.json': meta.replace(`"netns":"${ns}"`, '"netns":"../../etc"') }),
     stateDir('st-good-meta', { 'pending.json': pending('b1'), 'backups/b1/meta.json': meta }),
