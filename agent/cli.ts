@@ -24,7 +24,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 
 const USAGE = `usage: portwarden <command> [options]
 
-  scan      [--json] [--netns NAME]                       listening sockets and their programs
+  scan      [--json] [--cmdline] [--netns NAME]             listening sockets and their programs
   check     [--policy FILE] [--json] [--fail-on SEVERITY] [--netns NAME]
                                                           listeners against the policy
   validate  [--policy FILE]                               check a policy file

@@ -15,7 +15,7 @@ export interface ProcessInfo {
   exe: string | null;
   /** User name (or numeric uid when no name is known), or "unknown". */
   user: string;
-  /** Arguments joined by spaces, or null when unreadable. */
+  /** Arguments joined by spaces; null unless asked for (scan --cmdline: they may hold secrets), or when unreadable. */
   cmdline: string | null;
 }
 

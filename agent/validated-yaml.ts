@@ -1,9 +1,14 @@
 // Reads a YAML file, validates it against a JSON schema, and reports every problem as
 // "file:line:col: path: what is wrong". Shared by the policy and the agent config.
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { isUtf8 } from 'node:buffer';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { LineCounter, parseDocument, isMap, isScalar, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isMap, isScalar, visit, type Alias, type Document, type Node } from 'yaml';
 import { InputError } from './errors.js';
+import { fileKind } from './file-perms.js';
+
+/** Largest policy or config file we read (README "Limits"): /dev/zero or a runaway generator must not eat the memory. */
+export const MAX_SOURCE_BYTES = 64 * 1024 * 1024;
 
 export type DocPath = (string | number)[];
 
@@ -13,16 +18,48 @@ export interface Located {
   lines: LineCounter;
 }
 
-const ajv = new Ajv({ allErrors: true, strict: true, verbose: true, discriminator: true });
-const validators = new Map<object, ValidateFunction>();
+// Two validators: one that stops at the first error (linear, the usual case: a valid file), and
+// one that lists them all, run only on an invalid file, and only on its first PRUNE_AT items of
+// each list and map: ajv joins the errors of every $ref'd item with concat, which is quadratic in
+// the number of errors (100 000 bad rules took minutes).
+const options = { strict: true, verbose: true, discriminator: true } as const;
+const firstError = new Ajv({ ...options, allErrors: false });
+const allErrors = new Ajv({ ...options, allErrors: true });
+const validators = new Map<object, { first: ValidateFunction; all: ValidateFunction }>();
+const PRUNE_AT = 1000;
 
-function validatorFor(schema: object): ValidateFunction {
+function validatorFor(schema: object): { first: ValidateFunction; all: ValidateFunction } {
   let v = validators.get(schema);
   if (!v) {
-    v = ajv.compile(schema);
+    v = { first: firstError.compile(schema), all: allErrors.compile(schema) };
     validators.set(schema, v);
   }
   return v;
+}
+
+/** The value with every array and object cut to its first PRUNE_AT entries (paths to them unchanged). */
+function pruned(value: unknown, depth = 0): { value: unknown; cut: boolean } {
+  if (value === null || typeof value !== 'object' || depth > 64) return { value, cut: false };
+  let cut = false;
+  const take = (v: unknown) => {
+    const r = pruned(v, depth + 1);
+    cut ||= r.cut;
+    return r.value;
+  };
+  if (Array.isArray(value)) {
+    cut = value.length > PRUNE_AT;
+    return { value: value.slice(0, PRUNE_AT).map(take), cut };
+  }
+  const entries = Object.entries(value);
+  cut = entries.length > PRUNE_AT;
+  return { value: Object.fromEntries(entries.slice(0, PRUNE_AT).map(([k, v]) => [k, take(v)])), cut };
+}
+
+/** Every schema error of an invalid value (of its pruned part, or the first one when that part is valid); partial when pruned. */
+function schemaErrors(v: { first: ValidateFunction; all: ValidateFunction }, value: unknown): { errors: ErrorObject[]; partial: boolean } {
+  const part = pruned(value);
+  if (!part.cut) return { errors: v.all(value) ? [] : (v.all.errors ?? []), partial: false };
+  return { errors: v.all(part.value) ? (v.first.errors ?? []) : (v.all.errors ?? []), partial: true };
 }
 
 /** "rules[1].port" for ["rules", 1, "port"]. */
@@ -54,6 +91,10 @@ export function locate(src: Located, path: DocPath, atKey = false): string {
       break;
     }
   }
+  return placeOf(src, offset);
+}
+
+function placeOf(src: Located, offset: number): string {
   const { line, col } = src.lines.linePos(offset);
   return `${src.file}:${line}:${col}`;
 }
@@ -69,10 +110,20 @@ export function describeSchemaErrors(errors: ErrorObject[]): { path: DocPath; me
     list.push(e);
     byPlace.set(e.instancePath, list);
   }
+  // Places with an error below them, found once: asking each place of 100 000 is quadratic.
+  const hasDeeper = new Set<string>();
+  for (const place of byPlace.keys()) {
+    for (let cut = place.lastIndexOf('/'); cut >= 0; cut = place.lastIndexOf('/', cut - 1)) {
+      const above = place.slice(0, cut);
+      if (hasDeeper.has(above)) break; // and so are its ancestors
+      hasDeeper.add(above);
+      if (cut === 0) break;
+    }
+  }
   const out: { path: DocPath; message: string; atKey: boolean }[] = [];
   for (const [place, list] of byPlace) {
     // A deeper error explains an anyOf better than "must be array" at its parent.
-    const deeper = [...byPlace.keys()].some((k) => k.startsWith(place + '/'));
+    const deeper = hasDeeper.has(place);
     const nonType = list.filter((e) => e.keyword !== 'type');
     if (deeper && nonType.length === 0) continue;
     const chosen = nonType.length ? nonType : list;
@@ -126,32 +177,139 @@ function orList(items: string[]): string {
   return u.length <= 1 ? (u[0] ?? '') : `${u.slice(0, -1).join(', ')} or ${u.at(-1)}`;
 }
 
-/** Parses and validates; throws InputError listing every problem with its place. */
-export function readValidatedYaml<T>(file: string, schema: object, text?: string): { value: T; src: Located } {
-  let source: string;
+/**
+ * The file's text: a regular file of at most MAX_SOURCE_BYTES, valid UTF-8. Opened non-blocking so
+ * a FIFO cannot hang us, and checked on the open descriptor, so what is checked is what is read.
+ */
+export function readSourceText(file: string): string {
+  let fd: number;
   try {
-    source = text ?? readFileSync(file, 'utf8');
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     throw new InputError([`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
   }
+  try {
+    const st = fstatSync(fd);
+    const kind = fileKind(st);
+    if (kind !== 'regular file') throw new InputError([`${file}: not a regular file (it is a ${kind})`]);
+    if (st.size > MAX_SOURCE_BYTES) throw new InputError([`${file}: ${st.size} bytes is more than the 64 MiB a policy or config file may have`]);
+    // Read to EOF but never past the limit: the size can change under us (or lie, as in /proc).
+    let buf = Buffer.allocUnsafe(Math.min(st.size, MAX_SOURCE_BYTES) + 1);
+    let n = 0;
+    for (;;) {
+      if (n === buf.length) {
+        if (n > MAX_SOURCE_BYTES) throw new InputError([`${file}: more than the 64 MiB a policy or config file may have`]);
+        const bigger = Buffer.allocUnsafe(Math.min(buf.length * 2, MAX_SOURCE_BYTES + 1));
+        buf.copy(bigger, 0, 0, n);
+        buf = bigger;
+      }
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+    }
+    return decodeUtf8(file, buf.subarray(0, n));
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    throw new InputError([`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
+  } finally {
+    closeSync(fd);
+  }
+}
+/** Most problems one file reports: the first hundred say what is wrong; a million would flood the terminal. */
+export const MAX_PROBLEMS = 100;
+
+/** The first MAX_PROBLEMS problems, rendered (placing them is the costly part), and a line counting the rest. */
+export function capProblems<T>(file: string, problems: readonly T[], render: (p: T) => string, partial = false): string[] {
+  const shown = problems.slice(0, MAX_PROBLEMS).map(render);
+  const more = problems.length - MAX_PROBLEMS;
+  if (more > 0) shown.push(`${file}: ${partial ? 'at least ' : ''}${more} more problems not shown`);
+  else if (partial) shown.push(`${file}: there may be more problems past the first ${PRUNE_AT} entries of a list or map`);
+  return shown;
+}
+
+/** yaml's alias budget (its default, stated): how many nodes aliases may copy in all. */
+const MAX_ALIAS_COUNT = 100;
+
+function yamlErrorText(code: string, message: string): string {
+  if (code === 'MULTIPLE_DOCS') return 'a second YAML document starts here: a policy or config file holds one document (remove this "---" and what follows it)';
+  const first = message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? message;
+  return /Maximum call stack size exceeded/.test(first) ? 'nested too deeply' : first;
+}
+
+/** The first alias whose anchor itself holds aliases (where copies multiply), else the first alias. */
+function amplifyingAlias(doc: Document): Node | null {
+  const anchored = new Map<string, Node>();
+  const holdsAlias = new Map<Node, boolean>();
+  let first: Node | null = null;
+  let amplifying: Node | null = null;
+  visit(doc, (_key, node) => {
+    if (isAlias(node)) {
+      first ??= node;
+      const target = anchored.get((node as Alias).source);
+      if (target && !holdsAlias.has(target)) {
+        let found = false;
+        visit(target, (_k, n) => (isAlias(n) ? ((found = true), visit.BREAK) : undefined));
+        holdsAlias.set(target, found);
+      }
+      if (target && holdsAlias.get(target)) {
+        amplifying = node;
+        return visit.BREAK;
+      }
+    } else if ((node as Node | null)?.anchor) {
+      anchored.set((node as Node).anchor!, node as Node);
+    }
+    return undefined;
+  });
+  return amplifying ?? first;
+}
+
+/** The text, or "file:line:col: invalid UTF-8" at the first byte that is not (no silent U+FFFD). */
+function decodeUtf8(file: string, bytes: Buffer): string {
+  const text = bytes.toString('utf8');
+  if (isUtf8(bytes)) return text;
+  // Walk the decoded text beside the bytes: the first U+FFFD that the bytes do not spell is the error.
+  let offset = 0;
+  let index = 0;
+  for (const ch of text) {
+    if (ch === '\uFFFD' && !(bytes[offset] === 0xef && bytes[offset + 1] === 0xbf && bytes[offset + 2] === 0xbd)) break;
+    offset += Buffer.byteLength(ch);
+    index += ch.length;
+  }
+  const before = text.slice(0, index);
+  const line = before.split('\n').length;
+  const col = index - before.lastIndexOf('\n');
+  const byte = bytes[offset]?.toString(16).padStart(2, '0') ?? '??';
+  throw new InputError([`${file}:${line}:${col}: invalid UTF-8 (byte 0x${byte}): the file must be UTF-8 text`]);
+}
+
+/** Parses and validates; throws InputError listing every problem with its place. */
+export function readValidatedYaml<T>(file: string, schema: object, text?: string): { value: T; src: Located } {
+  const source = text ?? readSourceText(file);
   const lines = new LineCounter();
   const doc = parseDocument(source, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const src: Located = { file, doc, lines };
   if (doc.errors.length) {
     throw new InputError(
-      doc.errors.map((e) => {
+      capProblems(file, doc.errors, (e) => {
         const { line, col } = lines.linePos(e.pos[0]);
-        return `${file}:${line}:${col}: ${e.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '')}`;
+        return `${file}:${line}:${col}: ${yamlErrorText(e.code, e.message)}`;
       }),
     );
   }
   if (doc.contents === null) throw new InputError([`${file}:1:1: the file is empty`]);
-  const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
-  const validate = validatorFor(schema);
-  if (!validate(value)) {
-    throw new InputError(
-      describeSchemaErrors(validate.errors ?? []).map((p) => `${locate(src, p.path, p.atKey)}: ${p.path.length ? formatPath(p.path) + ': ' : ''}${p.message}`),
-    );
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    // yaml throws a bare ReferenceError for an alias bomb ("billion laughs"): give it a place.
+    const at = amplifyingAlias(doc);
+    throw new InputError([`${at?.range ? placeOf(src, at.range[0]) : `${file}:1:1`}: aliases here expand to too much data (more than ${MAX_ALIAS_COUNT} copies; ${(err as Error).message.toLowerCase()}): write the values out`]);
+  }
+  const validators = validatorFor(schema);
+  if (!validators.first(value)) {
+    const { errors, partial } = schemaErrors(validators, value);
+    const problems = describeSchemaErrors(errors);
+    throw new InputError(capProblems(file, problems, (p) => `${locate(src, p.path, p.atKey)}: ${p.path.length ? formatPath(p.path) + ': ' : ''}${p.message}`, partial));
   }
   return { value: value as T, src };
 }

@@ -95,7 +95,7 @@ test('owners: shared sockets, spoofed names, unreadable processes, and the cache
     { pid: 300, sockets: [22004] },
   ]);
   try {
-    const index = new OwnerIndex({ procRoot: root, passwdPath: `${root}/passwd` });
+    const index = new OwnerIndex({ procRoot: root, passwdPath: `${root}/passwd`, cmdline: true });
     const owners = index.owners([22002, 22003, 22004, 99999]);
     assert.deepEqual(owners.get(22002)!.map((p) => [p.pid, p.name, p.user]), [[100, 'master', 'root'], [101, 'smtpd', 'postfix']]);
     assert.equal(owners.get(22002)![0]!.cmdline, '/usr/lib/postfix/sbin/master -w');

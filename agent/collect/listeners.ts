@@ -13,6 +13,8 @@ import type { Listener, Snapshot } from '../model.js';
 export interface CollectOptions {
   netns?: string;
   procRoot?: string;
+  /** Read process command lines (off by default: they may hold passwords). Ignored when owners is given. */
+  cmdline?: boolean;
   /** Keep one across calls to reuse the inode→pid index (the daemon does). */
   owners?: OwnerIndex;
   exec?: Exec;
@@ -35,9 +37,13 @@ export async function collectSnapshot(opts: CollectOptions = {}): Promise<Snapsh
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new RuntimeError(`cannot read sockets: ${(err as Error).message}`);
     source = 'procfs';
-    raw = await readProcNet(opts.procRoot, opts.netns, opts.exec ?? defaultExec);
+    try {
+      raw = await readProcNet(opts.procRoot, opts.netns, opts.exec ?? defaultExec);
+    } catch (e) {
+      throw new RuntimeError(`cannot read sockets: ss is not installed, and reading /proc/net failed: ${(e as Error).message}`);
+    }
   }
-  const owners = (opts.owners ?? new OwnerIndex({ procRoot: opts.procRoot })).owners(raw.map((s) => s.inode));
+  const owners = (opts.owners ?? new OwnerIndex({ procRoot: opts.procRoot, cmdline: opts.cmdline ?? false })).owners(raw.map((s) => s.inode));
   // Built field by field in one order: every listener object gets the same shape (the daemon
   // builds 10 000 of these each cycle; a spread of mixed shapes costs more than ss itself).
   const listeners = raw.map((s): Listener => {

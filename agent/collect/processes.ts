@@ -8,11 +8,14 @@ import type { ProcessInfo } from '../model.js';
 export interface OwnerIndexOptions {
   procRoot?: string;
   passwdPath?: string;
+  /** Read command lines too. Off by default: they may hold passwords (`--password=...`). */
+  cmdline?: boolean;
 }
 
 export class OwnerIndex {
   private readonly procRoot: string;
   private readonly passwdPath: string;
+  private readonly withCmdline: boolean;
   private inodePids = new Map<number, number[]>();
   /** Inodes the last walk looked for and found no owner of (e.g. held by a process we cannot see). */
   private unowned = new Set<number>();
@@ -24,6 +27,7 @@ export class OwnerIndex {
   constructor(opts: OwnerIndexOptions = {}) {
     this.procRoot = opts.procRoot ?? '/proc';
     this.passwdPath = opts.passwdPath ?? '/etc/passwd';
+    this.withCmdline = opts.cmdline ?? false;
   }
 
   /** Owners of each inode; walks /proc only when some inode is new or a cached owner has exited. */
@@ -89,7 +93,7 @@ export class OwnerIndex {
   private info(pid: number): ProcessInfo {
     let info = this.infos.get(pid);
     if (!info) {
-      info = readProcess(this.procRoot, pid, (uid) => this.userName(uid));
+      info = readProcess(this.procRoot, pid, (uid) => this.userName(uid), this.withCmdline);
       this.infos.set(pid, info);
     }
     return info;
@@ -101,8 +105,8 @@ export class OwnerIndex {
   }
 }
 
-/** Reads one process; any field it cannot read becomes "unknown"/null instead of an error. */
-export function readProcess(procRoot: string, pid: number, userName: (uid: number) => string): ProcessInfo {
+/** Reads one process; any field it cannot read (or cmdline, unless asked for) becomes "unknown"/null instead of an error. */
+export function readProcess(procRoot: string, pid: number, userName: (uid: number) => string, withCmdline = false): ProcessInfo {
   const dir = `${procRoot}/${pid}`;
   const comm = safeRead(`${dir}/comm`);
   let exe: string | null;
@@ -113,7 +117,7 @@ export function readProcess(procRoot: string, pid: number, userName: (uid: numbe
   }
   const status = safeRead(`${dir}/status`);
   const uidMatch = status ? /^Uid:\s+(\d+)/m.exec(status) : null;
-  const cmdline = safeRead(`${dir}/cmdline`);
+  const cmdline = withCmdline ? safeRead(`${dir}/cmdline`) : null;
   return {
     pid,
     name: comm === null ? 'unknown' : comm.replace(/\n$/, ''),

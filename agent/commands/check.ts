@@ -5,7 +5,7 @@ import { compareExposure } from '../exposure/compare.js';
 import { readFirewall } from '../exposure/read.js';
 import { SEVERITIES, severityRank, type Finding, type Severity } from '../model.js';
 import { parse, parseSeverity } from './args.js';
-import { paintSeverity, useColor } from './output.js';
+import { paintSeverity, printable, useColor } from './output.js';
 import { listenerJson, snapshotFor } from './scan.js';
 
 export const checkOptions = {
@@ -37,7 +37,7 @@ export function findingsText(findings: readonly Finding[], color: boolean): stri
     const group = findings.filter((f) => f.severity === sev);
     if (!group.length) continue;
     out += paintSeverity(sev, `${sev.toUpperCase()} (${group.length})`, color) + '\n';
-    for (const f of group) out += `  ${f.kind}: ${f.message}\n    → ${f.remedy}\n`;
+    for (const f of group) out += `  ${f.kind}: ${printable(f.message)}\n    → ${printable(f.remedy)}\n`;
   }
   return out;
 }

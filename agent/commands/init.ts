@@ -2,20 +2,22 @@
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { UsageError } from '../errors.js';
-import { writeFileAtomic } from '../fs-atomic.js';
 import { starterPolicy } from '../policy/starter.js';
 import { parse } from './args.js';
+import { checkOutputPath, writeOutput } from './output.js';
 import { snapshotFor } from './scan.js';
 
 export async function runInit(argv: string[]): Promise<number> {
   const { values } = parse(argv, { output: { type: 'string' }, force: { type: 'boolean' }, netns: { type: 'string' } });
+  // Before the scan: a wrong path is the operator's to fix, and should not wait for ss.
+  if (values.output) checkOutputPath(values.output);
   if (values.output && existsSync(values.output) && !values.force) {
     throw new UsageError(`${values.output} exists; pass --force to overwrite it`);
   }
   const snap = await snapshotFor(values.netns);
   const text = starterPolicy(snap.listeners, hostname());
   if (values.output) {
-    writeFileAtomic(values.output, text, 0o600);
+    writeOutput(values.output, text, 0o600);
     process.stderr.write(`wrote ${values.output}\n`);
   } else {
     process.stdout.write(text);

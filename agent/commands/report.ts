@@ -11,7 +11,7 @@ import { lockoutWarning } from '../firewall/oracle.js';
 import { renderRuleset } from '../firewall/render.js';
 import { parse } from './args.js';
 import { findingsText, printWarnings } from './check.js';
-import { useColor } from './output.js';
+import { printable, useColor } from './output.js';
 import { listenersTable, publishedRows, snapshotFor, snapshotNote } from './scan.js';
 
 export async function runReport(argv: string[]): Promise<number> {
@@ -21,10 +21,10 @@ export async function runReport(argv: string[]): Promise<number> {
   printWarnings(loaded.warnings);
   const [snap, fw] = await Promise.all([snapshotFor(values.netns), readFirewall(values.netns)]);
   const out = process.stdout;
-  out.write(`== listeners on ${snap.host.hostname}${snap.host.netns ? ` (netns ${snap.host.netns})` : ''}\n`);
+  out.write(`== listeners on ${printable(snap.host.hostname)}${snap.host.netns ? ` (netns ${snap.host.netns})` : ''}\n`);
   out.write(listenersTable(snap.listeners, snap.listeners.map((l) => exposureOf(l, fw)), publishedRows(fw, snap.listeners)));
   out.write(snapshotNote(snap));
-  if (fw.error) out.write(`note: exposure undetermined: cannot read the firewall (${fw.error})\n`);
+  if (fw.error) out.write(`note: exposure undetermined: cannot read the firewall (${printable(fw.error)})\n`);
   out.write(`\n== findings against ${file}\n`);
   out.write(findingsText(sortFindings([...evaluate(loaded.policy, snap.listeners), ...compareExposure(loaded.policy, snap.listeners, fw)]), useColor()));
   out.write(`\n== suggested nftables rules (portwarden rules --policy ${file})\n`);

@@ -1,11 +1,11 @@
 // portwarden rules [--policy FILE] [--backend nft|iptables|ip6tables] [--output FILE]
 import { UsageError } from '../errors.js';
-import { writeFileAtomic } from '../fs-atomic.js';
 import { lockoutWarning } from '../firewall/oracle.js';
 import { BACKENDS, renderRuleset, type Backend } from '../firewall/render.js';
 import { DEFAULT_POLICY_PATH, loadPolicy } from '../policy/load.js';
 import { parse } from './args.js';
 import { printWarnings } from './check.js';
+import { checkOutputPath, writeOutput } from './output.js';
 
 export function parseBackend(text: string | undefined, allowed: readonly Backend[] = BACKENDS): Backend {
   const b = (text ?? 'nft') as Backend;
@@ -16,12 +16,13 @@ export function parseBackend(text: string | undefined, allowed: readonly Backend
 export async function runRules(argv: string[]): Promise<number> {
   const { values } = parse(argv, { policy: { type: 'string' }, backend: { type: 'string' }, output: { type: 'string' } });
   const backend = parseBackend(values.backend);
+  if (values.output) checkOutputPath(values.output);
   const loaded = loadPolicy(values.policy ?? DEFAULT_POLICY_PATH);
   printWarnings(loaded.warnings);
   const warning = lockoutWarning(loaded.policy, process.env);
   if (warning) process.stderr.write(`warning: ${warning}\n`);
   const text = renderRuleset(loaded.policy, backend, loaded.file);
-  if (values.output) writeFileAtomic(values.output, text);
+  if (values.output) writeOutput(values.output, text);
   else process.stdout.write(text);
   return 0;
 }

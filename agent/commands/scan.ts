@@ -8,11 +8,12 @@ import { exposureCell, exposureOf, publishedTarget, targetExposure, unheardPubli
 import type { Published } from '../exposure/published.js';
 import { readFirewall } from '../exposure/read.js';
 import { parse } from './args.js';
-import { table } from './output.js';
+import { printable, table } from './output.js';
 
 export const scanOptions = {
   json: { type: 'boolean' },
   netns: { type: 'string' },
+  cmdline: { type: 'boolean' },
 } as const;
 
 /** A usage error unless /run/netns/NAME exists. */
@@ -26,9 +27,9 @@ export function checkNetns(netns: string): void {
   if (!existsSync(path)) throw new UsageError(`no network namespace named ${JSON.stringify(netns)} (${path} does not exist)`);
 }
 
-export async function snapshotFor(netns: string | undefined): Promise<Snapshot> {
+export async function snapshotFor(netns: string | undefined, opts: { cmdline?: boolean } = {}): Promise<Snapshot> {
   if (netns !== undefined) checkNetns(netns);
-  return collectSnapshot({ netns });
+  return collectSnapshot({ netns, cmdline: opts.cmdline ?? false });
 }
 
 export function listenerJson(l: Listener, exposure?: Exposure) {
@@ -59,14 +60,14 @@ export function publishedRows(fw: FirewallView, listeners: readonly Listener[]):
 export function listenersTable(ls: readonly Listener[], exposures?: Exposure[], published: readonly PublishedRow[] = []): string {
   const rows = ls.map((l, i) => [
     l.proto + (l.family === 6 ? '6' : ''),
-    `${l.family === 6 ? `[${l.address}]` : l.address}${l.interface ? `%${l.interface}` : ''}:${l.port}`,
+    printable(`${l.family === 6 ? `[${l.address}]` : l.address}${l.interface ? `%${l.interface}` : ''}:${l.port}`),
     l.scope,
     l.dualStack ? 'v4+v6' : '',
     ...(exposures ? [exposureCell(exposures[i]!)] : []),
-    l.processes.length ? l.processes.map((p) => `${p.name}(${p.pid},${p.user})`).join(' ') : '?',
+    l.processes.length ? l.processes.map((p) => `${printable(p.name)}(${p.pid},${printable(p.user)})`).join(' ') : '?',
   ]);
   for (const { published: p, exposure } of published) {
-    rows.push([p.proto, `*:${p.port}`, 'published', '', ...(exposures ? [exposureCell(exposure)] : []), `DNAT → ${p.to ?? '?'}`]);
+    rows.push([p.proto, `*:${p.port}`, 'published', '', ...(exposures ? [exposureCell(exposure)] : []), `DNAT → ${printable(p.to ?? '?')}`]);
   }
   return table(['PROTO', 'ADDRESS:PORT', 'SCOPE', 'DUAL', ...(exposures ? ['EXPOSURE'] : []), 'PROCESSES'], rows);
 }
@@ -81,7 +82,7 @@ export function snapshotNote(s: Snapshot): string {
 
 export async function runScan(argv: string[]): Promise<number> {
   const { values } = parse(argv, scanOptions);
-  const [snap, fw] = await Promise.all([snapshotFor(values.netns), readFirewall(values.netns)]);
+  const [snap, fw] = await Promise.all([snapshotFor(values.netns, { cmdline: values.cmdline }), readFirewall(values.netns)]);
   const exposures = snap.listeners.map((l) => exposureOf(l, fw));
   const published = publishedRows(fw, snap.listeners);
   if (values.json) {
@@ -89,7 +90,7 @@ export async function runScan(argv: string[]): Promise<number> {
     process.stdout.write(JSON.stringify({ host: snap.host, listeners: snap.listeners.map((l, i) => listenerJson(l, exposures[i])), published: pub }, null, 2) + '\n');
   } else {
     process.stdout.write(listenersTable(snap.listeners, exposures, published));
-    process.stderr.write(snapshotNote(snap) + (fw.error ? `note: exposure undetermined: cannot read the firewall (${fw.error})\n` : ''));
+    process.stderr.write(snapshotNote(snap) + (fw.error ? `note: exposure undetermined: cannot read the firewall (${printable(fw.error)})\n` : ''));
   }
   return 0;
 }

@@ -61,7 +61,9 @@ export function renderNft(model: FirewallModel, header: string[] = []): string {
     `table inet ${NFT_TABLE} {`,
   ];
   for (const s of model.sets) {
-    out.push(`\tset ${s.name} {`, `\t\ttype ${s.family === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, '\t\tflags interval', '\t\telements = {', ...elements(s.elements), '\t\t}', '\t}');
+    out.push(`\tset ${s.name} {`, `\t\ttype ${s.family === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, '\t\tflags interval', '\t\telements = {');
+    for (const line of elements(s.elements)) out.push(line); // no spread: a big set overflows the call stack
+    out.push('\t\t}', '\t}');
   }
   for (const m of model.meters) {
     out.push(`\tset ${m.name} {`, `\t\ttype ${m.family === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, '\t\tsize 65535', '\t\tflags dynamic,timeout', `\t\ttimeout ${RATE_TIMEOUT[m.unit]}`, '\t}');

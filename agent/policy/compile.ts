@@ -58,23 +58,76 @@ const GROUP_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
 export function parsePrefix(text: string): { prefix: string; family: 4 | 6 } | { error: string } {
   const slash = text.indexOf('/');
   const addr = slash < 0 ? text : text.slice(0, slash);
+  const lenPart = slash < 0 ? '' : text.slice(slash);
+  const quoted = JSON.stringify(text);
+  const pct = addr.indexOf('%');
+  if (pct >= 0 && isIP(addr) === 6) {
+    return { error: `${quoted}: zone ids (${addr.slice(pct)}) are not allowed in a policy: a source is matched by its address alone (write ${addr.slice(0, pct)}${lenPart})` };
+  }
+  const octets = /^([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)$/.exec(addr)?.slice(1);
+  if (octets && octets.some((o) => /^0[0-9]/.test(o)) && octets.every((o) => Number(o) <= 255)) {
+    return { error: `${quoted}: leading zeros are ambiguous (some tools read them as octal): write ${octets.map(Number).join('.')}${lenPart} if you mean decimal` };
+  }
   const family = isIP(addr);
-  if (family !== 4 && family !== 6) return { error: `${JSON.stringify(text)} is not an IP address or CIDR` };
+  if (family !== 4 && family !== 6) return { error: `${quoted} is not an IP address or CIDR` };
   const max = family === 4 ? 32 : 128;
   const lenText = slash < 0 ? String(max) : text.slice(slash + 1);
+  if (/^0[0-9]+$/.test(lenText) && Number(lenText) <= max) {
+    return { error: `${quoted}: a leading zero in the prefix length is ambiguous: write ${addr}/${Number(lenText)}` };
+  }
   if (!/^[0-9]{1,3}$/.test(lenText) || Number(lenText) > max) {
-    return { error: `${JSON.stringify(text)}: prefix length must be 0-${max}` };
+    return { error: `${quoted}: prefix length must be 0-${max}` };
+  }
+  const mapped = family === 6 ? ipv4Mapped(addr) : null;
+  if (mapped !== null) {
+    const len = Number(lenText);
+    const write = len >= 96 ? `write ${mapped}${len === 128 ? '' : `/${len - 96}`}` : 'write IPv4 sources as IPv4 addresses';
+    return { error: `${quoted} is an IPv4-mapped IPv6 address: IPv4 clients are matched by their IPv4 address (${write})` };
   }
   const prefix = normalizeCidr(`${addr}/${lenText}`);
   const given = `${normalizeCidr(addr)}/${lenText}`;
-  if (prefix !== given) return { error: `${JSON.stringify(text)} has host bits set (did you mean ${prefix}?)` };
+  if (prefix !== given) return { error: `${quoted} has host bits set (did you mean ${prefix}?)` };
   return { prefix, family };
 }
 
-/** Hostname glob: * any run of characters, ? exactly one. */
+/** "10.0.0.1" for ::ffff:10.0.0.1 (in any spelling), null for any other IPv6 address. */
+function ipv4Mapped(addr: string): string | null {
+  // The WHATWG URL parser writes IPv6 in its one canonical (RFC 5952) form.
+  const m = /^\[::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})\]$/.exec(new URL(`http://[${addr}]/`).hostname);
+  if (!m) return null;
+  const hi = parseInt(m[1]!, 16);
+  const lo = parseInt(m[2]!, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
+/**
+ * Hostname glob: * any run of characters, ? exactly one; case-insensitive. Greedy with one
+ * backtrack point (the last *), so O(glob × name) at worst: a regex of many ".*" backtracks
+ * exponentially.
+ */
 export function globMatches(glob: string, name: string): boolean {
-  const re = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${re}$`, 'i').test(name);
+  const g = glob.toLowerCase();
+  const s = name.toLowerCase();
+  let gi = 0;
+  let si = 0;
+  let star = -1;
+  let resume = 0;
+  while (si < s.length) {
+    if (gi < g.length && g[gi] === '*') {
+      star = gi++;
+      resume = si;
+    } else if (gi < g.length && (g[gi] === '?' || g[gi] === s[si])) {
+      gi++;
+      si++;
+    } else if (star >= 0) {
+      gi = star + 1;
+      si = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (g[gi] === '*') gi++;
+  return gi === g.length;
 }
 
 export function parsePortItem(item: PortItem): PortRange | string {
@@ -86,63 +139,118 @@ export function parsePortItem(item: PortItem): PortRange | string {
   return { lo, hi };
 }
 
-/** Resolves every named group to its flat prefix list, reporting unknown names, bad prefixes and cycles. */
-function resolveGroups(doc: PolicyDoc, problems: Problem[]): Map<string, Prefixes> {
+/**
+ * Most addresses and prefixes one `from` list (or one group) may expand to, and all distinct
+ * `from` lists together (README "Limits"): beyond them the firewall sets and the merge get slow,
+ * and nested groups could otherwise multiply without bound.
+ */
+export const MAX_SOURCES_PER_LIST = 250_000;
+export const MAX_SOURCES_TOTAL = 1_000_000;
+
+type Prefixes = { v4: string[]; v6: string[] };
+
+/** One group as written: its own prefixes and the groups it names. */
+interface Group extends Prefixes {
+  subgroups: string[];
+  /** Entries it expands to, counting repeats; saturates just above the limit. */
+  size: number;
+}
+
+const saturate = (n: number) => Math.min(n, MAX_SOURCES_PER_LIST + 1);
+
+/**
+ * Parses every named group and counts what it expands to, reporting unknown names, bad prefixes,
+ * cycles and groups over the limit. Iterative (an explicit stack): a long chain of groups must not
+ * overflow the call stack.
+ */
+function resolveGroups(doc: PolicyDoc, problems: Problem[]): Map<string, Group> {
   const groups = doc.sources ?? {};
-  const done = new Map<string, { v4: string[]; v6: string[] }>();
+  const done = new Map<string, Group>();
   const visiting = new Set<string>();
-  const visit = (name: string, stack: string[]): { v4: string[]; v6: string[] } => {
-    const cached = done.get(name);
-    if (cached) return cached;
-    const out = { v4: [] as string[], v6: [] as string[] };
-    if (visiting.has(name)) {
-      problems.push({ path: ['sources', name], message: `group cycle: ${[...stack, name].join(' → ')}`, level: 'error', atKey: true });
-      return out;
-    }
-    visiting.add(name);
-    (groups[name] ?? []).forEach((item, i) => {
-      const path = ['sources', name, i];
+  for (const root of Object.keys(groups)) {
+    if (done.has(root)) continue;
+    const stack: { name: string; i: number; group: Group }[] = [];
+    const enter = (name: string) => {
+      visiting.add(name);
+      stack.push({ name, i: 0, group: { v4: [], v6: [], subgroups: [], size: 0 } });
+    };
+    enter(root);
+    while (stack.length) {
+      const top = stack[stack.length - 1]!;
+      const items = groups[top.name] ?? [];
+      if (top.i === items.length) {
+        stack.pop();
+        visiting.delete(top.name);
+        done.set(top.name, top.group);
+        if (top.group.size > MAX_SOURCES_PER_LIST) {
+          problems.push({ path: ['sources', top.name], message: `expands to more than ${MAX_SOURCES_PER_LIST} addresses and prefixes, the most a group may have: use wider prefixes`, level: 'error', atKey: true });
+        }
+        const parent = stack[stack.length - 1];
+        if (parent) parent.group.size = saturate(parent.group.size + top.group.size);
+        continue;
+      }
+      const i = top.i++;
+      const item = items[i]!;
+      const path = ['sources', top.name, i];
       if (looksLikeAddress(item)) {
         const p = parsePrefix(item);
         if ('error' in p) problems.push({ path, message: p.error, level: 'error' });
-        else (p.family === 4 ? out.v4 : out.v6).push(p.prefix);
+        else {
+          (p.family === 4 ? top.group.v4 : top.group.v6).push(p.prefix);
+          top.group.size = saturate(top.group.size + 1);
+        }
       } else if (!Object.hasOwn(groups, item)) {
         problems.push({ path, message: `unknown source group ${JSON.stringify(item)}`, level: 'error' });
+      } else if (visiting.has(item)) {
+        problems.push({ path: ['sources', item], message: `group cycle: ${[...stack.map((f) => f.name), item].join(' → ')}`, level: 'error', atKey: true });
       } else {
-        const sub = visit(item, [...stack, name]);
-        out.v4.push(...sub.v4);
-        out.v6.push(...sub.v6);
+        top.group.subgroups.push(item);
+        const sub = done.get(item);
+        if (sub) top.group.size = saturate(top.group.size + sub.size);
+        else enter(item);
       }
-    });
-    visiting.delete(name);
-    done.set(name, out);
-    return out;
-  };
-  for (const name of Object.keys(groups)) visit(name, []);
+    }
+  }
   return done;
+}
+
+/** Appends every prefix the groups expand to; each group once (a merge drops repeats anyway). */
+function expandGroups(names: string[], groups: Map<string, Group>, out: Prefixes): void {
+  const work = [...names];
+  const seen = new Set<string>();
+  for (let name = work.pop(); name !== undefined; name = work.pop()) {
+    const g = groups.get(name);
+    if (!g || seen.has(name)) continue;
+    seen.add(name);
+    for (const p of g.v4) out.v4.push(p);
+    for (const p of g.v6) out.v6.push(p);
+    for (const s of g.subgroups) work.push(s);
+  }
 }
 
 function looksLikeAddress(item: string): boolean {
   return item.includes('/') || item.includes(':') || !GROUP_NAME.test(item);
 }
 
-type Prefixes = { v4: string[]; v6: string[] };
-
-/** Per compile: the merged prefixes of each distinct `from` list. */
-type MergeCache = Map<string, Prefixes>;
+/** Per compile: the merged prefixes of each distinct `from` list, and how much expanding them cost. */
+interface MergeCache {
+  lists: Map<string, Prefixes>;
+  expanded: number;
+}
 
 function compileSources(
   from: RuleDoc['from'],
   path: DocPath,
-  groups: Map<string, Prefixes>,
+  groups: Map<string, Group>,
   problems: Problem[],
   mergeCache: MergeCache,
 ): Sources {
   const items = from === undefined ? ['any'] : typeof from === 'string' ? [from] : from;
   const fromPath = typeof from === 'string' ? [...path, 'from'] : null;
   if (items.length === 1 && (items[0] === 'any' || items[0] === 'localhost')) return { kind: items[0] };
-  const v4: string[] = [];
-  const v6: string[] = [];
+  const own: Prefixes = { v4: [], v6: [] };
+  const named: string[] = [];
+  let size = 0;
   items.forEach((item, i) => {
     const at = fromPath ?? [...path, 'from', i];
     if (item === 'any' || item === 'localhost') {
@@ -150,27 +258,41 @@ function compileSources(
     } else if (looksLikeAddress(item)) {
       const p = parsePrefix(item);
       if ('error' in p) problems.push({ path: at, message: p.error, level: 'error' });
-      else (p.family === 4 ? v4 : v6).push(p.prefix);
+      else {
+        (p.family === 4 ? own.v4 : own.v6).push(p.prefix);
+        size++;
+      }
     } else {
       const g = groups.get(item);
       if (!g) problems.push({ path: at, message: `unknown source group ${JSON.stringify(item)}`, level: 'error' });
       else {
-        v4.push(...g.v4);
-        v6.push(...g.v6);
+        named.push(item);
+        size = Math.min(size + g.size, Number.MAX_SAFE_INTEGER);
       }
     }
   });
+  const none = { kind: 'list' as const, v4: [], v6: [], names: items };
+  if (size > MAX_SOURCES_PER_LIST) {
+    problems.push({ path: [...path, 'from'], message: `expands to more than ${MAX_SOURCES_PER_LIST} addresses and prefixes, the most a rule may have (after expanding groups): use wider prefixes`, level: 'error' });
+    return none;
+  }
   const key = items.join('\0');
-  let merged = mergeCache.get(key);
+  let merged = mergeCache.lists.get(key);
   if (!merged) {
-    // Many rules name the same group: merge each distinct source list once.
-    merged = { v4: v4.length ? mergeCidr(v4) : [], v6: v6.length ? mergeCidr(v6) : [] };
-    mergeCache.set(key, merged);
+    // Many rules name the same group: expand and merge each distinct source list once.
+    mergeCache.expanded += size;
+    if (mergeCache.expanded > MAX_SOURCES_TOTAL) {
+      problems.push({ path: [...path, 'from'], message: `the policy's distinct source lists expand to more than ${MAX_SOURCES_TOTAL} addresses and prefixes in all: use wider prefixes, or the same group in more rules`, level: 'error' });
+      return none;
+    }
+    expandGroups(named, groups, own);
+    merged = { v4: own.v4.length ? mergeCidr(own.v4) : [], v6: own.v6.length ? mergeCidr(own.v6) : [] };
+    mergeCache.lists.set(key, merged);
   }
   return { kind: 'list', ...merged, names: items };
 }
 
-function compileRule(doc: RuleDoc, path: DocPath, groups: Map<string, Prefixes>, problems: Problem[], mergeCache: MergeCache): CompiledRule {
+function compileRule(doc: RuleDoc, path: DocPath, groups: Map<string, Group>, problems: Problem[], mergeCache: MergeCache): CompiledRule {
   const items = Array.isArray(doc.port) ? doc.port : [doc.port];
   const ports: PortRange[] = [];
   items.forEach((item, i) => {
@@ -222,12 +344,12 @@ function findShadowed(rules: CompiledRule[], problems: Problem[]): void {
 export function compilePolicy(doc: PolicyDoc, hostname: string): { policy: CompiledPolicy; problems: Problem[] } {
   const problems: Problem[] = [];
   const groups = resolveGroups(doc, problems);
-  const mergeCache: MergeCache = new Map();
+  const mergeCache: MergeCache = { lists: new Map(), expanded: 0 };
   const overlayRules: CompiledRule[] = [];
   (doc.hosts ?? []).forEach((overlay, h) => {
     const rules = overlay.rules.map((r, i) => compileRule(r, ['hosts', h, 'rules', i], groups, problems, mergeCache));
     checkUniqueNames(rules, problems);
-    if (globMatches(overlay.match, hostname)) overlayRules.push(...rules);
+    if (globMatches(overlay.match, hostname)) for (const r of rules) overlayRules.push(r);
   });
   const baseRules = doc.rules.map((r, i) => compileRule(r, ['rules', i], groups, problems, mergeCache));
   checkUniqueNames(baseRules, problems);

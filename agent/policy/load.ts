@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { InputError } from '../errors.js';
 import { checkTrustedFile } from '../file-perms.js';
-import { formatPath, locate, readValidatedYaml } from '../validated-yaml.js';
+import { capProblems, formatPath, locate, readValidatedYaml } from '../validated-yaml.js';
 import { compilePolicy, type CompiledPolicy } from './compile.js';
 import type { Policy } from './policy-types.js';
 
@@ -26,7 +26,7 @@ export function loadPolicy(file: string, opts: { hostname?: string; text?: strin
   const { policy, problems } = compilePolicy(value, opts.hostname ?? osHostname());
   const render = (p: (typeof problems)[number]) =>
     `${locate(src, p.path, p.atKey)}: ${p.level === 'warning' ? 'warning: ' : ''}${formatPath(p.path)}: ${p.message}`;
-  const errors = problems.filter((p) => p.level === 'error').map(render);
-  if (errors.length) throw new InputError(errors);
+  const errors = problems.filter((p) => p.level === 'error');
+  if (errors.length) throw new InputError(capProblems(file, errors, render));
   return { file, policy, warnings: problems.filter((p) => p.level === 'warning').map(render) };
 }
