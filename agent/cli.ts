@@ -39,8 +39,8 @@ const USAGE = `usage: portwarden <command> [options]
   remove                                                  take all of portwarden's rules out
   status    [--json]                                      what is applied, and whether a confirmation is pending
             (apply, confirm, rollback, remove, status also take --state-dir DIR and --netns NAME)
-  explain   PORT[/PROTO] --from ADDR [--json] [--netns NAME]
-                                                          follow one new connection through the live firewall
+  explain   PORT[/PROTO] --from ADDR [--iif IFACE] [--to ADDR] [--json] [--netns NAME]
+                                                          follow one connection, packet by packet, through the live firewall
   watch     [--config FILE] [--once]                      the agent: scheduled checks and drift alerts
   alerts    [--since DURATION] [--open] [--json] [--state-dir DIR]
                                                           review opened/resolved/reminder events

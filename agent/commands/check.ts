@@ -32,7 +32,9 @@ export function findingJson(f: Finding) {
 
 export function findingsText(findings: readonly Finding[], color: boolean): string {
   if (!findings.length) return 'no findings: what listens matches the policy\n';
-  let out = '';
+  // Exposure that was not compared is not a match: say so first, in one line.
+  const unsure = findings.filter((f) => f.kind === 'exposure-undetermined');
+  let out = unsure.length ? `exposure not compared for ${unsure.length} listener${unsure.length > 1 ? 's' : ''}: ${printable(unsure[0]!.message.replace(/^.*? not compared with [^:]*: /, ''))}\n` : '';
   for (const sev of SEVERITIES) {
     const group = findings.filter((f) => f.severity === sev);
     if (!group.length) continue;

@@ -2,7 +2,7 @@
 // one connection through the live ruleset, packet by packet and rule by rule — the same path
 // (exposure/path.ts) that scan's exposure follows for whole regions of sources.
 import { UsageError, RuntimeError } from '../errors.js';
-import { interfaceTowards, routeTo, type FirewallView } from '../exposure/exposure.js';
+import { hostAddressesOn, interfaceTowards, routeTo, type FirewallView } from '../exposure/exposure.js';
 import { familyOf, prefixSet } from '../exposure/intervals.js';
 import { walkPath } from '../exposure/path.js';
 import { readFirewall } from '../exposure/read.js';
@@ -33,21 +33,34 @@ export async function runExplain(argv: string[]): Promise<number> {
   const iif = values.iif ?? interfaceFrom(fw, from);
   const proto = (m[2] ?? 'tcp') as 'tcp' | 'udp';
   const port = Number(m[1]);
-  const path = walkPath({ ruleset: fw.ruleset, ...(fw.addresses ? { addresses: fw.addresses } : {}), ...(fw.routes ? { routes: fw.routes } : {}), ...(fw.forwarding ? { forwarding: fw.forwarding } : {}) }, { family, proto, port, iif, listening: true, ...(values.to ? { daddr: values.to } : {}) }, prefixSet(family, from), true);
+  const host = { ruleset: fw.ruleset, ...(fw.addresses ? { addresses: fw.addresses } : {}), ...(fw.routes ? { routes: fw.routes } : {}), ...(fw.forwarding ? { forwarding: fw.forwarding } : {}) };
+  let path = walkPath(host, { family, proto, port, iif, listening: true, ...(values.to ? { daddr: values.to } : {}) }, prefixSet(family, from), true);
+  // A rule asked which of our addresses the client connects to: when all of the interface's
+  // addresses give the same answer, that is the answer; otherwise --to must pick one.
+  let asked = values.to;
+  if (path.askedDaddr && !asked) {
+    const candidates = hostAddressesOn(fw, family, iif);
+    const walks = candidates.map((daddr) => walkPath(host, { family, proto, port, iif, listening: true, daddr }, prefixSet(family, from), true));
+    const said = (w: typeof path) => `${w.sure.isEmpty() ? '' : 'sure'}/${w.maybe.isEmpty() ? '' : 'maybe'}/${[...w.local.values()].map((a) => a.sure.isEmpty()).join()}`;
+    if (walks.length && walks.every((w) => said(w) === said(walks[0]!))) {
+      path = walks[0]!;
+      asked = candidates.length === 1 ? candidates[0] : undefined;
+    }
+  }
   const reasons = [...path.reasons];
-  if (path.askedDaddr && !values.to) reasons.push('a rule matches the address the client asked for: give --to ADDR to pick one of this host\'s addresses');
+  if (path.askedDaddr && !asked && !path.maybe.isEmpty()) reasons.push('a rule matches the address the client asked for, and this host\'s addresses differ: give --to ADDR to pick one');
   const to = [...path.dnat.keys()][0];
   const refusedBy = path.trace.filter((s) => s.outcome === 'drop' || s.outcome === 'reject' || s.outcome.startsWith('policy drop')).at(-1);
   // A redirect to another port of this host: the connection is accepted there.
   const redirected = [...path.local.values()];
   const verdict = !path.sure.isEmpty() || redirected.some((at) => !at.sure.isEmpty()) ? 'accept' : !path.maybe.isEmpty() || redirected.some((at) => !at.maybe.isEmpty()) ? 'undetermined' : refusedBy?.outcome === 'reject' ? 'reject' : 'drop';
   if (values.json) {
-    const packet = { family, proto, dport: port, iif, from, ...(values.to ? { to: values.to } : {}) };
+    const packet = { family, proto, dport: port, iif, from, ...(asked ? { to: asked } : {}) };
     process.stdout.write(JSON.stringify({ packet, ...(to !== undefined ? { dnat: to, oif: (to !== null && path.oif.get(to)) ?? null } : {}), steps: path.trace, verdict, reasons }, null, 2) + '\n');
     return 0;
   }
   const via = to === undefined ? '' : to?.startsWith(':') || (to !== null && !path.oif.has(to)) ? `, redirected to ${to} on this host` : `, DNAT to ${to ?? '?'} (forward path${to !== null && path.oif.get(to) ? ` out ${path.oif.get(to)}` : ''})`;
-  process.stdout.write(`new ${proto} connection from ${from} to port ${port}${values.to ? ` at ${values.to}` : ''} via ${iif}${via}:\n`);
+  process.stdout.write(`new ${proto} connection from ${from} to port ${port}${asked ? ` at ${asked}` : ''} via ${iif}${via}:\n`);
   if (!path.trace.length) process.stdout.write('  no rule matches any of its packets\n');
   let packet: string | undefined;
   for (const s of path.trace) {

@@ -133,6 +133,11 @@ export const routeTo = (fw: FirewallView, address: string): string | null => rou
 /** The host addresses a client on `iif` may ask for: the listener's own, or the interface's. */
 function addressesAsked(t: Target, fw: FirewallView, fam: Fam, iif: string): string[] {
   if (t.address) return familyOf(t.address) === fam ? [t.address] : [];
+  return hostAddressesOn(fw, fam, iif);
+}
+
+/** The host addresses a client on `iif` can ask for: the interface's own of that family, else all the host's. */
+export function hostAddressesOn(fw: FirewallView, fam: Fam, iif: string): string[] {
   const all = (fw.addresses ?? []).filter((a) => a.iface !== 'lo' && familyOf(a.cidr.split('/')[0]!) === fam);
   // An interface without an address of this family still delivers packets to the others' (weak host).
   const own = all.filter((a) => a.iface === iif);

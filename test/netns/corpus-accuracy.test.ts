@@ -133,7 +133,9 @@ test('corpus: scan and explain match real connects on real-world rulesets', asyn
         const ex = { n: 0, matched: 0, mismatched: 0, undetermined: 0 };
         await pool(samples, 3, async ({ c, fam, port }) => {
           const from = fam === 4 ? c.v4 : c.v6;
-          const r = await runCli(['explain', `${port}/tcp`, '--from', from, '--json', '--netns', ns]);
+          // IPv6 samples name the address asked (--to); IPv4 ones let explain find it.
+          const to = fam === 6 ? ['--to', c.server.v6] : [];
+          const r = await runCli(['explain', `${port}/tcp`, '--from', from, ...to, '--json', '--netns', ns]);
           ex.n++;
           if (r.code !== 0) {
             ex.mismatched++;
