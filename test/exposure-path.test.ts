@@ -246,3 +246,17 @@ test('path: a meter keyed by another family\'s address never matches (nixos rout
   const r = walkPath({ ruleset: local, addresses: [{ iface: 'eth0', cidr: '192.0.2.1/24' }] }, q(4), IntervalSet.full(4));
   assert.deepEqual(r.sure.complement().toCidrs(), ['192.0.2.1/32']);
 });
+
+test('path: a port published on one host address (-p 10.77.0.11:8081:80) is decided per address, for the proxy socket too', () => {
+  const docker = readFileSync(`${FIXTURES}nft/docker-iptables.rules`, 'utf8').replace('-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80', '-A DOCKER -d 10.77.0.11/32 ! -i docker0 -p tcp -m tcp --dport 8081 -j DNAT --to-destination 172.17.0.2:80');
+  const rs = parseNftJson('{"nftables":[]}');
+  addLegacy(rs, docker, 4);
+  const fw: FirewallView = { ruleset: rs, error: null, interfaces: ['eth0', 'eth1'], addresses: [{ iface: 'eth0', cidr: '10.77.0.11/24' }, { iface: 'eth1', cidr: '198.51.100.1/24' }, { iface: 'docker0', cidr: '172.17.0.1/16' }], legacyRules: 1, published: findPublished(rs) };
+  const e = targetExposure(publishedTarget(fw.published[0]!, [4]), fw);
+  assert.equal(e.verdict, 'any', e.reason);
+  assert.deepEqual(e.perAddress, { '10.77.0.11': ['0.0.0.0/0'], '198.51.100.1': [] });
+  // docker-proxy bound to exactly that address: asked only that one, decided.
+  const proxy = exposureOf(L(8081, { family: 4, address: '10.77.0.11', scope: 'address', dualStack: false }), fw);
+  assert.notEqual(proxy.verdict, 'undetermined', proxy.reason);
+  assert.equal(proxy.perAddress, undefined);
+});
