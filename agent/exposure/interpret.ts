@@ -592,13 +592,14 @@ export class Interpreter {
           // the key cannot be built and the rule stops there.
           M = none;
           break;
-        } else if (k === 'limit' || ((k === 'set' || k === 'meter') && isObj(v) && [v.stmt].flat().some((s) => isObj(s) && 'limit' in s))) {
+        } else if (k === 'limit' || k === 'quota' || k === 'ct count' || ((k === 'set' || k === 'meter') && isObj(v) && [v.stmt].flat().some((s) => isObj(s) && ('limit' in s || 'ct count' in s || 'quota' in s)))) {
+          // Rate limits, quotas, connection counts: they hold for some connections and not others.
           limited = true;
         } else if (k === 'mangle') {
           // A mark set on sources we are not sure of would make later matches on it unsure too.
           if (undecided) throw undecided;
           this.setMark(v as Obj, M);
-        } else if (k === 'counter' || k === 'log' || k === 'comment' || k === 'notrack' || k === 'quota' || k === 'set' || k === 'ct helper' || k === 'ct timeout' || k === 'ct expectation' || k === 'meter') {
+        } else if (k === 'counter' || k === 'log' || k === 'comment' || k === 'notrack' || k === 'set' || k === 'ct helper' || k === 'ct timeout' || k === 'ct expectation' || k === 'meter' || k === 'dup') {
           /* no effect on the verdict */
         } else if (k === 'xt' && isObj(v) && v.type === 'match') {
           // An iptables-nft match nft cannot show: its options are in iptables-nft-save (see xt-save.ts).

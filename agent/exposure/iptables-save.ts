@@ -143,7 +143,7 @@ export function translateRule(args: string[], family: 4 | 6): Json[] {
       case '-p': case '--protocol': proto = val(); expr.push(match({ meta: { key: 'l4proto' } }, proto, neg)); break;
       case '-i': case '--in-interface': expr.push(match({ meta: { key: 'iifname' } }, iface(val()), neg)); break;
       case '-o': case '--out-interface': expr.push(match({ meta: { key: 'oifname' } }, iface(val()), neg)); break;
-      case '-m': case '--match': module = val(); if (!['tcp', 'udp', 'comment', 'conntrack', 'state', 'multiport', 'addrtype', 'limit', 'hashlimit', 'icmp', 'icmp6', 'recent', 'rt', 'pkttype', 'hl', 'ttl', 'mark', 'connmark', 'iprange'].includes(module)) expr.push(xtMatch(module)); break;
+      case '-m': case '--match': module = val(); if (!['tcp', 'udp', 'comment', 'conntrack', 'state', 'multiport', 'addrtype', 'limit', 'hashlimit', 'icmp', 'icmp6', 'recent', 'rt', 'pkttype', 'hl', 'ttl', 'mark', 'connmark', 'iprange', 'connlimit'].includes(module)) expr.push(xtMatch(module)); break;
       // A routing header option (ufw's `-m rt --rt-type 0 -j DROP`): a match on the IPv6 extension header.
       case '--rt-type': case '--rt-segsleft': case '--rt-len': expr.push(match({ exthdr: { name: 'rt', field: a === '--rt-type' ? 'type' : a === '--rt-segsleft' ? 'seg-left' : 'hdrlength' } }, Number(val().split(':')[0]), neg)); break;
       case '--syn': expr.push(match({ '&': [TCP_FLAGS, ['fin', 'syn', 'rst', 'ack']] }, 'syn', neg)); break;
@@ -184,8 +184,8 @@ export function translateRule(args: string[], family: 4 | 6): Json[] {
         const option = `${module || '?'} ${a}`;
         if (args[i + 1] !== undefined && !args[i + 1]!.startsWith('-')) val();
         // A rate limit sometimes holds; the other options of limit/hashlimit/recent only tune it.
-        if (['--limit', '--hashlimit-upto', '--hashlimit-above'].includes(a)) expr.push({ limit: {} });
-        else if (module !== 'limit' && module !== 'hashlimit' && module !== 'recent') expr.push(xtMatch(option));
+        if (['--limit', '--hashlimit-upto', '--hashlimit-above', '--connlimit-above', '--connlimit-upto'].includes(a)) expr.push({ limit: {} });
+        else if (module !== 'limit' && module !== 'hashlimit' && module !== 'recent' && module !== 'connlimit') expr.push(xtMatch(option));
       }
     }
   }

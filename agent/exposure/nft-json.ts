@@ -92,7 +92,21 @@ export type Hook = 'ingress' | 'prerouting' | 'input' | 'forward' | 'output' | '
  * them. Ingress chains (netdev, and inet since Linux 5.10) see the packets of their devices only,
  * netdev ones before inet ones at any priority.
  */
+const baseCache = new WeakMap<Ruleset, Map<string, NftChain[]>>();
+
 export function baseChains(rs: Ruleset, family: 4 | 6, hook: Hook, type: 'filter' | 'nat', iif?: string): NftChain[] {
+  // Asked for every packet of every listener: keep the answer per ruleset (read once, never changed).
+  const key = `${family} ${hook} ${type} ${hook === 'ingress' ? (iif ?? '') : ''}`;
+  let cache = baseCache.get(rs);
+  if (!cache) baseCache.set(rs, (cache = new Map()));
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const found = findBaseChains(rs, family, hook, type, iif);
+  cache.set(key, found);
+  return found;
+}
+
+function findBaseChains(rs: Ruleset, family: 4 | 6, hook: Hook, type: 'filter' | 'nat', iif?: string): NftChain[] {
   const fams = family === 4 ? ['ip', 'inet'] : ['ip6', 'inet'];
   if (hook === 'ingress') fams.push('netdev');
   const order = (c: NftChain) => (c.family === 'netdev' ? -1e9 : 0) + c.prio;
