@@ -138,7 +138,10 @@ function isOurBackup(dir: string, name: string): boolean {
 
 /** Deletes the files we write in a backup, then the directory if nothing else is in it. Never follows links. */
 function deleteBackup(path: string): void {
-  for (const f of readdirSync(path)) if (BACKUP_FILE.test(f)) unlinkSync(`${path}/${f}`);
+  for (const f of readdirSync(path)) {
+    const st = BACKUP_FILE.test(f) ? lstatSync(`${path}/${f}`) : null;
+    if (st && (st.isFile() || st.isSymbolicLink())) unlinkSync(`${path}/${f}`); // a link itself, never its target
+  }
   try {
     rmdirSync(path);
   } catch (err) {

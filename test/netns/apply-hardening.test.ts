@@ -196,6 +196,9 @@ test('--confirm is bounded and checked before anything changes; a far deadline d
     try {
       await sleep(2000);
       assert.equal(timer.exitCode, null, 'the timer still waits');
+      // …asleep: not woken every millisecond by an overflowing setTimeout.
+      const switches = Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${timer.pid}/task/${timer.pid}/status`, 'utf8'))![1]);
+      assert.ok(switches < 300, `the waiting timer woke ${switches} times`);
       assert.equal(ourTable(ns), oursB, 'nothing rolled back early');
     } finally {
       timer.kill('SIGKILL');
