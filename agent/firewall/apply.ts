@@ -396,8 +396,10 @@ export async function removeAll(state: StateDir, netns: string | null): Promise<
         throw err;
       }
       if (!ours) continue;
+      // What existed before our first load: in applied.json, or in the backup of an apply that stopped while loading.
       const applied = state.readApplied();
-      const baseBefore = applied?.backend === name ? (applied.baseBefore ?? null) : null;
+      const intent = pending ? readJson<BackupMeta>(`${state.backups}/${pending.backup}/meta.json`) : null;
+      const baseBefore = applied?.backend === name ? (applied.baseBefore ?? null) : intent?.backend === name ? (intent.baseBefore ?? null) : null;
       await backup(state, b, netns, randomUUID(), ours, baseBefore);
       await b.remove(baseBefore);
       removed.push(name === 'nft' ? 'table inet portwarden' : 'PORTWARDEN-* chains and their INPUT/FORWARD jumps (iptables, ip6tables)');

@@ -152,7 +152,9 @@ test('SIGKILL of apply while nft loads: the timer restores by itself, and rollba
     await killDuringLoad('2');
     const status = JSON.parse((await runCli(['status', '--json', '--netns', ns, '--state-dir', S])).stdout) as { pending: { id: string } | null };
     assert.ok(status.pending, 'the intent is recorded before the load');
-    await sleep(6000); // past the deadline and past the (killed) loader's sleep
+    const killed = Date.now();
+    for (let i = 0; i < 200 && !existsSync(`${S}/last-result.json`); i++) await sleep(100);
+    await sleep(Math.max(0, killed + 5000 - Date.now())); // past the (killed) loader's sleep too
     assert.equal(ourTable(ns), oursA, 'A is back after the window');
     assert.equal((JSON.parse(readFileSync(`${S}/last-result.json`, 'utf8')) as { outcome: string }).outcome, 'rolled-back');
     assert.ok(!existsSync(`${S}/pending.json`));
