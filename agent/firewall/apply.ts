@@ -326,10 +326,10 @@ export type ConfirmOutcome = { kind: 'confirmed'; id: string } | { kind: 'nothin
 export async function confirm(state: StateDir, now = new Date()): Promise<ConfirmOutcome> {
   return withLock(state.lock, 'confirm', async () => {
     const pending = state.readPending();
-    if (!pending || pending.deadline === null) {
+    if (!pending) {
       const last = state.readResult();
-      if (!pending && last?.outcome === 'rolled-back') return { kind: 'too-late', message: `too late: apply ${last.id} was rolled back at ${last.at} (${last.reason ?? 'not confirmed in time'})` };
-      if (!pending) return { kind: 'nothing-pending' };
+      if (last?.outcome === 'rolled-back') return { kind: 'too-late', message: `too late: apply ${last.id} was rolled back at ${last.at} (${last.reason ?? 'not confirmed in time'})` };
+      return { kind: 'nothing-pending' };
     }
     if (pending.deadline !== null && now.getTime() > Date.parse(pending.deadline)) {
       // The timer should have acted; do its job now rather than keep unconfirmed rules.
@@ -374,7 +374,7 @@ export async function rollbackTimer(state: StateDir, id: string): Promise<void> 
       }, 30_000);
       if (done) return;
     } catch (err) {
-      if (locked) throw err;
+      if (locked || !(err instanceof RuntimeError && /in progress/.test(err.message))) throw err;
       // The lock is busy (a long load still running): try again.
     }
   }
