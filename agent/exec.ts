@@ -1,5 +1,8 @@
-// The one place that starts programs: execFile with argument arrays, never a shell.
-import { execFile } from 'node:child_process';
+// The one place that starts programs: spawn with argument arrays, never a shell. A program that is
+// missing or does not answer in time becomes a RuntimeError naming it (and the package to install).
+import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { RuntimeError } from './errors.js';
 
 export interface ExecResult {
   stdout: string;
@@ -9,36 +12,111 @@ export interface ExecResult {
 
 export interface ExecOptions {
   input?: string;
+  /** Default: PORTWARDEN_TOOL_TIMEOUT seconds, else 60 s. */
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /**
+   * The program is killed when this process dies (setpriv --pdeathsig KILL), so a killed CLI leaves
+   * no firewall load running behind its back. Used for everything that changes the firewall.
+   */
+  killWithParent?: boolean;
 }
 
 export type Exec = (cmd: string, args: string[], opts?: ExecOptions) => Promise<ExecResult>;
 
-/** Runs a program; resolves with its exit code (never rejects for a non-zero exit). ENOENT rejects. */
+/** A program that is not installed; `code` stays 'ENOENT' for callers that fall back to another way. */
+export class ToolMissingError extends RuntimeError {
+  readonly code = 'ENOENT';
+  constructor(readonly tool: string) {
+    const pkg = PACKAGES.find(([re]) => re.test(tool))?.[1];
+    super(`${tool} is not installed${pkg ? ` (apt-get install ${pkg})` : ''}`);
+  }
+}
+
+/** A program that did not finish in time; it has been killed. */
+export class ToolTimeoutError extends RuntimeError {
+  readonly code = 'ETIMEDOUT';
+  constructor(readonly tool: string, seconds: number) {
+    super(`${tool} did not answer within ${seconds} s and was stopped (PORTWARDEN_TOOL_TIMEOUT sets the limit)`);
+  }
+}
+
+const PACKAGES: [RegExp, string][] = [
+  [/^nft$/, 'nftables'],
+  [/^ip6?tables(-legacy|-nft)?(-save|-restore)?$/, 'iptables'],
+  [/^(ss|ip)$/, 'iproute2'],
+  [/^(nsenter|setpriv)$/, 'util-linux'],
+  [/^conntrack$/, 'conntrack'],
+];
+
+/** Programs that run another: the tool a message should name is the one they were asked to run. */
+const WRAPPERS = new Set(['nsenter', 'setpriv']);
+
+function toolOf(cmd: string, args: string[]): string {
+  if (!WRAPPERS.has(cmd)) return cmd;
+  const i = args.indexOf('--');
+  return i >= 0 && args[i + 1] ? toolOf(args[i + 1]!, args.slice(i + 2)) : cmd;
+}
+
+function defaultTimeoutMs(env: NodeJS.ProcessEnv): number {
+  const s = Number(env.PORTWARDEN_TOOL_TIMEOUT);
+  return Number.isFinite(s) && s > 0 ? s * 1000 : 60_000;
+}
+
+const onPath = new Map<string, boolean>();
+function installed(cmd: string, path = ''): boolean {
+  const key = `${cmd}\0${path}`;
+  let found = onPath.get(key);
+  if (found === undefined) {
+    found = path.split(':').some((d) => {
+      try {
+        accessSync(`${d || '.'}/${cmd}`, constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    onPath.set(key, found);
+  }
+  return found;
+}
+
+/** Runs a program; resolves with its exit code (never rejects for a non-zero exit). */
 export const exec: Exec = (cmd, args, opts = {}) =>
   new Promise((resolve, reject) => {
-    const child = execFile(
-      cmd,
-      args,
-      {
-        env: { ...process.env, LC_ALL: 'C', ...opts.env },
-        maxBuffer: 512 * 1024 * 1024,
-        timeout: opts.timeoutMs ?? 60_000,
-        encoding: 'utf8',
-      },
-      (err, stdout, stderr) => {
-        const e = err as (NodeJS.ErrnoException & { code?: unknown }) | null;
-        if (e && typeof e.code === 'string') return reject(e);
-        resolve({ stdout, stderr, code: e ? (typeof e.code === 'number' ? e.code : 1) : 0 });
-      },
-    );
-    if (opts.input !== undefined) {
-      // A program that exits before reading all its input (e.g. refused at once) closes the pipe;
-      // its exit code and stderr tell what happened.
-      child.stdin?.on('error', () => undefined);
-      child.stdin?.end(opts.input);
-    }
+    const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C', ...opts.env };
+    const timeoutMs = opts.timeoutMs ?? defaultTimeoutMs(env);
+    const [c, a] = opts.killWithParent && installed('setpriv', env.PATH) ? ['setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
+    const child = spawn(c, a, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let done = false;
+    const finish = (fn: () => void) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      fn();
+    };
+    // Not waiting for the pipes to close: a grandchild of a hung program may hold them open.
+    const timer = setTimeout(() => finish(() => {
+      child.kill('SIGKILL');
+      for (const s of [child.stdin, child.stdout, child.stderr]) s.destroy();
+      reject(new ToolTimeoutError(toolOf(cmd, args), timeoutMs / 1000));
+    }), timeoutMs);
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', (e: NodeJS.ErrnoException) => finish(() => reject(e.code === 'ENOENT' ? new ToolMissingError(c) : e)));
+    child.on('close', (code) => finish(() => {
+      const stderr = Buffer.concat(err).toString('utf8');
+      // nsenter/setpriv exit 127 when the program they should run does not exist.
+      const missing = code === 127 && WRAPPERS.has(c) ? /^(?:nsenter|setpriv): failed to execute (\S+): No such file or directory/m.exec(stderr) : null;
+      if (missing) return reject(new ToolMissingError(missing[1]!));
+      resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr, code: code ?? 1 });
+    }));
+    // A program that exits before reading all its input (e.g. refused at once) closes the pipe;
+    // its exit code and stderr tell what happened.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(opts.input ?? '');
   });
 
 /** The path of a named network namespace, as `ip netns add` creates it. */

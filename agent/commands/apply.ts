@@ -1,10 +1,10 @@
 // portwarden apply | confirm | rollback | remove | status — the safe-apply commands.
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { createTwoFilesPatch } from 'diff';
 import { RuntimeError, UsageError } from '../errors.js';
 import {
-  CLI_PATH, DEFAULT_STATE_DIR, StateDir, confirm, executeApply, liveState, planApply, removeAll, rollback, rollbackTimer,
+  CLI_PATH, DEFAULT_STATE_DIR, MAX_CONFIRM_SECONDS, StateDir, confirm, executeApply, liveState, planApply, removeAll, rollback, rollbackTimer,
 } from '../firewall/apply.js';
 import { liveBackend } from '../firewall/live.js';
 import { publishedPolicyRefuses } from '../exposure/compare.js';
@@ -18,9 +18,49 @@ import { checkNetns } from './scan.js';
 
 const common = { 'state-dir': { type: 'string' }, netns: { type: 'string' } } as const;
 
-function stateOf(values: { 'state-dir'?: string; netns?: string }): { state: StateDir; netns: string | undefined } {
+/**
+ * The state dir and netns. With mustExist (confirm, rollback, status: they act on earlier applies) a
+ * --state-dir the operator named must exist (a mistyped path is exit 2, not "nothing applied").
+ */
+function stateOf(values: { 'state-dir'?: string; netns?: string }, mustExist = false): { state: StateDir; netns: string | undefined; exists: boolean } {
   if (values.netns !== undefined) checkNetns(values.netns);
-  return { state: new StateDir(values['state-dir'] ?? DEFAULT_STATE_DIR), netns: values.netns };
+  const dir = values['state-dir'] ?? DEFAULT_STATE_DIR;
+  if (!mustExist) return { state: new StateDir(dir), netns: values.netns, exists: true }; // apply and remove create it
+  let exists: boolean;
+  try {
+    exists = statSync(dir).isDirectory();
+    if (!exists) throw new UsageError(`--state-dir ${dir} is not a directory`);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+    exists = false;
+  }
+  if (!exists && values['state-dir'] !== undefined) {
+    throw new UsageError(`--state-dir ${dir} does not exist (no apply was made with it; check the path)`);
+  }
+  return { state: new StateDir(dir), netns: values.netns, exists };
+}
+
+/** File-system failures on the state dir (no permission, read-only…) as one line naming the path. */
+async function stateErrors(fn: () => Promise<number>): Promise<number> {
+  try {
+    return await fn();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (!(err instanceof Error) || typeof e.code !== 'string' || !e.path) throw err;
+    const why = e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied (portwarden needs root for its state)' : e.code === 'EROFS' ? 'read-only file system' : e.code === 'ENOSPC' ? 'no space left on device' : e.code;
+    throw new RuntimeError(`cannot ${e.syscall ?? 'use'} ${e.path}: ${why}`);
+  }
+}
+
+/** --confirm: whole seconds, 0..24 h, checked before anything changes. */
+export function parseConfirm(text: string | undefined): number {
+  if (text === undefined) return 60;
+  if (!/^\d{1,6}$/.test(text) || Number(text) > MAX_CONFIRM_SECONDS) {
+    throw new UsageError(`--confirm takes whole seconds from 0 to ${MAX_CONFIRM_SECONDS} (24 h; 0 turns the rollback timer off), not ${JSON.stringify(text)}`);
+  }
+  return Number(text);
 }
 
 async function askYes(question: string): Promise<boolean> {
@@ -32,7 +72,13 @@ async function askYes(question: string): Promise<boolean> {
   }
 }
 
-export async function runApply(argv: string[]): Promise<number> {
+export const runApply = (argv: string[]) => stateErrors(() => apply(argv));
+export const runConfirm = (argv: string[]) => stateErrors(() => confirmCmd(argv));
+export const runRollback = (argv: string[]) => stateErrors(() => rollbackCmd(argv));
+export const runRemove = (argv: string[]) => stateErrors(() => removeCmd(argv));
+export const runStatus = (argv: string[]) => stateErrors(() => status(argv));
+
+async function apply(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
     ...common,
     policy: { type: 'string' },
@@ -43,8 +89,7 @@ export async function runApply(argv: string[]): Promise<number> {
   });
   const { state, netns } = stateOf(values);
   const backendName = parseBackend(values.backend, ['nft', 'iptables']) as 'nft' | 'iptables';
-  const confirmSeconds = values.confirm === undefined ? 60 : Number(values.confirm);
-  if (!Number.isInteger(confirmSeconds) || confirmSeconds < 0) throw new UsageError('--confirm takes whole seconds (0 turns the rollback timer off)');
+  const confirmSeconds = parseConfirm(values.confirm);
   const file = values.policy ?? DEFAULT_POLICY_PATH;
   const loaded = loadPolicy(file);
   printWarnings(loaded.warnings);
@@ -83,24 +128,25 @@ export async function runApply(argv: string[]): Promise<number> {
   return 0;
 }
 
-export async function runConfirm(argv: string[]): Promise<number> {
+async function confirmCmd(argv: string[]): Promise<number> {
   const { values } = parse(argv, common);
-  const { state } = stateOf(values);
-  const r = await confirm(state);
-  if (r.kind === 'too-late') throw new RuntimeError(r.message);
+  const { state, exists } = stateOf(values, true);
+  const r = exists ? await confirm(state) : ({ kind: 'nothing-pending' } as const);
+  if (r.kind === 'too-late' || r.kind === 'interrupted') throw new RuntimeError(r.message);
   process.stdout.write(r.kind === 'confirmed' ? `confirmed: apply ${r.id} stays\n` : 'nothing awaits confirmation\n');
   return 0;
 }
 
-export async function runRollback(argv: string[]): Promise<number> {
+async function rollbackCmd(argv: string[]): Promise<number> {
   const { values } = parse(argv, common);
-  const { state } = stateOf(values);
+  const { state, exists } = stateOf(values, true);
+  if (!exists) throw new RuntimeError(`nothing to roll back: no apply is recorded in ${state.dir}`);
   const from = await rollback(state, 'portwarden rollback');
   process.stdout.write(`rolled back: restored the rules saved in backup ${from}\n`);
   return 0;
 }
 
-export async function runRemove(argv: string[]): Promise<number> {
+async function removeCmd(argv: string[]): Promise<number> {
   const { values } = parse(argv, common);
   const { state, netns } = stateOf(values);
   const removed = await removeAll(state, netns ?? null);
@@ -108,15 +154,15 @@ export async function runRemove(argv: string[]): Promise<number> {
   return 0;
 }
 
-export async function runStatus(argv: string[]): Promise<number> {
+async function status(argv: string[]): Promise<number> {
   const { values } = parse(argv, { ...common, json: { type: 'boolean' } });
-  const { state, netns } = stateOf(values);
-  const applied = existsSync(state.dir) ? state.readApplied() : null;
-  const pending = existsSync(state.dir) ? state.readPending() : null;
+  const { state, netns, exists } = stateOf(values, true);
+  const applied = exists ? state.readApplied() : null;
+  const pending = exists ? state.readPending() : null;
   const live = applied ? await liveState(applied, netns) : null;
   if (values.json) {
     const record = applied && { backend: applied.backend, netns: applied.netns, policy: applied.policy, hash: applied.hash, liveHash: applied.liveHash, at: applied.at, id: applied.id, backup: applied.backup };
-    process.stdout.write(JSON.stringify({ applied: record, live, pending: pending ? { id: pending.id, deadline: pending.deadline } : null }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ applied: record, live, pending: pending ? { id: pending.id, deadline: pending.deadline, phase: pending.phase ?? 'loaded' } : null }, null, 2) + '\n');
     return 0;
   }
   if (!applied) process.stdout.write('applied: nothing (no apply recorded in ' + state.dir + ')\n');
@@ -124,7 +170,10 @@ export async function runStatus(argv: string[]): Promise<number> {
     process.stdout.write(`applied: ${applied.backend} rules ${applied.hash.slice(0, 12)} from ${applied.policy} at ${applied.at}${applied.netns ? ` in netns ${applied.netns}` : ''}\n`);
     process.stdout.write(`live:    ${live}\n`);
   }
-  process.stdout.write(pending ? `pending: confirmation of ${pending.id} until ${pending.deadline}\n` : 'pending: none\n');
+  if (!pending) process.stdout.write('pending: none\n');
+  else if (pending.phase === 'loading') {
+    process.stdout.write(`pending: apply ${pending.id} is loading, or stopped while loading; ${pending.deadline ? `the rollback timer restores backup ${pending.backup} at ${pending.deadline}` : `run portwarden rollback to restore backup ${pending.backup}`}\n`);
+  } else process.stdout.write(`pending: confirmation of ${pending.id} until ${pending.deadline}\n`);
   return 0;
 }
 

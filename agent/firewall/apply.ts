@@ -1,17 +1,23 @@
-// Safe apply: check with the real tool, back up, load atomically, then confirm-or-rollback.
-// The pending confirmation lives on disk, so confirm/status/rollback work from another shell and
-// the detached rollback timer survives the SSH session and a SIGKILLed CLI.
+// Safe apply: check with the real tool, back up, record the intent, start the rollback timer,
+// load atomically, then confirm-or-rollback. The pending confirmation lives on disk before the load
+// starts (a write-ahead intent), so confirm/status/rollback work from another shell and the
+// detached rollback timer survives the SSH session and a CLI killed at any point.
 import { createHash, randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync, unlinkSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { RuntimeError } from '../errors.js';
+import { ToolMissingError } from '../exec.js';
 import { writeFileAtomic } from '../fs-atomic.js';
 import { ensureDir, readJson, removeFile, withLock, writeJson } from '../state-files.js';
-import { liveBackend, type LiveBackend, type Texts } from './live.js';
+import { liveBackend, type BaseChains, type LiveBackend, type Texts } from './live.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/portwarden';
 const KEEP_BACKUPS = 10;
+/** The longest --confirm window: a day. */
+export const MAX_CONFIRM_SECONDS = 86_400;
+/** The timer sleeps in steps (setTimeout overflows past 2^31 ms) and re-reads the deadline after each. */
+const TIMER_STEP_MS = 60_000;
 
 export interface AppliedRecord {
   backend: 'nft' | 'iptables';
@@ -25,15 +31,20 @@ export interface AppliedRecord {
   id: string;
   backup: string;
   texts: Texts;
+  /** iptables: the shared filter tables' chains before portwarden's first load (remove/rollback delete only what we created). */
+  baseBefore?: BaseChains | null;
 }
 
 export interface PendingRecord {
   id: string;
   backend: 'nft' | 'iptables';
   netns: string | null;
-  deadline: string;
+  /** When the timer rolls back; null with --confirm 0 (no timer: the record only guards the load). */
+  deadline: string | null;
   backup: string;
   timerPid: number | null;
+  /** 'loading' from before the load starts until the load is recorded (absent in older records: loaded). */
+  phase?: 'loading' | 'loaded';
 }
 
 export interface ResultRecord {
@@ -50,6 +61,7 @@ interface BackupMeta {
   netns: string | null;
   ours: Texts | null;
   previousApplied: AppliedRecord | null;
+  baseBefore?: BaseChains | null;
 }
 
 export class StateDir {
@@ -93,19 +105,71 @@ function timestamp(d: Date): string {
   return d.toISOString().replace(/[:.]/g, '-');
 }
 
+/** Our backup directories: `<timestamp>-<first 8 hex of the apply id>`. */
+const BACKUP_NAME = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z-([0-9a-f]{8})$/;
+/** The files a backup holds (and writeFileAtomic's temp files). */
+const BACKUP_FILE = /^(?:meta\.json|(?:full|ours)\.[A-Za-z0-9-]+|\..+\.\d+\.\d+\.tmp)$/;
+
+/** The backups directory, created if missing; a symlink or a non-directory there is refused. */
+function backupsDir(state: StateDir): string {
+  const dir = state.backups;
+  try {
+    const st = lstatSync(dir);
+    if (st.isSymbolicLink()) throw new RuntimeError(`refusing to use ${dir}: it is a symbolic link; portwarden keeps backups only in a real directory (move the link aside)`);
+    if (!st.isDirectory()) throw new RuntimeError(`refusing to use ${dir}: it is not a directory (move it aside)`);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(dir, { mode: 0o700 });
+  }
+  return dir;
+}
+
+/** A directory portwarden made: our name, a real directory, and a meta.json with the same id. */
+function isOurBackup(dir: string, name: string): boolean {
+  const m = BACKUP_NAME.exec(name);
+  if (!m) return false;
+  try {
+    if (!lstatSync(`${dir}/${name}`).isDirectory() || !lstatSync(`${dir}/${name}/meta.json`).isFile()) return false;
+    return readJson<BackupMeta>(`${dir}/${name}/meta.json`)?.id?.startsWith(m[1]!) === true;
+  } catch {
+    return false;
+  }
+}
+
+/** Deletes the files we write in a backup, then the directory if nothing else is in it. Never follows links. */
+function deleteBackup(path: string): void {
+  for (const f of readdirSync(path)) {
+    const st = BACKUP_FILE.test(f) ? lstatSync(`${path}/${f}`) : null;
+    if (st && (st.isFile() || st.isSymbolicLink())) unlinkSync(`${path}/${f}`); // a link itself, never its target
+  }
+  try {
+    rmdirSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY') throw err; // someone put a file there: keep it
+  }
+}
+
+/** Keeps our last 10 backups and those the state still points to; never touches anything else. */
+function pruneBackups(state: StateDir, keep: Set<string>): void {
+  const dir = state.backups;
+  const ours = readdirSync(dir).filter((n) => isOurBackup(dir, n)).sort();
+  for (const old of ours.slice(0, Math.max(0, ours.length - KEEP_BACKUPS))) if (!keep.has(old)) deleteBackup(`${dir}/${old}`);
+}
+
 /** Saves our current part and the whole ruleset, fsync'd, before anything changes; keeps the last 10. */
-async function backup(state: StateDir, backend: LiveBackend, netns: string | null, id: string, ours: Texts | null): Promise<string> {
-  ensureDir(state.backups);
+async function backup(state: StateDir, backend: LiveBackend, netns: string | null, id: string, ours: Texts | null, baseBefore: BaseChains | null): Promise<string> {
+  const dir = backupsDir(state);
   const name = `${timestamp(new Date())}-${id.slice(0, 8)}`;
-  const dir = `${state.backups}/${name}`;
-  ensureDir(dir);
+  const path = `${dir}/${name}`;
+  mkdirSync(path, { mode: 0o700 }); // not recursive: an existing entry of that name is an error, not reused
   const all = await backend.readAll();
-  for (const [k, text] of Object.entries(all)) writeFileAtomic(`${dir}/full.${k}`, text, 0o600);
-  for (const [k, text] of Object.entries(ours ?? {})) writeFileAtomic(`${dir}/ours.${k}`, text, 0o600);
-  const meta: BackupMeta = { id, at: new Date().toISOString(), backend: backend.name, netns, ours, previousApplied: state.readApplied() };
-  writeJson(`${dir}/meta.json`, meta);
-  const all_ = readdirSync(state.backups).sort();
-  for (const old of all_.slice(0, Math.max(0, all_.length - KEEP_BACKUPS))) rmSync(`${state.backups}/${old}`, { recursive: true, force: true });
+  for (const [k, text] of Object.entries(all)) writeFileAtomic(`${path}/full.${k}`, text, 0o600);
+  for (const [k, text] of Object.entries(ours ?? {})) writeFileAtomic(`${path}/ours.${k}`, text, 0o600);
+  const previousApplied = state.readApplied();
+  const meta: BackupMeta = { id, at: new Date().toISOString(), backend: backend.name, netns, ours, previousApplied, baseBefore };
+  writeJson(`${path}/meta.json`, meta);
+  const pending = state.readPending();
+  pruneBackups(state, new Set([name, previousApplied?.backup ?? '', pending?.backup ?? '']));
   return name;
 }
 
@@ -143,19 +207,59 @@ export async function executeApply(
   plan: ApplyPlan,
   opts: { policy: string; netns: string | null; confirmSeconds: number; cli: string },
 ): Promise<ApplyResult> {
+  if (!Number.isInteger(opts.confirmSeconds) || opts.confirmSeconds < 0 || opts.confirmSeconds > MAX_CONFIRM_SECONDS) {
+    throw new RuntimeError(`confirm window of ${opts.confirmSeconds} s is outside 0..${MAX_CONFIRM_SECONDS} s`);
+  }
   ensureDir(state.dir);
   return withLock(state.lock, 'apply', async () => {
-    const pending = state.readPending();
+    let pending = state.readPending();
+    const applied = state.readApplied();
+    if (pending && pending.deadline === null && applied?.id === pending.id) {
+      removeFile(state.pending); // a --confirm 0 apply that loaded and recorded, killed before it tidied up
+      pending = null;
+    }
+    if (pending?.phase === 'loading') {
+      throw new RuntimeError(`an earlier apply (${pending.id}) stopped while loading its rules: run portwarden rollback first`);
+    }
     if (pending) {
       throw new RuntimeError(`an earlier apply (${pending.id}) awaits confirmation until ${pending.deadline}: run portwarden confirm or portwarden rollback first`);
     }
     const id = randomUUID();
     const current = await plan.backend.readOurs(); // again, under the lock
-    const backupName = await backup(state, plan.backend, opts.netns, id, current);
+    // What existed before portwarden's first load: measured now, or carried from that apply.
+    const baseBefore = !current
+      ? await plan.backend.readBase()
+      : applied?.backend === plan.backend.name && applied.liveHash === hashTexts(current) ? (applied.baseBefore ?? null) : null;
+    const backupName = await backup(state, plan.backend, opts.netns, id, current, baseBefore);
+
+    // The write-ahead intent: whoever finds it (the timer, rollback by hand) restores the backup,
+    // even if this process dies in the middle of the load.
+    const windowMs = opts.confirmSeconds * 1000;
+    const p: PendingRecord = {
+      id,
+      backend: plan.backend.name,
+      netns: opts.netns,
+      deadline: windowMs ? new Date(Date.now() + windowMs).toISOString() : null,
+      backup: backupName,
+      timerPid: null,
+      phase: 'loading',
+    };
+    writeJson(state.pending, p);
+    if (windowMs) {
+      p.timerPid = startRollbackTimer(opts.cli, state.dir, id);
+      writeJson(state.pending, p);
+    }
     try {
       await plan.backend.load(plan.texts);
     } catch (err) {
-      await plan.backend.restore(current).catch(() => undefined);
+      // Put back what was there; the intent stays (for rollback) only if that fails too.
+      await plan.backend.restore(current, baseBefore).then(
+        () => {
+          if (p.timerPid) killQuietly(p.timerPid);
+          removeFile(state.pending);
+        },
+        () => undefined,
+      );
       throw err;
     }
     const liveHash = hashTexts(await plan.backend.readOurs());
@@ -169,14 +273,16 @@ export async function executeApply(
       id,
       backup: backupName,
       texts: plan.texts,
+      baseBefore,
     };
     writeJson(state.applied, record);
-    if (opts.confirmSeconds <= 0) return { id, backup: backupName, deadline: null };
-    const deadline = new Date(Date.now() + opts.confirmSeconds * 1000);
-    const p: PendingRecord = { id, backend: plan.backend.name, netns: opts.netns, deadline: deadline.toISOString(), backup: backupName, timerPid: null };
-    writeJson(state.pending, p);
-    p.timerPid = startRollbackTimer(opts.cli, state.dir, id);
-    writeJson(state.pending, p);
+    if (!windowMs) {
+      removeFile(state.pending);
+      return { id, backup: backupName, deadline: null };
+    }
+    // The operator's window starts now that the rules are in; the timer re-reads the deadline.
+    const deadline = new Date(Date.now() + windowMs);
+    writeJson(state.pending, { ...p, deadline: deadline.toISOString(), phase: 'loaded' } satisfies PendingRecord);
     return { id, backup: backupName, deadline };
   });
 }
@@ -195,7 +301,7 @@ function startRollbackTimer(cli: string, stateDir: string, id: string): number |
 async function restoreBackup(state: StateDir, backupName: string, reason: string, id: string): Promise<BackupMeta> {
   const meta = readJson<BackupMeta>(`${state.backups}/${backupName}/meta.json`);
   if (!meta) throw new RuntimeError(`backup ${backupName} is missing from ${state.backups}`);
-  await liveBackend(meta.backend, meta.netns ?? undefined).restore(meta.ours);
+  await liveBackend(meta.backend, meta.netns ?? undefined).restore(meta.ours, meta.baseBefore ?? null);
   if (meta.previousApplied) writeJson(state.applied, meta.previousApplied);
   else removeFile(state.applied);
   removeFile(state.pending);
@@ -215,7 +321,7 @@ export async function rollback(state: StateDir, reason: string): Promise<string>
   }, 10_000);
 }
 
-export type ConfirmOutcome = { kind: 'confirmed'; id: string } | { kind: 'nothing-pending' } | { kind: 'too-late'; message: string };
+export type ConfirmOutcome = { kind: 'confirmed'; id: string } | { kind: 'nothing-pending' } | { kind: 'too-late'; message: string } | { kind: 'interrupted'; message: string };
 
 export async function confirm(state: StateDir, now = new Date()): Promise<ConfirmOutcome> {
   return withLock(state.lock, 'confirm', async () => {
@@ -225,11 +331,15 @@ export async function confirm(state: StateDir, now = new Date()): Promise<Confir
       if (last?.outcome === 'rolled-back') return { kind: 'too-late', message: `too late: apply ${last.id} was rolled back at ${last.at} (${last.reason ?? 'not confirmed in time'})` };
       return { kind: 'nothing-pending' };
     }
-    if (now.getTime() > Date.parse(pending.deadline)) {
+    if (pending.deadline !== null && now.getTime() > Date.parse(pending.deadline)) {
       // The timer should have acted; do its job now rather than keep unconfirmed rules.
       if (pending.timerPid) killQuietly(pending.timerPid);
       await restoreBackup(state, pending.backup, 'not confirmed in time', pending.id);
       return { kind: 'too-late', message: `too late: the deadline was ${pending.deadline}; the previous rules are back` };
+    }
+    if (pending.phase === 'loading') {
+      // We hold the lock, so the apply that wrote this is gone: what it left loaded is unknown.
+      return { kind: 'interrupted', message: `apply ${pending.id} stopped while loading its rules, so there is nothing whole to confirm: run portwarden rollback (or wait for the rollback timer)` };
     }
     if (pending.timerPid) killQuietly(pending.timerPid);
     removeFile(state.pending);
@@ -238,16 +348,36 @@ export async function confirm(state: StateDir, now = new Date()): Promise<Confir
   }, 10_000);
 }
 
-/** Body of the detached timer: wait for the deadline, then roll back unless confirmed meanwhile. */
+/**
+ * Body of the detached timer: wait for the deadline (re-read in steps: the apply moves it once its
+ * load is done), then roll back unless confirmed meanwhile. An apply still loading holds the lock;
+ * one that died did not release it, and withLock takes a dead holder's lock over.
+ */
 export async function rollbackTimer(state: StateDir, id: string): Promise<void> {
-  const pending = state.readPending();
-  if (!pending || pending.id !== id) return;
-  const wait = Date.parse(pending.deadline) - Date.now();
-  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  await withLock(state.lock, 'rollback', async () => {
-    const still = state.readPending();
-    if (still?.id === id) await restoreBackup(state, still.backup, 'not confirmed in time', id);
-  }, 30_000);
+  for (;;) {
+    const pending = state.readPending();
+    if (!pending || pending.id !== id || pending.deadline === null) return;
+    const wait = Date.parse(pending.deadline) - Date.now();
+    if (wait > 0) {
+      await new Promise((r) => setTimeout(r, Math.min(wait, TIMER_STEP_MS)));
+      continue;
+    }
+    let locked = false;
+    try {
+      const done = await withLock(state.lock, 'rollback', async () => {
+        locked = true;
+        const still = state.readPending();
+        if (still?.id !== id) return true;
+        if (still.deadline !== null && Date.parse(still.deadline) > Date.now()) return false; // moved: wait again
+        await restoreBackup(state, still.backup, 'not confirmed in time', id);
+        return true;
+      }, 30_000);
+      if (done) return;
+    } catch (err) {
+      if (locked || !(err instanceof RuntimeError && /in progress/.test(err.message))) throw err;
+      // The lock is busy (a long load still running): try again.
+    }
+  }
 }
 
 export async function removeAll(state: StateDir, netns: string | null): Promise<string[]> {
@@ -262,12 +392,16 @@ export async function removeAll(state: StateDir, netns: string | null): Promise<
       try {
         ours = await b.readOurs();
       } catch (err) {
-        if (err instanceof RuntimeError && /not installed/.test(err.message)) continue;
+        if (err instanceof ToolMissingError) continue;
         throw err;
       }
       if (!ours) continue;
-      await backup(state, b, netns, randomUUID(), ours);
-      await b.remove();
+      // What existed before our first load: in applied.json, or in the backup of an apply that stopped while loading.
+      const applied = state.readApplied();
+      const intent = pending ? readJson<BackupMeta>(`${state.backups}/${pending.backup}/meta.json`) : null;
+      const baseBefore = applied?.backend === name ? (applied.baseBefore ?? null) : intent?.backend === name ? (intent.baseBefore ?? null) : null;
+      await backup(state, b, netns, randomUUID(), ours, baseBefore);
+      await b.remove(baseBefore);
       removed.push(name === 'nft' ? 'table inet portwarden' : 'PORTWARDEN-* chains and their INPUT/FORWARD jumps (iptables, ip6tables)');
     }
     removeFile(state.applied);

@@ -15,7 +15,7 @@ export const JUMPS: readonly [string, string][] = [
 
 async function run(exec: Exec, netns: string | undefined, bin: IptablesBinary, args: string[]): Promise<string> {
   const [cmd, argv] = inNetns(netns, bin, ['-w', '5', ...args]);
-  const r = await exec(cmd, argv);
+  const r = await exec(cmd, argv, { killWithParent: true });
   if (r.code !== 0) throw new RuntimeError(`${bin} ${args.join(' ')} failed: ${r.stderr.trim()}`);
   return r.stdout;
 }

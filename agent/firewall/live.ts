@@ -1,7 +1,7 @@
 // The live firewall, one backend at a time: check, read, load, restore and remove only portwarden's
 // own part (table inet portwarden, or the PORTWARDEN-* chains and the INPUT and FORWARD jumps). I/O edge.
 import { RuntimeError } from '../errors.js';
-import { exec as defaultExec, inNetns, type Exec } from '../exec.js';
+import { exec as defaultExec, inNetns, ToolMissingError, type Exec } from '../exec.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import { ensureSingleJump, removeJumps, countJumps, JUMPS, type IptablesBinary } from './iptables-jump.js';
 import { NFT_TABLE } from './render-nft.js';
@@ -9,6 +9,13 @@ import { renderRuleset } from './render.js';
 
 /** What a backend loads: one text per tool (nft; or the iptables and ip6tables files). */
 export type Texts = Record<string, string>;
+
+/**
+ * The chains of the `filter` tables iptables-nft shares with others, per nft family ('ip', 'ip6'),
+ * before portwarden first loaded anything; null for a table that did not exist. iptables-nft
+ * creates the table and its INPUT/FORWARD base chains on demand, and leaves them behind.
+ */
+export type BaseChains = Record<string, string[] | null>;
 
 export interface LiveBackend {
   readonly name: 'nft' | 'iptables';
@@ -20,29 +27,27 @@ export interface LiveBackend {
   /** Everything loaded, for forensics. */
   readAll(): Promise<Texts>;
   load(texts: Texts): Promise<void>;
-  /** Puts back what readOurs() returned earlier (null: removes our part). */
-  restore(ours: Texts | null): Promise<void>;
-  remove(): Promise<void>;
+  /** The shared tables' chains as they are now (null: not knowable, e.g. no nft tool or not iptables-nft). */
+  readBase(): Promise<BaseChains | null>;
+  /** Puts back what readOurs() returned earlier (null: removes our part, as remove() does). */
+  restore(ours: Texts | null, baseBefore?: BaseChains | null): Promise<void>;
+  /** Removes our part; then the empty base chains and filter tables that were not in baseBefore. */
+  remove(baseBefore?: BaseChains | null): Promise<void>;
 }
 
-function toolError(tool: string, stderr: string): RuntimeError {
+function toolError(tool: string, code: number, stderr: string): RuntimeError {
   const msg = stderr.trim();
   if (/Operation not permitted|Permission denied/i.test(msg)) {
     return new RuntimeError(`${tool}: permission denied: portwarden needs root or CAP_NET_ADMIN to change the firewall\n${msg}`);
   }
-  return new RuntimeError(`${tool} refused the rules:\n${msg}`);
+  return new RuntimeError(msg ? `${tool} refused the rules:\n${msg}` : `${tool} failed (exit ${code}) without saying why`);
 }
 
+/** Missing tools and timeouts are already RuntimeErrors naming the tool (exec.ts). */
 async function run(exec: Exec, netns: string | undefined, cmd: string, args: string[], input?: string): Promise<string> {
   const [c, a] = inNetns(netns, cmd, args);
-  let r;
-  try {
-    r = await exec(c, a, input === undefined ? {} : { input });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new RuntimeError(`${cmd} is not installed (or nsenter is missing for --netns)`);
-    throw err;
-  }
-  if (r.code !== 0) throw toolError(cmd, r.stderr);
+  const r = await exec(c, a, { input, killWithParent: true });
+  if (r.code !== 0) throw toolError(cmd, r.code, r.stderr);
   return r.stdout;
 }
 
@@ -61,6 +66,7 @@ export function nftBackend(netns?: string, exec: Exec = defaultExec): LiveBacken
     },
     readAll: async () => ({ nft: await nft(['-s', 'list', 'ruleset']) }),
     load: async (t) => void (await nft(['-f', '-'], t.nft)),
+    readBase: async () => null,
     restore: async (ours) => void (await nft(['-f', '-'], NFT_REPLACE_HEAD + (ours?.nft ?? ''))),
     remove: async () => void (await nft(['-f', '-'], NFT_REPLACE_HEAD)),
   };
@@ -122,8 +128,13 @@ export function iptablesBackend(netns?: string, exec: Exec = defaultExec): LiveB
         if (stale.length) await restoreFile(bin, dropChains(stale));
       }
     },
-    restore: async (saved) => {
-      if (!saved) return backend.remove();
+    readBase: async () => {
+      const tables = await readFilterTables(exec, netns);
+      if (!tables) return null;
+      return Object.fromEntries(BASE_FAMILIES.map((f) => [f, tables[f] ? tables[f].chains.map((c) => c.name) : null]));
+    },
+    restore: async (saved, baseBefore) => {
+      if (!saved) return backend.remove(baseBefore);
       for (const [bin, key] of FAMILIES) {
         const before = await ours(bin);
         const declared = new Set([...saved[key]!.matchAll(/^:(PORTWARDEN-\S+)/gm)].map((m) => m[1]!));
@@ -134,15 +145,74 @@ export function iptablesBackend(netns?: string, exec: Exec = defaultExec): LiveB
         if (stale.length) await restoreFile(bin, dropChains(stale));
       }
     },
-    remove: async () => {
+    remove: async (baseBefore) => {
       for (const [bin] of FAMILIES) {
         await removeJumps(exec, bin, netns);
         const o = await ours(bin);
         if (o.chains.length) await restoreFile(bin, dropChains(o.chains));
       }
+      if (baseBefore) await dropCreatedBase(exec, netns, baseBefore);
     },
   };
   return backend;
+}
+
+const BASE_FAMILIES = ['ip', 'ip6'] as const;
+const BASE_CHAINS = new Set(['INPUT', 'FORWARD', 'OUTPUT']);
+
+interface FilterTable {
+  chains: { name: string; hook?: string; policy?: string }[];
+  rules: Map<string, number>;
+  /** Sets, maps, flowtables…: anything but chains and rules keeps the table. */
+  others: number;
+}
+
+/** The nft view of the ip/ip6 `filter` tables (null: nft is not installed, so nothing is known). */
+async function readFilterTables(exec: Exec, netns: string | undefined): Promise<Record<string, FilterTable | null> | null> {
+  const nftJson = async (args: string[]) => JSON.parse(await run(exec, netns, 'nft', ['-j', ...args])) as { nftables: Record<string, Record<string, unknown>>[] };
+  let tables;
+  try {
+    tables = await nftJson(['list', 'tables']);
+  } catch (err) {
+    if (err instanceof ToolMissingError) return null;
+    throw err;
+  }
+  const out: Record<string, FilterTable | null> = {};
+  for (const family of BASE_FAMILIES) {
+    const exists = tables.nftables.some((o) => o.table?.family === family && o.table?.name === 'filter');
+    if (!exists) {
+      out[family] = null;
+      continue;
+    }
+    const t: FilterTable = { chains: [], rules: new Map(), others: 0 };
+    for (const o of (await nftJson(['list', 'table', family, 'filter'])).nftables) {
+      if (o.chain) t.chains.push(o.chain as FilterTable['chains'][number]);
+      else if (o.rule) t.rules.set(String(o.rule.chain), (t.rules.get(String(o.rule.chain)) ?? 0) + 1);
+      else if (!o.table && !o.metainfo) t.others++;
+    }
+    out[family] = t;
+  }
+  return out;
+}
+
+/**
+ * Deletes the INPUT/FORWARD/OUTPUT base chains that iptables-nft created for us (absent from
+ * baseBefore) while they are empty with policy accept, then a filter table that did not exist
+ * before and is empty now: one nft transaction.
+ */
+async function dropCreatedBase(exec: Exec, netns: string | undefined, baseBefore: BaseChains): Promise<void> {
+  const now = await readFilterTables(exec, netns);
+  if (!now) return;
+  const script: string[] = [];
+  for (const family of BASE_FAMILIES) {
+    const t = now[family];
+    const before = baseBefore[family];
+    if (!t || before === undefined) continue;
+    const drop = t.chains.filter((c) => BASE_CHAINS.has(c.name) && c.hook && c.policy === 'accept' && !(before ?? []).includes(c.name) && !t.rules.get(c.name));
+    for (const c of drop) script.push(`delete chain ${family} filter ${c.name}`);
+    if (before === null && t.others === 0 && t.chains.length === drop.length) script.push(`delete table ${family} filter`);
+  }
+  if (script.length) await run(exec, netns, 'nft', ['-f', '-'], script.join('\n') + '\n');
 }
 
 export function liveBackend(name: 'nft' | 'iptables', netns?: string, exec: Exec = defaultExec): LiveBackend {
