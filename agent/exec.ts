@@ -2,7 +2,7 @@
 // missing or does not answer in time becomes a RuntimeError naming it (and the package to install).
 import { spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { RuntimeError } from './errors.js';
+import { RuntimeError, UsageError } from './errors.js';
 
 export interface ExecResult {
   stdout: string;
@@ -122,7 +122,7 @@ export const exec: Exec = (cmd, args, opts = {}) =>
 /** The path of a named network namespace, as `ip netns add` creates it. */
 export function netnsPath(name: string): string {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name) || name === '.' || name === '..') {
-    throw new Error(`invalid network namespace name: ${JSON.stringify(name)}`);
+    throw new UsageError(`invalid network namespace name: ${JSON.stringify(name)} (letters, digits, '.', '_', '-')`);
   }
   return `/run/netns/${name}`;
 }

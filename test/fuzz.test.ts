@@ -66,10 +66,8 @@ function violations(run: Run, allowed: string): string[] {
  * entry when its owner has fixed it.
  */
 const KNOWN: { owner: string; command: RegExp; problem: RegExp }[] = [
-  // state-files.ts / firewall/apply.ts: a --state-dir that is a file, a FIFO or missing is an ENOTDIR/ENOENT bug, not one line naming it.
-  { owner: 'agent/state-files.ts, agent/firewall/apply.ts', command: /^(status|confirm|rollback|alerts) /, problem: /unexpected failure: (ENOTDIR|ENOENT)/ },
-  // firewall/apply.ts runStatus and restoreBackup trust the shape of applied/pending/meta JSON (a null hash, a bad netns name).
-  { owner: 'agent/commands/apply.ts, agent/firewall/apply.ts', command: /^(status|confirm|rollback) /, problem: /unexpected failure: (Cannot read properties|invalid network namespace name|.* is not a function|Cannot convert)/ },
+  // alerts: a --state-dir that is a file, a FIFO or missing is an ENOTDIR/ENOENT bug, not one line naming it.
+  { owner: 'agent/commands/alerts.ts', command: /^alerts /, problem: /unexpected failure: (ENOTDIR|ENOENT)/ },
   // alerts: state.json / events.jsonl records of the wrong shape.
   { owner: 'agent/commands/alerts.ts, agent/alerts/drift.ts, agent/alerts/journal.ts', command: /^alerts /, problem: /unexpected failure: (Cannot read properties|Cannot convert|.* is not (a function|iterable)|Invalid time value)/ },
 ];

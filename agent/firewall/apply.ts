@@ -299,8 +299,12 @@ function startRollbackTimer(cli: string, stateDir: string, id: string): number |
 
 /** Restores the backup of the last apply. Caller holds the lock. */
 async function restoreBackup(state: StateDir, backupName: string, reason: string, id: string): Promise<BackupMeta> {
+  // The state files are ours, but a clumsy edit or a planted file must not send us elsewhere.
+  if (typeof backupName !== 'string' || !BACKUP_NAME.test(backupName)) throw new RuntimeError(`${state.pending} or ${state.applied} names a backup that portwarden did not make (${JSON.stringify(backupName)}): refusing to restore from it`);
   const meta = readJson<BackupMeta>(`${state.backups}/${backupName}/meta.json`);
   if (!meta) throw new RuntimeError(`backup ${backupName} is missing from ${state.backups}`);
+  const shapeOk = (meta.backend === 'nft' || meta.backend === 'iptables') && (meta.netns === null || meta.netns === undefined || (typeof meta.netns === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(meta.netns) && meta.netns !== '.' && meta.netns !== '..')) && (meta.ours === null || typeof meta.ours === 'object');
+  if (!shapeOk) throw new RuntimeError(`${state.backups}/${backupName}/meta.json is not a backup record portwarden wrote (backend, netns or rules malformed): refusing to restore from it`);
   await liveBackend(meta.backend, meta.netns ?? undefined).restore(meta.ours, meta.baseBefore ?? null);
   if (meta.previousApplied) writeJson(state.applied, meta.previousApplied);
   else removeFile(state.applied);
