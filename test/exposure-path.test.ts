@@ -260,3 +260,12 @@ test('path: a port published on one host address (-p 10.77.0.11:8081:80) is deci
   assert.notEqual(proxy.verdict, 'undetermined', proxy.reason);
   assert.equal(proxy.perAddress, undefined);
 });
+
+test('a published row in a family no DNAT covers says nothing answers there, not that rules refuse it', () => {
+  const rs = parseNftJson('{"nftables":[]}');
+  addLegacy(rs, readFileSync(`${FIXTURES}nft/docker-iptables.rules`, 'utf8'), 4);
+  const fw: FirewallView = { ruleset: rs, error: null, interfaces: ['eth0'], addresses: [{ iface: 'docker0', cidr: '172.17.0.1/16' }], legacyRules: 1, published: findPublished(rs) };
+  const e = targetExposure(publishedTarget(fw.published[0]!, [6]), fw);
+  assert.equal(e.verdict, 'none');
+  assert.match(e.reason, /nothing answers there/);
+});

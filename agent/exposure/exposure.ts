@@ -245,6 +245,9 @@ function describe(r: Reach): Exposure {
     return { verdict: 'undetermined', sources, reason: r.reasons.join('; '), ...extra };
   }
   const all = [...r.accepted.values()];
+  // A published port in families no DNAT covers and nothing here listens on: no rule refuses it,
+  // nothing answers there.
+  if (!all.length) return { verdict: 'none', sources, reason: 'no DNAT translates this port in this family and nothing on this host listens on it: nothing answers there', ...extra };
   const verdict = all.every((s) => s.isEmpty()) ? 'none' : all.every((s) => s.isFull()) ? 'any' : 'restricted';
   const reason = verdict === 'none' ? `${path} refuse every new connection` : verdict === 'any' ? `${path} accept new connections from everywhere` : `${path} accept some sources`;
   return { verdict, sources, reason, ...extra };

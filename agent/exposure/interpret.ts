@@ -823,6 +823,8 @@ export function passHooks(rs: Ruleset, p: Packet, hooks: Hook[], from: Passing, 
   for (const hook of hooks) {
     const region = at.sure.union(at.maybe);
     if (region.isEmpty()) break;
+    // No base chain on this hook for this family: every packet passes it.
+    if (!baseChains(rs, p.family, hook, 'filter', p.iif || undefined).length) continue;
     const it = new Interpreter(rs, { ...p, hook }, log.trace !== null, marks);
     const v = it.run(region);
     log.askedDaddr ||= it.askedDaddr;
