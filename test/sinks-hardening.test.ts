@@ -10,6 +10,7 @@ import { chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { SinkQueue, type DeliveryLog, type QueueOptions } from '../agent/alerts/delivery.js';
 import { webhookSender } from '../agent/alerts/sinks/webhook.js';
+import { redact, redactUrl } from '../agent/alerts/sinks/redact.js';
 import type { Batch } from '../agent/alerts/sinks/sink.js';
 import type { JournalEvent } from '../agent/alerts/journal.js';
 import { loadConfig } from '../agent/daemon/config.js';
@@ -185,6 +186,13 @@ test('config: a webhook URL with user:pass@ is refused at load with file:line:co
   );
 });
 
+test('redactUrl keeps scheme, host, port and plain path words; hides the rest (#9)', () => {
+  assert.equal(redactUrl('https://hooks.slack.com/services/T0AAAA1111/B0BBBB2222/Zx9abcdefghijklmnopqrstu'), 'https://hooks.slack.com/services/[redacted]/[redacted]/[redacted]');
+  assert.equal(redactUrl('http://alice:pw@h.example:8080/hook?token=abc&x=1#frag'), 'http://[redacted]@h.example:8080/hook?token=[redacted]&x=[redacted]#[redacted]');
+  assert.equal(redactUrl('http://exa mple.com/x?token=t0k'), 'http://exa mple.com/x?token=[redacted]', 'works on invalid URLs too');
+  assert.equal(redact('POST https://u:p@h/x?k=v: connect ECONNREFUSED'), 'POST https://[redacted]@h/x?k=[redacted]: connect ECONNREFUSED');
+});
+
 test('backoff: new events do not make a failing sink retry at once (500 receiver, 3 s) (#10)', async (t) => {
   const rx = await new Receiver(fail500).start();
   t.after(() => rx.stop());
@@ -323,7 +331,7 @@ test('secret files readable by others or not owned by root are refused (#16)', (
 test('configs that can never deliver are refused at load with file:line:col (#17)', (t) => {
   const good = 'whsec_' + Buffer.alloc(24, 1).toString('base64');
   const cases: [string[], Record<string, { text: string }>, RegExp][] = [
-    [['type: webhook', 'url: "http://"'], {}, /config\.yaml:3:10: sinks\[0\]\.url: .*no host|not a valid URL/],
+    [['type: webhook', 'url: "http://"'], {}, /config\.yaml:3:10: sinks\[0\]\.url: .*(no host|not a valid URL)/],
     [['type: webhook', 'url: "http://exa mple.com/hook"'], {}, /config\.yaml:3:10: sinks\[0\]\.url: /],
     [['type: webhook', 'url: "http://127.0.0.1:0/hook"'], {}, /config\.yaml:3:10: sinks\[0\]\.url: .*port 0/],
     [['type: webhook', 'url: http://127.0.0.1:8/x', 'timeout: 1e12'], {}, /config\.yaml:4:14: sinks\[0\]\.timeout: must be ≤/],

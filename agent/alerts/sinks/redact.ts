@@ -2,7 +2,8 @@
 // webhook URL may carry credentials (user:pass@), tokens in its query (?token=…) or a secret path
 // (Slack's /services/T…/B…/<secret>). Works on text that is not a valid URL too.
 
-const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]*/gi;
+// A URL in prose: up to white space or a quote, without the punctuation that ends a sentence.
+const URL_IN_TEXT = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]*[^\s"'<>.,:;!?)]/gi;
 const REDACTED = '[redacted]';
 
 /** A path segment that looks like a token: 8+ characters mixing letters and digits, or 24+ of anything. */
