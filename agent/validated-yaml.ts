@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument, isMap, isScalar, type Document, type Node } from 'yaml';
 import { InputError } from './errors.js';
+import { redact } from './alerts/sinks/redact.js'; // a URL that fails a pattern may hold a token
 
 export type DocPath = (string | number)[];
 
@@ -110,7 +111,7 @@ export function describeSchemaErrors(errors: ErrorObject[]): { path: DocPath; me
           break;
         case 'pattern': {
           const desc = (e.parentSchema as { description?: string } | undefined)?.description;
-          out.push({ path, message: `${JSON.stringify(e.data)} is not valid${desc ? `: ${desc}` : ` (must match ${e.params.pattern})`}`, atKey: false });
+          out.push({ path, message: `${redact(JSON.stringify(e.data))} is not valid${desc ? `: ${desc}` : ` (must match ${e.params.pattern})`}`, atKey: false });
           break;
         }
         default:

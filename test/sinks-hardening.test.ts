@@ -186,6 +186,13 @@ test('config: a webhook URL with user:pass@ is refused at load with file:line:co
   );
 });
 
+test('config: a URL that fails the schema is shown redacted too (#9)', () => {
+  assert.throws(
+    () => loadConfig('/etc/pw/config.yaml', 'sinks:\n  - type: webhook\n    url: "ftp://bob:hunter2-SECRET@files.example.com/x"\n'),
+    (e: unknown) => e instanceof InputError && /^\/etc\/pw\/config\.yaml:3:10: sinks\[0\]\.url: "ftp:\/\/\[redacted\]@files\.example\.com\/x" is not valid/.test(e.message) && !e.message.includes('SECRET'),
+  );
+});
+
 test('redactUrl keeps scheme, host, port and plain path words; hides the rest (#9)', () => {
   assert.equal(redactUrl('https://hooks.slack.com/services/T0AAAA1111/B0BBBB2222/Zx9abcdefghijklmnopqrstu'), 'https://hooks.slack.com/services/[redacted]/[redacted]/[redacted]');
   assert.equal(redactUrl('http://alice:pw@h.example:8080/hook?token=abc&x=1#frag'), 'http://[redacted]@h.example:8080/hook?token=[redacted]&x=[redacted]#[redacted]');
