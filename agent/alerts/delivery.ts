@@ -339,5 +339,10 @@ export class SinkQueue {
     } finally {
       clearTimeout(timer);
     }
+    this.flushHeld();
+    if (this.held.size) {
+      const events = [...this.held.values()].reduce((n, b) => n + b.events.length, 0);
+      this.o.log.error({ sink: this.name, batches: this.held.size, events, error: this.writeError?.code }, 'stopping with batches the spool could not take: they are lost (the journal has them)');
+    }
   }
 }
