@@ -10,6 +10,8 @@ import { chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { SinkQueue, type DeliveryLog, type QueueOptions } from '../agent/alerts/delivery.js';
 import { webhookSender } from '../agent/alerts/sinks/webhook.js';
+import { emailSender } from '../agent/alerts/sinks/email.js';
+import { createServer as createTcpServer, type Socket } from 'node:net';
 import { redact, redactUrl } from '../agent/alerts/sinks/redact.js';
 import type { Batch } from '../agent/alerts/sinks/sink.js';
 import type { JournalEvent } from '../agent/alerts/journal.js';
@@ -260,6 +262,29 @@ test('stop(deadline) aborts a send in flight and keeps the batch spooled (#11)',
   const files = spooled(s.spool);
   assert.equal(files.length, 1, 'still spooled');
   assert.equal((JSON.parse(readFileSync(`${s.spool}/${files[0]}`, 'utf8')) as Batch).attempts, 0, 'an interrupted send is not an attempt');
+});
+
+test('stop(deadline) also interrupts an SMTP server that never greets (#11)', async (t) => {
+  const sockets: Socket[] = [];
+  const smtp = createTcpServer((c) => void sockets.push(c)); // accepts, says nothing
+  await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', () => r()));
+  t.after(() => {
+    sockets.forEach((c) => c.destroy());
+    smtp.close();
+  });
+  const dir = mkdtempSync(`${tmpdir()}/pw-sinks-`);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const port = (smtp.address() as { port: number }).port;
+  const sender = emailSender({ name: 'mail', host: '127.0.0.1', port, tls: 'none', from: 'a@b.c', to: ['d@e.f'], timeoutMs: 60_000 });
+  const q = new SinkQueue(sender, { spoolDir: dir, limit: 10, log: new MemoryLog(), host: 'h', onOutcome: () => undefined });
+  q.enqueue([event(1)]);
+  const until = Date.now() + 5000;
+  while (!sockets.length && Date.now() < until) await sleep(20);
+  assert.equal(sockets.length, 1, 'connected');
+  const t0 = Date.now();
+  assert.equal(await settle(stopWithin(q, 300), 5000), 'resolved');
+  assert.ok(Date.now() - t0 < 1500, `stop took ${Date.now() - t0} ms`);
+  assert.equal(spooled(`${dir}/mail`).length, 1, 'still spooled');
 });
 
 test('webhook: a receiver that sends headers and stalls the body fails the send at the timeout (#12)', async (t) => {

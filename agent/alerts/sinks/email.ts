@@ -44,7 +44,7 @@ export function emailSender(o: EmailOptions): Sender {
     async send(batch, signal) {
       // nodemailer takes no signal: a stop stops waiting for it (the batch stays spooled; if the
       // server took it meanwhile, the next run sends it again: at least once).
-      let onStop = () => undefined as void;
+      let onStop: () => void = () => undefined;
       const stopped = new Promise<never>((_resolve, reject) => {
         onStop = () => reject(new DeliveryError(`SMTP ${o.host}:${o.port}: aborted: the queue is stopping`, true));
         if (signal?.aborted) onStop();
