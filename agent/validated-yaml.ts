@@ -5,6 +5,7 @@ import { isUtf8 } from 'node:buffer';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument, isAlias, isMap, isScalar, visit, type Alias, type Document, type Node } from 'yaml';
 import { InputError } from './errors.js';
+import { redact } from './alerts/sinks/redact.js'; // a URL that fails a pattern may hold a token
 import { fileKind } from './file-perms.js';
 
 /** Largest policy or config file we read (README "Limits"): /dev/zero or a runaway generator must not eat the memory. */
@@ -161,7 +162,7 @@ export function describeSchemaErrors(errors: ErrorObject[]): { path: DocPath; me
           break;
         case 'pattern': {
           const desc = (e.parentSchema as { description?: string } | undefined)?.description;
-          out.push({ path, message: `${JSON.stringify(e.data)} is not valid${desc ? `: ${desc}` : ` (must match ${e.params.pattern})`}`, atKey: false });
+          out.push({ path, message: `${redact(JSON.stringify(e.data))} is not valid${desc ? `: ${desc}` : ` (must match ${e.params.pattern})`}`, atKey: false });
           break;
         }
         default:

@@ -60,11 +60,11 @@ type: "webhook"
  */
 name?: string
 /**
- * http:// or https:// URL to POST to.
+ * http:// or https:// URL to POST to, without credentials (user:pass@ is refused: it would show in logs); tokens in the path or query are redacted in logs.
  */
 url: string
 /**
- * File holding the signing secret (whsec_<base64>).
+ * File holding the signing secret (whsec_<base64>); owned by root and not readable by group or others, not empty.
  */
 secret_file?: string
 /**
@@ -76,7 +76,7 @@ secret_env?: string
  */
 format?: ("standard" | "slack")
 /**
- * Seconds to wait for the receiver.
+ * Seconds to wait for the receiver's complete response (headers and body), at most 600.
  */
 timeout?: number
 }
@@ -93,7 +93,7 @@ type: "email"
  */
 name?: string
 /**
- * SMTP server host.
+ * SMTP server host: a name, an IPv4 address or an IPv6 address, without spaces.
  */
 host: string
 /**
@@ -119,7 +119,7 @@ to: [string, ...(string)[]]
  */
 user?: string
 /**
- * File holding the SMTP password.
+ * File holding the SMTP password; owned by root and not readable by group or others, not empty.
  */
 password_file?: string
 /**
@@ -127,7 +127,7 @@ password_file?: string
  */
 password_env?: string
 /**
- * Seconds to wait for the server.
+ * Seconds to wait for the server, at most 600.
  */
 timeout?: number
 }
@@ -148,7 +148,7 @@ name?: string
  */
 textfile?: string
 /**
- * host:port to serve /metrics on (keep it on loopback unless it must be scraped from elsewhere).
+ * host:port to serve /metrics on, port 0-65535 (0: any free port); keep it on loopback unless it must be scraped from elsewhere.
  */
 listen?: string
 }

@@ -1,5 +1,6 @@
 // E-mail sink: one plain-text message per batch over SMTP (nodemailer).
 import nodemailer from 'nodemailer';
+import { redact } from './redact.js';
 import { DeliveryError, eventLine, worstSeverity, type Batch, type Sender } from './sink.js';
 
 export interface EmailOptions {
@@ -40,13 +41,27 @@ export function emailSender(o: EmailOptions): Sender {
   });
   return {
     name: o.name,
-    async send(batch) {
+    async send(batch, signal) {
+      // nodemailer takes no signal: a stop stops waiting for it (the batch stays spooled; if the
+      // server took it meanwhile, the next run sends it again: at least once).
+      let onStop: () => void = () => undefined;
+      const stopped = new Promise<never>((_resolve, reject) => {
+        onStop = () => reject(new DeliveryError(`SMTP ${o.host}:${o.port}: aborted: the queue is stopping`, true));
+        if (signal?.aborted) onStop();
+        signal?.addEventListener('abort', onStop, { once: true });
+      });
       try {
-        await transport.sendMail({ from: o.from, to: o.to, subject: emailSubject(batch), text: emailBody(batch), messageId: `<${batch.id}@portwarden>` });
+        await Promise.race([
+          transport.sendMail({ from: o.from, to: o.to, subject: emailSubject(batch), text: emailBody(batch), messageId: `<${batch.id}@portwarden>` }),
+          stopped,
+        ]);
       } catch (err) {
+        if (err instanceof DeliveryError) throw err;
         const code = (err as { responseCode?: number }).responseCode;
         // SMTP 5xx is permanent; 4xx and connection problems are worth another try.
-        throw new DeliveryError(`SMTP ${o.host}:${o.port}: ${(err as Error).message}`, code === undefined || code < 500);
+        throw new DeliveryError(redact(`SMTP ${o.host}:${o.port}: ${(err as Error).message}`), code === undefined || code < 500);
+      } finally {
+        signal?.removeEventListener('abort', onStop);
       }
     },
   };

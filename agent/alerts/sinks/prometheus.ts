@@ -1,6 +1,7 @@
 // Prometheus exposition: a node_exporter textfile written atomically each cycle, and optionally
 // a /metrics endpoint.
 import { createServer, type Server } from 'node:http';
+import { RuntimeError } from '../../errors.js';
 import { writeFileAtomic } from '../../fs-atomic.js';
 import type { Finding, Listener } from '../../model.js';
 
@@ -65,7 +66,11 @@ export function serveMetrics(listen: string, metrics: Metrics): Promise<Server> 
     }
   });
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    // The port or address is the operator's environment (in use, not on this host): exit 3, one line.
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const why = { EADDRINUSE: 'address already in use', EADDRNOTAVAIL: 'no such address on this host', EACCES: 'permission denied' }[err.code ?? ''] ?? err.message;
+      reject(new RuntimeError(`cannot serve /metrics on ${listen}: ${why}${err.code ? ` (${err.code})` : ''}`));
+    });
     server.listen(port, host, () => resolve(server));
   });
 }

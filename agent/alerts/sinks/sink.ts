@@ -11,7 +11,8 @@ export interface Batch {
 
 export interface Sender {
   readonly name: string;
-  send(batch: Batch): Promise<void>;
+  /** Sends one batch; `signal` aborts it (the queue is stopping), which rejects promptly. */
+  send(batch: Batch, signal?: AbortSignal): Promise<void>;
 }
 
 export class DeliveryError extends Error {

@@ -2,6 +2,7 @@
 // of "id.timestamp.body" with the base64 key of a whsec_ secret), or a Slack-compatible message.
 import { createHmac } from 'node:crypto';
 import { findingJson } from '../../commands/check.js';
+import { redact, redactUrl } from './redact.js';
 import { DeliveryError, eventLine, worstSeverity, type Batch, type Sender } from './sink.js';
 
 export interface WebhookOptions {
@@ -13,10 +14,15 @@ export interface WebhookOptions {
   timeoutMs: number;
 }
 
+/** The HMAC key of a whsec_<base64> secret (or bare base64). Strict: a typo must not sign with a
+ *  garbage key that Buffer.from would make of it. */
 export function secretKey(secret: string): Buffer {
   const b64 = secret.startsWith('whsec_') ? secret.slice(6) : secret;
+  if (!b64) throw new Error('the webhook secret is empty (expected whsec_<base64>)');
   const key = Buffer.from(b64, 'base64');
-  if (!key.length) throw new Error('webhook secret is empty or not base64 (expected whsec_<base64>)');
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || key.toString('base64').replace(/=+$/, '') !== b64.replace(/=+$/, '')) {
+    throw new Error('the webhook secret is not base64 (expected whsec_<base64>)');
+  }
   return key;
 }
 
@@ -50,7 +56,7 @@ export function retryAfterMs(header: string | null, now = Date.now()): number | 
 export function webhookSender(o: WebhookOptions): Sender {
   return {
     name: o.name,
-    async send(batch) {
+    async send(batch, signal) {
       const body = o.format === 'slack' ? slackBody(batch) : standardBody(batch);
       const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': 'portwarden' };
       if (o.format === 'standard') {
@@ -59,18 +65,29 @@ export function webhookSender(o: WebhookOptions): Sender {
         headers['webhook-timestamp'] = String(ts);
         if (o.secret) headers['webhook-signature'] = sign(o.secret, batch.id, ts, body);
       }
-      let res: Response;
+      const target = redactUrl(o.url);
+      // One signal for the request, the headers and the body; the timer stays referenced (and is
+      // cleared) here, so a receiver that stalls the body cannot outlive the timeout.
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(new Error(`timed out: no complete response within ${o.timeoutMs / 1000} s`)), o.timeoutMs);
+      const onStop = () => ac.abort(new Error('aborted: the queue is stopping'));
+      if (signal?.aborted) onStop();
+      signal?.addEventListener('abort', onStop, { once: true });
       try {
-        res = await fetch(o.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(o.timeoutMs), redirect: 'error' });
+        const res = await fetch(o.url, { method: 'POST', headers, body, signal: ac.signal, redirect: 'error' });
+        await res.arrayBuffer();
+        if (res.ok) return;
+        const retryable = res.status >= 500 || res.status === 429 || res.status === 408;
+        throw new DeliveryError(`POST ${target}: HTTP ${res.status}`, retryable, retryAfterMs(res.headers.get('retry-after')));
       } catch (err) {
-        // fetch wraps the network error (ECONNREFUSED, timeouts) in a generic "fetch failed".
-        const cause = (err as { cause?: { message?: string } }).cause;
-        throw new DeliveryError(`POST ${o.url}: ${cause?.message ?? (err as Error).message}`, true);
+        if (err instanceof DeliveryError) throw err;
+        // fetch wraps the network error (ECONNREFUSED) in a generic "fetch failed"; an abort says why.
+        const why = ac.signal.aborted ? (ac.signal.reason as Error).message : ((err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message);
+        throw new DeliveryError(redact(`POST ${target}: ${why}`), true);
+      } finally {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onStop);
       }
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.ok) return;
-      const retryable = res.status >= 500 || res.status === 429 || res.status === 408;
-      throw new DeliveryError(`POST ${o.url}: HTTP ${res.status}`, retryable, retryAfterMs(res.headers.get('retry-after')));
     },
   };
 }
