@@ -123,6 +123,10 @@ test('published container port: predictions match real connects through Docker-s
       dockerUser([]);
       e = await compare(lab, `${backend}: DOCKER-USER without -i`, tally);
       assert.equal(e.verdict, 'none');
+      // explain follows the same path: c1's SYN gets through, the container's SYN-ACK does not.
+      const ex = JSON.parse((await runCli(['explain', '8080', '--from', c1.v4, '--netns', ns, '--json'])).stdout) as { verdict: string; steps: { packet?: string; outcome: string }[] };
+      assert.equal(ex.verdict, 'drop', JSON.stringify(ex));
+      assert.ok(ex.steps.some((s) => s.packet === 'SYN-ACK out' && s.outcome === 'drop'), JSON.stringify(ex.steps));
       dropDockerUser();
       // 3. The documented form, restricted to the outside interface: c1 only, v4 and v6.
       dockerUser(['-i', 'eth0']);
