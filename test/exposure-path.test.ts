@@ -269,3 +269,18 @@ test('a published row in a family no DNAT covers says nothing answers there, not
   assert.equal(e.verdict, 'none');
   assert.match(e.reason, /nothing answers there/);
 });
+
+test('exposure per class of ports equals exposure per listener on random rulesets (fast-check)', () => {
+  const portArb = fc.oneof(fc.constantFrom(22, 23, 7999, 8000, 8050, 8100, 8101, 9000), fc.integer({ min: 1, max: 65535 }));
+  const dport = fc.oneof(fc.constantFrom<Json>(22, 8000, { range: [8000, 8100] }, { set: [22, { range: [9000, 9010] }] }), fc.integer({ min: 1, max: 65535 }));
+  const ruleArb = fc.tuple(fc.array(fc.oneof(matchArb, dport.map((d) => m(p('tcp', 'dport'), d))), { maxLength: 3 }), stmtArb);
+  fc.assert(
+    fc.property(fc.array(ruleArb, { maxLength: 8 }), fc.array(ruleArb, { maxLength: 3 }), fc.array(portArb, { minLength: 2, maxLength: 12 }), (input, sub, ports) => {
+      const rs = parseNftJson(rulesetJson({ input }, sub));
+      const view = (): FirewallView => ({ ruleset: rs, error: null, interfaces: ['eth0'], addresses: [{ iface: 'eth0', cidr: '192.0.2.1/24' }], legacyRules: 0, published: [] });
+      const shared = view();
+      return ports.every((port) => JSON.stringify(exposureOf(L(port, { family: 4, address: '0.0.0.0', dualStack: false }), shared)) === JSON.stringify(exposureOf(L(port, { family: 4, address: '0.0.0.0', dualStack: false }), view())));
+    }),
+    { numRuns: 300 },
+  );
+});

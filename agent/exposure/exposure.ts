@@ -5,6 +5,7 @@ import type { Listener } from '../model.js';
 import { familyOf, IntervalSet, prefixSet, type Fam } from './intervals.js';
 import type { Ruleset } from './nft-json.js';
 import { routeVia, splitTarget, walkPath, type PathQuery, type Route } from './path.js';
+import { portClass } from './port-classes.js';
 import type { Published } from './published.js';
 
 export interface Exposure {
@@ -92,12 +93,13 @@ export interface Reach {
 
 export { interfaceTowards, splitTarget } from './path.js';
 
-/** Reach per firewall view and target: scan/report and check ask for the same ones. */
+/** Reach per firewall view and target class: scan/report and check ask for the same ones. */
 const reachCache = new WeakMap<FirewallView, Map<string, Reach>>();
 
 export function reach(t: Target, fw: FirewallView): Reach | null {
   if (!fw.ruleset) return null;
-  const key = `${t.proto}/${t.port}/${t.families.join()}/${t.interface ?? ''}/${t.address ?? ''}/${t.listening}`;
+  // Ports the ruleset cannot tell apart share one computation (port-classes.ts).
+  const key = `${t.proto}/${portClass(fw.ruleset, t.port)}/${t.families.join()}/${t.interface ?? ''}/${t.address ?? ''}/${t.listening}`;
   let cache = reachCache.get(fw);
   if (!cache) reachCache.set(fw, (cache = new Map()));
   const hit = cache.get(key);
@@ -258,9 +260,15 @@ export function exposureOf(l: Listener, fw: FirewallView): Exposure {
   return targetExposure(listenerTarget(l), fw);
 }
 
+/** A description per Reach: listeners of one class share both. */
+const described = new WeakMap<Reach, Exposure>();
+
 export function targetExposure(t: Target, fw: FirewallView): Exposure {
   if (!fw.ruleset) return { verdict: 'undetermined', sources: [], reason: `cannot read the firewall: ${fw.error ?? 'unknown error'}` };
-  return describe(reach(t, fw)!);
+  const r = reach(t, fw)!;
+  let e = described.get(r);
+  if (!e) described.set(r, (e = describe(r)));
+  return e;
 }
 
 /**
