@@ -20,23 +20,32 @@ function boundaries(rs: Ruleset): number[] | null {
       cuts.add(n + 1);
     }
   };
-  // Iterative walk: rulesets can be large and deeply nested.
+  // Only what a match compares with (its right side, a verdict map's keys, a set's elements):
+  // the rest of a rule holds no port a packet is compared with.
   const stack: Json[] = [];
-  for (const c of rs.chains.values()) for (const r of c.rules) stack.push(r.expr);
-  for (const s of rs.sets.values()) stack.push(s.elem);
+  for (const c of rs.chains.values()) {
+    for (const r of c.rules) {
+      for (const e of r.expr) {
+        if (!isObj(e)) continue;
+        if (isObj(e.match)) stack.push(e.match.right ?? null);
+        else if (isObj(e.vmap)) stack.push(e.vmap.data ?? null);
+        // A translation that keeps the port asked for (redirect or DNAT without a port, an
+        // opaque iptables target) carries the port into the result: no classes then.
+        else if ('redirect' in e && !(isObj(e.redirect) && typeof e.redirect.port === 'number')) unsafe = true;
+        else if (isObj(e.dnat) && e.dnat.port === undefined) unsafe = true;
+        else if (isObj(e.xt) && e.xt.type === 'target') unsafe = true;
+      }
+    }
+  }
+  // Sets of addresses only (the large ones: blocklists, allowed sources) hold no ports.
+  const addressOnly = (t: string | string[]) => [t].flat().every((x) => x === 'ipv4_addr' || x === 'ipv6_addr' || x === 'ether_addr');
+  for (const s of rs.sets.values()) if (!addressOnly(s.type)) stack.push(s.elem);
   while (stack.length) {
     const j = stack.pop()!;
     if (typeof j === 'number') add(j);
     else if (typeof j === 'string') add(/^\d{1,5}$/.test(j) ? Number(j) : null);
     else if (Array.isArray(j)) for (const x of j) stack.push(x);
-    else if (isObj(j)) {
-      // A translation that keeps the port asked for (redirect or DNAT without a port, an opaque
-      // iptables target) carries the port into the result: no classes then.
-      if ('redirect' in j && !(isObj(j.redirect) && typeof j.redirect.port === 'number')) unsafe = true;
-      if (isObj(j.dnat) && j.dnat.port === undefined) unsafe = true;
-      if (isObj(j.xt) && j.xt.type === 'target') unsafe = true;
-      for (const v of Object.values(j)) stack.push(v);
-    }
+    else if (isObj(j)) for (const v of Object.values(j)) stack.push(v);
   }
   return unsafe ? null : [...cuts].sort((a, b) => a - b);
 }
