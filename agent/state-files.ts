@@ -53,7 +53,7 @@ export function ensureDir(dir: string): void {
   }
 }
 
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -75,9 +75,10 @@ function ageMs(path: string): number {
 
 /**
  * Tries once to take the lock file (it holds our pid). Returns null when taken, else the live
- * holder's pid (0 when the file says no pid yet). A dead holder's lock is taken over.
+ * holder's pid (0 when the file says no pid yet). A dead holder's lock is taken over; `holds`
+ * can be stricter than "the pid is alive" (a reused pid).
  */
-export function tryLock(path: string): number | null {
+export function tryLock(path: string, holds: (pid: number) => boolean = alive): number | null {
   for (;;) {
     let fd: number;
     try {
@@ -93,7 +94,7 @@ export function tryLock(path: string): number | null {
       if (text === null) continue; // released meanwhile
       const holder = Number(text.trim());
       const valid = /^\d+$/.test(text.trim()) && holder > 0;
-      if (valid ? holder === process.pid || !alive(holder) : ageMs(path) > UNREADABLE_LOCK_STALE_MS) {
+      if (valid ? holder === process.pid || !holds(holder) : ageMs(path) > UNREADABLE_LOCK_STALE_MS) {
         removeFile(path); // the holder died without releasing it
         continue;
       }

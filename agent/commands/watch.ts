@@ -19,8 +19,16 @@ export async function runWatch(argv: string[]): Promise<number> {
     log.error({ error: String((err as Error)?.message ?? err) }, 'unexpected failure');
     process.exit(3);
   });
+  // Signals are handled from the start: a stop asked for while starting or during the first
+  // cycle is honoured once they are done (never the default action, which would kill us mid-write).
+  const stopped = values.once
+    ? null
+    : new Promise<string>((resolve) => {
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+        process.once('SIGINT', () => resolve('SIGINT'));
+      });
   await agent.start(); // a bad config or policy throws here: exit 2 with file:line:col
-  if (values.once) {
+  if (!stopped) {
     await agent.runCycle();
     await agent.drain(15_000); // give sinks a chance; what is left stays in the spool
     await agent.stop();
@@ -28,11 +36,6 @@ export async function runWatch(argv: string[]): Promise<number> {
     return agent.metrics.cycleErrors ? 3 : 0;
   }
   agent.schedule();
-  // Signals are handled from the start: a stop asked for during the first cycle waits for it.
-  const stopped = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
   process.on('SIGHUP', () => void agent.reload());
   await agent.runCycle();
   const signal = await stopped;

@@ -16,7 +16,7 @@ import { compareExposure } from '../exposure/compare.js';
 import { readFirewall } from '../exposure/read.js';
 import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
 import { liveState, StateDir } from '../firewall/apply.js';
-import { ensureDir, readStateText, removeFile, tryLock, writeJson } from '../state-files.js';
+import { alive, ensureDir, readStateText, removeFile, tryLock, writeJson } from '../state-files.js';
 import { FsError, fsError, writeFileAtomic } from '../fs-atomic.js';
 import { checkTrustedFile } from '../file-perms.js';
 import { emptyState, isDriftState, stateFromEvents, step, type DriftState } from '../alerts/drift.js';
@@ -57,6 +57,15 @@ function corruptStateFinding(dir: string): Finding | null {
     `${dir}/${STATE_FILE} could not be read and was kept aside as ${paths}; the open findings were rebuilt from ${JOURNAL}`,
     `look at the copy for what damaged it (a full disk, an edit, a crash), then delete ${paths}; this finding then resolves`,
   );
+}
+
+/** Whether pid is a running `watch` (a dead daemon's pid may have gone to another program). */
+function watching(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('watch');
+  } catch {
+    return alive(pid); // no /proc: the pid is all we can check
+  }
 }
 
 /** A sink's queue, and what waits in memory for it while its spool cannot be written. */
@@ -171,7 +180,7 @@ export class Agent {
     ensureDir(dir);
     checkTrustedFile(dir);
     const lock = `${dir}/${LOCK_FILE}`;
-    const holder = tryLock(lock);
+    const holder = tryLock(lock, watching);
     if (holder !== null) throw new UsageError(`another portwarden watch is running on ${dir} (pid ${holder || 'unknown'}, lock ${lock}); stop it first or give this one another state_dir`);
     this.lockPath = lock;
   }

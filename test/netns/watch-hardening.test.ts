@@ -155,6 +155,12 @@ test('two watch daemons on one state dir: the second exits 2 naming the holder; 
     third.proc.kill('SIGTERM');
     assert.equal(await third.exit(), 0);
     assert.ok(!existsSync(`${s.state}/watch.lock`), 'released on a clean stop');
+    // A dead holder's pid reused by another program does not block the next start either.
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    s.children.push(other);
+    writeFileSync(`${s.state}/watch.lock`, String(other.pid), { mode: 0o600 });
+    const once = await runCli(['watch', '--once', '--config', config]);
+    assert.equal(once.code, 0, once.stdout + once.stderr);
     assert.equal(journal(s.state).filter((e) => e.event === 'opened').length, 1, 'no duplicate in the journal');
   });
 });
