@@ -59,7 +59,10 @@ export type FindingKind =
   | 'published-container-port'
   /** The agent itself: a reloaded policy/config was invalid; a sink dropped events. */
   | 'agent-config-invalid'
-  | 'alerts-dropped';
+  | 'alerts-dropped'
+  /** The agent itself: its state dir cannot be written (full disk); state.json was unreadable. */
+  | 'state-write-failed'
+  | 'state-corrupt';
 
 export interface Finding {
   /** Stable across scans: kind, proto/port, scope, program — never a pid. */

@@ -36,7 +36,7 @@ export interface DriftOptions {
 }
 
 /** Ids of findings that open at once, bypassing settle (the agent's own problems are not flaky). */
-const IMMEDIATE = new Set(['agent-config-invalid', 'alerts-dropped']);
+const IMMEDIATE = new Set(['agent-config-invalid', 'alerts-dropped', 'state-write-failed', 'state-corrupt']);
 
 export function step(prev: DriftState, findings: readonly Finding[], now: Date, opts: DriftOptions): { state: DriftState; events: DriftEvent[] } {
   const at = now.toISOString();
@@ -75,4 +75,34 @@ export function step(prev: DriftState, findings: readonly Finding[], now: Date, 
 /** Findings open now (alerted and not resolved). */
 export function openFindings(state: DriftState): Tracked[] {
   return Object.values(state.tracked).filter((t) => t.status === 'open');
+}
+
+/** Whether a parsed state.json has the shape step() needs (anything else is treated as corrupt). */
+export function isDriftState(v: unknown): v is DriftState {
+  const s = v as DriftState;
+  if (typeof s !== 'object' || s === null || s.version !== 1 || typeof s.tracked !== 'object' || s.tracked === null || Array.isArray(s.tracked)) return false;
+  return Object.entries(s.tracked).every(
+    ([id, t]) => typeof t === 'object' && t !== null && t.finding?.id === id && (t.status === 'open' || t.status === 'pending') && Number.isInteger(t.seen) && Number.isInteger(t.missed),
+  );
+}
+
+/**
+ * The open findings as the journal tells them (the last event per finding wins): what a lost
+ * state.json is rebuilt from, so nothing open is raised again. Pending counts are not journalled;
+ * those findings simply start settling again.
+ */
+export function stateFromEvents(events: readonly DriftEvent[]): DriftState {
+  const tracked: Record<string, Tracked> = {};
+  for (const e of events) {
+    const id = e.finding.id;
+    if (e.event === 'resolved') {
+      delete tracked[id];
+      continue;
+    }
+    const old = tracked[id];
+    tracked[id] = old
+      ? { ...old, finding: e.finding, lastNotified: e.at }
+      : { finding: e.finding, status: 'open', seen: 1, missed: 0, firstSeen: e.at, openedAt: e.at, lastNotified: e.at };
+  }
+  return { version: 1, tracked };
 }

@@ -1,10 +1,12 @@
 // portwarden alerts [--since DURATION] [--open] [--json] [--state-dir DIR]: the event history.
+import { accessSync, constants, statSync } from 'node:fs';
 import { openFindings, type DriftState } from '../alerts/drift.js';
-import { readEvents } from '../alerts/journal.js';
+import { readJournal } from '../alerts/journal.js';
 import { STATE_FILE } from '../daemon/agent.js';
 import { parseDuration } from '../daemon/config.js';
 import { DEFAULT_STATE_DIR } from '../firewall/apply.js';
 import { UsageError } from '../errors.js';
+import { fsError } from '../fs-atomic.js';
 import type { Finding } from '../model.js';
 import { readJson } from '../state-files.js';
 import { parse } from './args.js';
@@ -14,11 +16,38 @@ import { table } from './output.js';
 const program = (f: Finding) => [...new Set(f.processes.map((p) => p.name))].join(',') || '-';
 const port = (f: Finding) => (f.proto ? `${f.proto}/${f.port}` : '-');
 
+/**
+ * Whether there is a state dir to read. A missing or mistyped --state-dir is bad input (exit 2);
+ * a missing default dir only means the agent has not run here (said on stderr); a dir this user
+ * may not read is a runtime failure (exit 3): never a silent "no events".
+ */
+function stateDirReadable(dir: string, given: boolean): boolean {
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      if (given) throw new UsageError(`${dir}: no such directory (--state-dir)`);
+      process.stderr.write(`portwarden: ${dir}: no such directory: the agent has not run here\n`);
+      return false;
+    }
+    throw fsError(dir, err);
+  }
+  if (!isDir) throw new UsageError(`${dir}: not a directory (--state-dir)`);
+  try {
+    accessSync(dir, constants.R_OK | constants.X_OK);
+  } catch (err) {
+    throw fsError(dir, err);
+  }
+  return true;
+}
+
 export async function runAlerts(argv: string[]): Promise<number> {
   const { values } = parse(argv, { since: { type: 'string' }, open: { type: 'boolean' }, json: { type: 'boolean' }, 'state-dir': { type: 'string' } });
   const dir = values['state-dir'] ?? DEFAULT_STATE_DIR;
+  const readable = stateDirReadable(dir, values['state-dir'] !== undefined);
   if (values.open) {
-    const open = openFindings(readJson<DriftState>(`${dir}/${STATE_FILE}`) ?? { version: 1, tracked: {} });
+    const open = openFindings((readable ? readJson<DriftState>(`${dir}/${STATE_FILE}`) : null) ?? { version: 1, tracked: {} });
     if (values.json) {
       process.stdout.write(JSON.stringify({ open: open.map((t) => ({ since: t.openedAt, finding: findingJson(t.finding) })) }, null, 2) + '\n');
     } else {
@@ -34,9 +63,13 @@ export async function runAlerts(argv: string[]): Promise<number> {
       throw new UsageError(`--since: ${(err as Error).message}`);
     }
   }
-  const events = readEvents(dir).filter((e) => Date.parse(e.at) >= sinceMs);
+  const journal = readable ? readJournal(dir) : { events: [], unreadable: [] };
+  const events = journal.events.filter((e) => Date.parse(e.at) >= sinceMs);
+  const unreadable = journal.unreadable.reduce((n, u) => n + u.lines, 0);
+  if (unreadable) process.stderr.write(`portwarden: skipped ${unreadable} unreadable line${unreadable === 1 ? '' : 's'} in ${journal.unreadable.map((u) => u.file).join(', ')}\n`);
   if (values.json) {
-    process.stdout.write(JSON.stringify({ events: events.map((e) => ({ event: e.event, at: e.at, host: e.host, finding: findingJson(e.finding) })) }, null, 2) + '\n');
+    const out = { events: events.map((e) => ({ event: e.event, at: e.at, host: e.host, finding: findingJson(e.finding) })), unreadable };
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
   } else {
     process.stdout.write(events.length ? table(['AT', 'EVENT', 'SEVERITY', 'KIND', 'PORT', 'PROGRAM', 'RULE', 'MESSAGE'], events.map((e) => [e.at, e.event, e.finding.severity, e.finding.kind, port(e.finding), program(e.finding), e.finding.rule ?? '-', e.finding.message])) : 'no events\n');
   }

@@ -1,6 +1,9 @@
-// portwarden watch [--config FILE] [--once]: the agent. SIGHUP reloads, SIGTERM stops cleanly.
+// portwarden watch [--config FILE] [--once]: the agent. SIGHUP reloads; SIGTERM/SIGINT stop within
+// a few seconds (deliveries in flight stay spooled) and exit 0.
 import { Agent } from '../daemon/agent.js';
 import { DEFAULT_CONFIG_PATH } from '../daemon/config.js';
+import { RuntimeError } from '../errors.js';
+import { FsError, fsError } from '../fs-atomic.js';
 import { createLogger } from '../log.js';
 import { parse } from './args.js';
 
@@ -8,24 +11,38 @@ export async function runWatch(argv: string[]): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string' }, once: { type: 'boolean' } });
   const log = createLogger();
   const agent = new Agent(values.config ?? DEFAULT_CONFIG_PATH, log);
+  // A sink's delivery loop that cannot rewrite its spool (a full disk) must not take the daemon
+  // down: that is a state write failure like any other. Anything else is a bug: one line, exit 3.
+  process.on('unhandledRejection', (err: unknown) => {
+    const e = fsError((err as NodeJS.ErrnoException)?.path ?? 'the state dir', err);
+    if (e instanceof FsError) return agent.noteWriteProblem(e.message);
+    log.error({ error: String((err as Error)?.message ?? err) }, 'unexpected failure');
+    process.exit(3);
+  });
+  // Signals are handled from the start: a stop asked for while starting or during the first
+  // cycle is honoured once they are done (never the default action, which would kill us mid-write).
+  const stopped = values.once
+    ? null
+    : new Promise<string>((resolve) => {
+        process.once('SIGTERM', () => resolve('SIGTERM'));
+        process.once('SIGINT', () => resolve('SIGINT'));
+      });
   await agent.start(); // a bad config or policy throws here: exit 2 with file:line:col
-  if (values.once) {
+  if (!stopped) {
     await agent.runCycle();
     await agent.drain(15_000); // give sinks a chance; what is left stays in the spool
     await agent.stop();
+    if (agent.stateWriteProblem) throw new RuntimeError(agent.stateWriteProblem);
     return agent.metrics.cycleErrors ? 3 : 0;
   }
   agent.schedule();
-  await agent.runCycle();
   process.on('SIGHUP', () => void agent.reload());
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info({ signal }, 'stopping after the cycle in flight');
-      void agent.stop().then(resolve);
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  await agent.runCycle();
+  const signal = await stopped;
+  log.info({ signal }, 'stopping');
+  await agent.stop();
   log.info({}, 'portwarden agent stopped');
-  return 0;
+  // A send that ignored the stop (a server that never answers) must not keep the process alive:
+  // its batch is still in the spool.
+  process.exit(0);
 }

@@ -1,5 +1,10 @@
 // The watch daemon: scheduled cycles of collect → evaluate → drift → journal → sinks.
-import { readFileSync } from 'node:fs';
+// One daemon per state dir (watch.lock). The drift state lives in memory and is saved every
+// cycle; when the state dir cannot be written (a full disk) the daemon keeps scanning, holds the
+// events in memory, delivers them straight to the sinks and raises state-write-failed until the
+// writes work again. A state.json it cannot read is kept aside and rebuilt from the journal.
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync, renameSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import cron, { type ScheduledTask } from 'node-cron';
@@ -11,19 +16,66 @@ import { compareExposure } from '../exposure/compare.js';
 import { readFirewall } from '../exposure/read.js';
 import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
 import { liveState, StateDir } from '../firewall/apply.js';
-import { ensureDir, readJson, writeJson } from '../state-files.js';
-import { emptyState, step, type DriftState } from '../alerts/drift.js';
-import { appendEvents, type JournalEvent } from '../alerts/journal.js';
+import { alive, ensureDir, readStateText, removeFile, tryLock, writeJson } from '../state-files.js';
+import { FsError, fsError, writeFileAtomic } from '../fs-atomic.js';
+import { checkTrustedFile } from '../file-perms.js';
+import { emptyState, isDriftState, stateFromEvents, step, type DriftState } from '../alerts/drift.js';
+import { appendEvents, JOURNAL, readJournal, type JournalEvent } from '../alerts/journal.js';
 import { SinkQueue } from '../alerts/delivery.js';
+import type { Sender } from '../alerts/sinks/sink.js';
 import { webhookSender } from '../alerts/sinks/webhook.js';
 import { emailSender } from '../alerts/sinks/email.js';
 import { Metrics, serveMetrics, writeTextfile } from '../alerts/sinks/prometheus.js';
 import { findingJson } from '../commands/check.js';
-import { PortwardenError } from '../errors.js';
+import { PortwardenError, UsageError } from '../errors.js';
 import type { Finding } from '../model.js';
 import { loadConfig, type Config } from './config.js';
 
 export const STATE_FILE = 'state.json';
+export const LOCK_FILE = 'watch.lock';
+/** Events kept in memory per sink (and for the journal) while the state dir cannot be written. */
+const HELD_LIMIT = 1000;
+/** How long SIGTERM waits for the cycle and the deliveries in flight (the unit allows 60 s). */
+export const STOP_WAIT_MS = 3000;
+
+const agentFinding = (kind: 'state-write-failed' | 'state-corrupt', message: string, remedy: string): Finding => ({
+  id: kind, kind, severity: 'high', proto: null, port: null, address: null, rule: null, processes: [], message, remedy,
+});
+
+/** Copies of state.json kept aside as corrupt, oldest first: state-corrupt stays open while any is left. */
+function corruptStateFinding(dir: string): Finding | null {
+  let kept: string[];
+  try {
+    kept = readdirSync(dir).filter((f) => f.startsWith(`${STATE_FILE}.corrupt-`)).sort();
+  } catch {
+    return null;
+  }
+  if (!kept.length) return null;
+  const paths = kept.map((f) => `${dir}/${f}`).join(', ');
+  return agentFinding(
+    'state-corrupt',
+    `${dir}/${STATE_FILE} could not be read and was kept aside as ${paths}; the open findings were rebuilt from ${JOURNAL}`,
+    `look at the copy for what damaged it (a full disk, an edit, a crash), then delete ${paths}; this finding then resolves`,
+  );
+}
+
+/** Whether pid is a running `watch` (a dead daemon's pid may have gone to another program). */
+function watching(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('watch');
+  } catch {
+    return alive(pid); // no /proc: the pid is all we can check
+  }
+}
+
+/** A sink's queue, and what waits in memory for it while its spool cannot be written. */
+interface Outlet {
+  queue: SinkQueue;
+  sender: Sender;
+  held: JournalEvent[];
+  sending: boolean;
+  warned: boolean;
+}
 
 function readSecret(file: string | undefined, env: string | undefined, what: string): string | null {
   if (file) {
@@ -66,7 +118,7 @@ export async function firewallDrift(state: StateDir, netns: string | undefined):
 interface Loaded {
   config: Config;
   policy: LoadedPolicy;
-  queues: SinkQueue[];
+  outlets: Outlet[];
 }
 
 export class Agent {
@@ -79,19 +131,26 @@ export class Agent {
   private configProblem: string | null = null;
   private firewallError: string | null = null;
   private readonly host = hostname();
+  private state: DriftState = emptyState();
+  /** Events the journal has not taken yet (the state dir could not be written). */
+  private unjournaled: JournalEvent[] = [];
+  /** One line naming the state path that could not be written, while that lasts. */
+  private writeProblem: string | null = null;
+  private lockPath: string | null = null;
+  private stopping = false;
 
   constructor(
     private readonly configFile: string,
     private readonly log: Logger,
   ) {}
 
-  private build(): Loaded {
-    const config = loadConfig(this.configFile);
+  private build(config: Config): Loaded {
     const policy = loadPolicy(config.policy);
     for (const w of policy.warnings) this.log.warn({ warning: w }, 'policy warning');
-    ensureDir(config.stateDir);
     const spoolDir = `${config.stateDir}/spool`;
-    const queues: SinkQueue[] = [];
+    const outlets: Outlet[] = [];
+    const add = (sender: Sender, common: ConstructorParameters<typeof SinkQueue>[1]) =>
+      outlets.push({ queue: new SinkQueue(sender, common), sender, held: [], sending: false, warned: false });
     for (const s of config.sinks) {
       const common = {
         spoolDir,
@@ -103,22 +162,82 @@ export class Agent {
       if (s.type === 'webhook') {
         const secret = readSecret(s.secret_file, s.secret_env, `sink ${s.name}`);
         if (!secret && (s.format ?? 'standard') === 'standard') this.log.warn({ sink: s.name }, 'webhook without a secret: requests are not signed');
-        queues.push(new SinkQueue(webhookSender({ name: s.name, url: s.url, format: s.format ?? 'standard', secret, timeoutMs: (s.timeout ?? 10) * 1000 }), common));
+        add(webhookSender({ name: s.name, url: s.url, format: s.format ?? 'standard', secret, timeoutMs: (s.timeout ?? 10) * 1000 }), common);
       } else if (s.type === 'email') {
         const password = readSecret(s.password_file, s.password_env, `sink ${s.name}`) ?? undefined;
         const tls = s.tls ?? 'starttls';
-        queues.push(new SinkQueue(emailSender({ name: s.name, host: s.host, port: s.port ?? (tls === 'implicit' ? 465 : 25), tls, from: s.from, to: s.to, user: s.user, password, timeoutMs: (s.timeout ?? 20) * 1000 }), common));
+        add(emailSender({ name: s.name, host: s.host, port: s.port ?? (tls === 'implicit' ? 465 : 25), tls, from: s.from, to: s.to, user: s.user, password, timeoutMs: (s.timeout ?? 20) * 1000 }), common);
       }
     }
-    return { config, policy, queues };
+    return { config, policy, outlets };
+  }
+
+  /**
+   * The state dir: made if missing, refused when someone else could plant files in it (as for
+   * the policy), and locked for this daemon. A second daemon on it is refused (exit 2).
+   */
+  private claimStateDir(dir: string): void {
+    ensureDir(dir);
+    checkTrustedFile(dir);
+    const lock = `${dir}/${LOCK_FILE}`;
+    const holder = tryLock(lock, watching);
+    if (holder !== null) throw new UsageError(`another portwarden watch is running on ${dir} (pid ${holder || 'unknown'}, lock ${lock}); stop it first or give this one another state_dir`);
+    this.lockPath = lock;
+  }
+
+  private releaseStateDir(): void {
+    if (!this.lockPath) return;
+    try {
+      if (readStateText(this.lockPath)?.trim() === String(process.pid)) removeFile(this.lockPath);
+    } catch {
+      /* a lock we cannot remove is taken over by the next daemon: our pid will be dead */
+    }
+    this.lockPath = null;
+  }
+
+  /** state.json, or when it is unreadable: kept aside and rebuilt from the journal. */
+  private loadState(dir: string): DriftState {
+    const path = `${dir}/${STATE_FILE}`;
+    const text = readStateText(path);
+    if (text === null) return emptyState();
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (isDriftState(parsed)) return parsed;
+    const aside = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      renameSync(path, aside);
+    } catch (err) {
+      throw fsError(path, err);
+    }
+    let events: JournalEvent[] = [];
+    try {
+      events = readJournal(dir).events;
+    } catch (err) {
+      this.log.error({ error: (err as Error).message }, 'cannot read the journal either: starting with no open findings');
+    }
+    const state = stateFromEvents(events);
+    this.log.error({ state: path, keptAs: aside, open: Object.keys(state.tracked).length }, 'state.json could not be read: kept it aside and rebuilt the open findings from the journal');
+    return state;
   }
 
   async start(): Promise<void> {
-    this.loaded = this.build();
+    const config = loadConfig(this.configFile);
+    this.claimStateDir(config.stateDir);
+    try {
+      this.state = this.loadState(config.stateDir);
+      this.loaded = this.build(config);
+    } catch (err) {
+      this.releaseStateDir();
+      throw err;
+    }
     for (const s of this.loaded.config.sinks) {
       if (s.type === 'prometheus' && s.listen) this.servers.push(await serveMetrics(s.listen, this.metrics));
     }
-    this.loaded.queues.forEach((q) => q.kick()); // deliver what an earlier run left in the spool
+    this.loaded.outlets.forEach((o) => o.queue.kick()); // deliver what an earlier run left in the spool
     this.log.info({ config: this.configFile, policy: this.loaded.config.policy, schedule: this.loaded.config.schedule, sinks: this.loaded.config.sinks.map((s) => s.name) }, 'portwarden agent started');
   }
 
@@ -139,7 +258,7 @@ export class Agent {
   }
 
   private async cycle(): Promise<void> {
-    const { config, policy, queues } = this.loaded;
+    const { config, policy, outlets } = this.loaded;
     const started = new Date();
     const t0 = performance.now();
     const [snap, fw] = await Promise.all([
@@ -165,14 +284,42 @@ export class Agent {
         remedy: 'fix the file (portwarden validate --policy FILE) and send SIGHUP again',
       });
     }
-    const statePath = `${config.stateDir}/${STATE_FILE}`;
-    const prev = readJson<DriftState>(statePath) ?? emptyState();
-    const { state, events } = step(prev, sortFindings(findings), started, { settle: config.settle, repeatMs: config.repeatMs });
+    const corrupt = corruptStateFinding(config.stateDir);
+    if (corrupt) findings.push(corrupt);
+    if (this.writeProblem) {
+      findings.push(agentFinding(
+        'state-write-failed',
+        `cannot write ${this.writeProblem}; scanning and alerting go on from memory, but the journal, state and spool fall behind`,
+        `free space or fix ${config.stateDir} (df -h, ls -la); this finding resolves once the writes work again`,
+      ));
+    }
+    const { state, events } = step(this.state, sortFindings(findings), started, { settle: config.settle, repeatMs: config.repeatMs });
+    this.state = state;
     const journal: JournalEvent[] = events.map((e) => ({ ...e, host: this.host }));
-    appendEvents(config.stateDir, journal); // before any sink sees them
-    writeJson(statePath, state);
+    const problems: string[] = [];
+    const pending = [...this.unjournaled, ...journal];
+    try {
+      appendEvents(config.stateDir, pending); // before any sink sees them
+      this.unjournaled = [];
+    } catch (err) {
+      problems.push(writeFailure(err));
+      this.unjournaled = pending.slice(-HELD_LIMIT);
+    }
+    try {
+      writeJson(`${config.stateDir}/${STATE_FILE}`, state);
+    } catch (err) {
+      problems.push(writeFailure(err));
+    }
     for (const e of journal) this.log.info({ event: e.event, finding: findingJson(e.finding) }, `${e.event}: ${e.finding.message}`);
-    for (const q of queues) q.enqueue(journal);
+    for (const o of outlets) {
+      const problem = this.deliver(o, journal);
+      if (problem) problems.push(problem);
+    }
+    if (!problems.length && this.writeProblem) {
+      const room = roomFor(config.stateDir);
+      if (room) problems.push(room);
+    }
+    this.noteWriteProblem(problems[0] ?? null);
     this.metrics.observeScan(findings, snap.listeners, new Date(), (performance.now() - t0) / 1000);
     for (const s of config.sinks) {
       if (s.type === 'prometheus' && s.textfile) {
@@ -189,14 +336,17 @@ export class Agent {
   /** SIGHUP: load the files again; if they are bad, keep the old ones and say why. */
   async reload(): Promise<void> {
     try {
-      const next = this.build();
-      await Promise.all(this.loaded.queues.map((q) => q.stop()));
+      const config = loadConfig(this.configFile);
+      if (config.stateDir !== this.loaded.config.stateDir) throw new Error(`state_dir changed from ${this.loaded.config.stateDir} to ${config.stateDir}: restart the agent to move it`);
+      const next = this.build(config);
+      for (const o of next.outlets) o.held = this.loaded.outlets.find((old) => old.queue.name === o.queue.name)?.held ?? [];
+      await Promise.all(this.loaded.outlets.map((o) => o.queue.stop()));
       if (next.config.schedule !== this.loaded.config.schedule && this.task) {
         void this.task.stop();
         this.loaded = next;
         this.schedule();
       } else this.loaded = next;
-      this.loaded.queues.forEach((q) => q.kick());
+      this.loaded.outlets.forEach((o) => o.queue.kick());
       this.configProblem = null;
       this.log.info({ policy: next.config.policy }, 'reloaded policy and config');
     } catch (err) {
@@ -205,16 +355,111 @@ export class Agent {
     }
   }
 
-  async drain(ms: number): Promise<void> {
-    const deadline = Date.now() + ms;
-    await Promise.all(this.loaded.queues.map((q) => q.drain(deadline)));
+  /**
+   * Hands the events (and any held back) to a sink's spool. When the spool cannot be written they
+   * stay in memory and go to the sink directly; returns what could not be written.
+   */
+  private deliver(o: Outlet, events: JournalEvent[]): string | null {
+    const all = [...o.held, ...events];
+    if (!all.length) return null;
+    try {
+      o.queue.enqueue(all);
+      o.held = [];
+      return null;
+    } catch (err) {
+      const problem = writeFailure(err);
+      o.held = all.slice(-HELD_LIMIT);
+      this.sendHeld(o);
+      return problem;
+    }
   }
 
-  /** SIGTERM: no new cycles, finish the one in flight, close everything. */
-  async stop(): Promise<void> {
-    if (this.task) await this.task.stop();
-    if (this.inFlight) await this.inFlight;
-    await Promise.all(this.loaded.queues.map((q) => q.stop()));
-    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+  /** One direct send of what a sink holds in memory; on failure it is held for the next cycle. */
+  private sendHeld(o: Outlet): void {
+    if (o.sending || !o.held.length || this.stopping) return;
+    const events = o.held;
+    o.held = [];
+    o.sending = true;
+    const batch = { id: `msg_${randomUUID()}`, createdAt: new Date().toISOString(), events, attempts: 0 };
+    o.sender
+      .send(batch)
+      .then(
+        () => {
+          o.warned = false;
+          this.metrics.countAlert(o.queue.name, 'delivered');
+          this.log.info({ sink: o.queue.name, batch: batch.id, events: events.length }, 'alert delivered from memory (its spool cannot be written)');
+        },
+        (err: Error) => {
+          o.held = [...events, ...o.held].slice(-HELD_LIMIT);
+          this.metrics.countAlert(o.queue.name, 'failed');
+          if (!o.warned) this.log.warn({ sink: o.queue.name, error: err.message }, 'alert delivery from memory failed; will retry every cycle');
+          o.warned = true;
+        },
+      )
+      .finally(() => (o.sending = false));
   }
+
+  /** Said once when state writes start failing and once when they work again. */
+  noteWriteProblem(problem: string | null): void {
+    if (problem && !this.writeProblem) this.log.error({ error: problem }, "cannot write the agent's state: holding events in memory and alerting from there until it can");
+    if (!problem && this.writeProblem) this.log.info({}, 'state writes work again: the journal and spool have caught up');
+    this.writeProblem = problem;
+  }
+
+  /** What failed to be written, if anything (for --once). */
+  get stateWriteProblem(): string | null {
+    return this.writeProblem;
+  }
+
+  async drain(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    await Promise.all(this.loaded.outlets.map((o) => o.queue.drain(deadline)));
+  }
+
+  /**
+   * SIGTERM: no new cycles; waits at most waitMs for the cycle and the deliveries in flight, whose
+   * batches stay in the spool for the next start; closes everything and releases the state dir.
+   */
+  async stop(waitMs = STOP_WAIT_MS): Promise<void> {
+    this.stopping = true;
+    if (this.task) await this.task.stop();
+    const settled = (async () => {
+      if (this.inFlight) await this.inFlight;
+      await Promise.all(this.loaded.outlets.map((o) => o.queue.stop()));
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([settled.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), waitMs)))]);
+    clearTimeout(timer);
+    if (!finished) this.log.warn({ waitedMs: waitMs }, 'stopping without waiting longer for deliveries in flight: their batches stay in the spool');
+    for (const s of this.servers) s.closeAllConnections();
+    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+    this.releaseStateDir();
+  }
+}
+
+/** Room the next cycles need, so that a nearly full disk does not flap between failing and working. */
+const ROOM_BYTES = 64 * 1024;
+
+/** While writes were failing: a probe file of ROOM_BYTES, written and removed; the failure or null. */
+function roomFor(dir: string): string | null {
+  const probe = `${dir}/.room-check`;
+  try {
+    writeFileAtomic(probe, new Uint8Array(ROOM_BYTES), 0o600);
+    return null;
+  } catch (err) {
+    return writeFailure(err);
+  } finally {
+    try {
+      removeFile(probe);
+    } catch {
+      /* nothing was written */
+    }
+  }
+}
+
+/** A failed state write in one line; anything that is not about a path is a bug and is thrown on. */
+function writeFailure(err: unknown): string {
+  const e = fsError((err as NodeJS.ErrnoException)?.path ?? 'the state dir', err);
+  if (e instanceof FsError) return e.message;
+  throw e;
 }
