@@ -17,6 +17,15 @@ export function fileKind(st: Stats): string {
 }
 
 export function checkTrustedFile(file: string, uid = process.getuid?.() ?? -1): void {
+  checkTrusted(file, 'regular file', uid);
+}
+
+/** The same for a directory root keeps its state in (the agent's state_dir). */
+export function checkTrustedDir(dir: string, uid = process.getuid?.() ?? -1): void {
+  checkTrusted(dir, 'directory', uid);
+}
+
+function checkTrusted(file: string, kind: 'regular file' | 'directory', uid: number): void {
   let st;
   try {
     st = statSync(file);
@@ -24,7 +33,7 @@ export function checkTrustedFile(file: string, uid = process.getuid?.() ?? -1): 
     return; // reading it reports the error with its place
   }
   // Not a question of trust, but asked first: "/dev/zero is writable by others" would mislead.
-  if (!st.isFile()) throw new InputError([`${file}: not a regular file (it is a ${fileKind(st)})`]);
+  if (fileKind(st) !== kind) throw new InputError([`${file}: not a ${kind} (it is a ${fileKind(st)})`]);
   if (uid !== 0) return;
   const problems: string[] = [];
   if (st.uid !== 0) problems.push(`is owned by uid ${st.uid}, not root (fix: chown root: ${file})`);

@@ -408,3 +408,26 @@ test('watch: operator environment errors exit 2 with file:line:col, a busy port 
   assert.equal(r.code, 3, r.stderr);
   assert.equal(r.stderr, `portwarden: cannot serve /metrics on 127.0.0.1:${busy.port}: address already in use (EADDRINUSE)\n`);
 });
+
+test('watch --once against a failing receiver: one attempt per sink, the rest stays spooled (#10, end to end)', async (t) => {
+  if (!needsRootAnd(t, 'ip', 'ss', 'nsenter')) return;
+  const rx = await new Receiver(fail500).start();
+  const ns = createNamespace('once');
+  const dir = mkdtempSync(`${tmpdir()}/pw-sinks-`);
+  try {
+    const spool = `${dir}/state/spool/webhook-1`;
+    mkdirSync(spool, { recursive: true });
+    for (let i = 0; i < 5; i++) writeFileSync(`${spool}/2026-01-01T00-00-0${i}-000Z_msg_${i}.json`, JSON.stringify(batch(`msg_${i}`, `2026-01-01T00:00:0${i}.000Z`)));
+    writeFileSync(`${dir}/policy.yaml`, 'version: 1\nrules:\n  - { name: web, port: 8080 }\n');
+    writeFileSync(`${dir}/config.yaml`, `policy: ${dir}/policy.yaml\nstate_dir: ${dir}/state\nnetns: ${ns}\nexposure: false\nsinks:\n  - type: webhook\n    url: http://127.0.0.1:${rx.port}/hook\n`);
+    const started = Date.now();
+    const r = await runCli(['watch', '--config', `${dir}/config.yaml`, '--once']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(rx.posts.length, 1, `one POST, not a retry loop (${rx.posts.length} in ${Date.now() - started} ms)`);
+    assert.equal(readdirSync(spool).filter((f) => f.endsWith('.json')).length, 5, 'every batch is still spooled');
+  } finally {
+    await rx.stop();
+    deleteNamespace(ns);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -3,19 +3,16 @@
 import { Agent } from '../daemon/agent.js';
 import { DEFAULT_CONFIG_PATH } from '../daemon/config.js';
 import { RuntimeError } from '../errors.js';
-import { FsError, fsError } from '../fs-atomic.js';
 import { createLogger } from '../log.js';
 import { parse } from './args.js';
 
 export async function runWatch(argv: string[]): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string' }, once: { type: 'boolean' } });
   const log = createLogger();
-  const agent = new Agent(values.config ?? DEFAULT_CONFIG_PATH, log);
-  // A sink's delivery loop that cannot rewrite its spool (a full disk) must not take the daemon
-  // down: that is a state write failure like any other. Anything else is a bug: one line, exit 3.
+  const agent = new Agent(values.config ?? DEFAULT_CONFIG_PATH, log, values.once ?? false);
+  // Nothing should reject unhandled (the sink queues catch their own write errors); if something
+  // does, it is a bug: one line, exit 3, never a stack trace.
   process.on('unhandledRejection', (err: unknown) => {
-    const e = fsError((err as NodeJS.ErrnoException)?.path ?? 'the state dir', err);
-    if (e instanceof FsError) return agent.noteWriteProblem(e.message);
     log.error({ error: String((err as Error)?.message ?? err) }, 'unexpected failure');
     process.exit(3);
   });

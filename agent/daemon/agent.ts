@@ -1,9 +1,8 @@
 // The watch daemon: scheduled cycles of collect → evaluate → drift → journal → sinks.
 // One daemon per state dir (watch.lock). The drift state lives in memory and is saved every
 // cycle; when the state dir cannot be written (a full disk) the daemon keeps scanning, holds the
-// events in memory, delivers them straight to the sinks and raises state-write-failed until the
+// events in memory (the sink queues keep their batches in memory too) and raises state-write-failed until the
 // writes work again. A state.json it cannot read is kept aside and rebuilt from the journal.
-import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, renameSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
@@ -18,7 +17,7 @@ import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
 import { liveState, StateDir } from '../firewall/apply.js';
 import { alive, ensureDir, readStateText, removeFile, tryLock, writeJson } from '../state-files.js';
 import { FsError, fsError, writeFileAtomic } from '../fs-atomic.js';
-import { checkTrustedFile } from '../file-perms.js';
+import { checkTrustedDir } from '../file-perms.js';
 import { emptyState, isDriftState, stateFromEvents, step, type DriftState } from '../alerts/drift.js';
 import { appendEvents, JOURNAL, readJournal, type JournalEvent } from '../alerts/journal.js';
 import { SinkQueue } from '../alerts/delivery.js';
@@ -68,13 +67,9 @@ function watching(pid: number): boolean {
   }
 }
 
-/** A sink's queue, and what waits in memory for it while its spool cannot be written. */
+/** A sink's queue (it keeps batches in memory itself while its spool cannot be written). */
 interface Outlet {
   queue: SinkQueue;
-  sender: Sender;
-  held: JournalEvent[];
-  sending: boolean;
-  warned: boolean;
 }
 
 function readSecret(file: string | undefined, env: string | undefined, what: string): string | null {
@@ -142,6 +137,8 @@ export class Agent {
   constructor(
     private readonly configFile: string,
     private readonly log: Logger,
+    /** watch --once: sinks get one attempt each. */
+    private readonly once = false,
   ) {}
 
   private build(config: Config): Loaded {
@@ -149,8 +146,7 @@ export class Agent {
     for (const w of policy.warnings) this.log.warn({ warning: w }, 'policy warning');
     const spoolDir = `${config.stateDir}/spool`;
     const outlets: Outlet[] = [];
-    const add = (sender: Sender, common: ConstructorParameters<typeof SinkQueue>[1]) =>
-      outlets.push({ queue: new SinkQueue(sender, common), sender, held: [], sending: false, warned: false });
+    const add = (sender: Sender, common: ConstructorParameters<typeof SinkQueue>[1]) => outlets.push({ queue: new SinkQueue(sender, common) });
     for (const s of config.sinks) {
       const common = {
         spoolDir,
@@ -158,6 +154,8 @@ export class Agent {
         log: this.log,
         host: this.host,
         onOutcome: (sink: string, outcome: string, n?: number) => this.metrics.countAlert(sink, outcome, outcome === 'dropped' ? (n ?? 1) : 1),
+        // watch --once: one attempt per sink, the rest stays spooled.
+        once: this.once,
       };
       if (s.type === 'webhook') {
         const secret = readSecret(s.secret_file, s.secret_env, `sink ${s.name}`);
@@ -178,7 +176,7 @@ export class Agent {
    */
   private claimStateDir(dir: string): void {
     ensureDir(dir);
-    checkTrustedFile(dir);
+    checkTrustedDir(dir);
     const lock = `${dir}/${LOCK_FILE}`;
     const holder = tryLock(lock, watching);
     if (holder !== null) throw new UsageError(`another portwarden watch is running on ${dir} (pid ${holder || 'unknown'}, lock ${lock}); stop it first or give this one another state_dir`);
@@ -339,7 +337,6 @@ export class Agent {
       const config = loadConfig(this.configFile);
       if (config.stateDir !== this.loaded.config.stateDir) throw new Error(`state_dir changed from ${this.loaded.config.stateDir} to ${config.stateDir}: restart the agent to move it`);
       const next = this.build(config);
-      for (const o of next.outlets) o.held = this.loaded.outlets.find((old) => old.queue.name === o.queue.name)?.held ?? [];
       await Promise.all(this.loaded.outlets.map((o) => o.queue.stop()));
       if (next.config.schedule !== this.loaded.config.schedule && this.task) {
         void this.task.stop();
@@ -356,47 +353,13 @@ export class Agent {
   }
 
   /**
-   * Hands the events (and any held back) to a sink's spool. When the spool cannot be written they
-   * stay in memory and go to the sink directly; returns what could not be written.
+   * Hands the events to a sink's queue. When its spool cannot be written the queue keeps them in
+   * memory and still delivers them; the failure is a state write problem until it can again.
    */
   private deliver(o: Outlet, events: JournalEvent[]): string | null {
-    const all = [...o.held, ...events];
-    if (!all.length) return null;
-    try {
-      o.queue.enqueue(all);
-      o.held = [];
-      return null;
-    } catch (err) {
-      const problem = writeFailure(err);
-      o.held = all.slice(-HELD_LIMIT);
-      this.sendHeld(o);
-      return problem;
-    }
-  }
-
-  /** One direct send of what a sink holds in memory; on failure it is held for the next cycle. */
-  private sendHeld(o: Outlet): void {
-    if (o.sending || !o.held.length || this.stopping) return;
-    const events = o.held;
-    o.held = [];
-    o.sending = true;
-    const batch = { id: `msg_${randomUUID()}`, createdAt: new Date().toISOString(), events, attempts: 0 };
-    o.sender
-      .send(batch)
-      .then(
-        () => {
-          o.warned = false;
-          this.metrics.countAlert(o.queue.name, 'delivered');
-          this.log.info({ sink: o.queue.name, batch: batch.id, events: events.length }, 'alert delivered from memory (its spool cannot be written)');
-        },
-        (err: Error) => {
-          o.held = [...events, ...o.held].slice(-HELD_LIMIT);
-          this.metrics.countAlert(o.queue.name, 'failed');
-          if (!o.warned) this.log.warn({ sink: o.queue.name, error: err.message }, 'alert delivery from memory failed; will retry every cycle');
-          o.warned = true;
-        },
-      )
-      .finally(() => (o.sending = false));
+    if (events.length) o.queue.enqueue(events);
+    const err = o.queue.spoolError;
+    return err ? writeFailure(err) : null;
   }
 
   /** Said once when state writes start failing and once when they work again. */
@@ -425,7 +388,8 @@ export class Agent {
     if (this.task) await this.task.stop();
     const settled = (async () => {
       if (this.inFlight) await this.inFlight;
-      await Promise.all(this.loaded.outlets.map((o) => o.queue.stop()));
+      // Sends still running when the wait is nearly over are aborted; their batches stay spooled.
+      await Promise.all(this.loaded.outlets.map((o) => o.queue.stop(Math.max(0, waitMs - 500))));
     })();
     let timer: NodeJS.Timeout | undefined;
     const finished = await Promise.race([settled.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), waitMs)))]);
