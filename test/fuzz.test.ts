@@ -65,12 +65,7 @@ function violations(run: Run, allowed: string): string[] {
  * here: listed so the test pins everything else. FUZZ_STRICT=1 fails on these too; delete an
  * entry when its owner has fixed it.
  */
-const KNOWN: { owner: string; command: RegExp; problem: RegExp }[] = [
-  // alerts: a --state-dir that is a file, a FIFO or missing is an ENOTDIR/ENOENT bug, not one line naming it.
-  { owner: 'agent/commands/alerts.ts', command: /^alerts /, problem: /unexpected failure: (ENOTDIR|ENOENT)/ },
-  // alerts: state.json / events.jsonl records of the wrong shape.
-  { owner: 'agent/commands/alerts.ts, agent/alerts/drift.ts, agent/alerts/journal.ts', command: /^alerts /, problem: /unexpected failure: (Cannot read properties|Cannot convert|.* is not (a function|iterable)|Invalid time value)/ },
-];
+const KNOWN: { owner: string; command: RegExp; problem: RegExp }[] = [];
 
 test('fuzz: every command, hostile arguments and files: exit 0-3, no stack trace, no hang, no write outside its temp dir', async (t) => {
   if (!needsRootAnd(t, 'ss', 'nsenter', 'ip', 'nft', 'strace', 'mkfifo')) return;

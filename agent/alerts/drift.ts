@@ -77,12 +77,21 @@ export function openFindings(state: DriftState): Tracked[] {
   return Object.values(state.tracked).filter((t) => t.status === 'open');
 }
 
+/** Whether a parsed finding has the fields every reader uses (a hand-edited or foreign file may not). */
+export function isFinding(v: unknown): v is Finding {
+  const f = v as Finding;
+  return (
+    typeof f === 'object' && f !== null && typeof f.id === 'string' && typeof f.kind === 'string' && typeof f.severity === 'string' &&
+    typeof f.message === 'string' && typeof f.remedy === 'string' && Array.isArray(f.processes) && f.processes.every((p) => typeof p === 'object' && p !== null)
+  );
+}
+
 /** Whether a parsed state.json has the shape step() needs (anything else is treated as corrupt). */
 export function isDriftState(v: unknown): v is DriftState {
   const s = v as DriftState;
   if (typeof s !== 'object' || s === null || s.version !== 1 || typeof s.tracked !== 'object' || s.tracked === null || Array.isArray(s.tracked)) return false;
   return Object.entries(s.tracked).every(
-    ([id, t]) => typeof t === 'object' && t !== null && t.finding?.id === id && (t.status === 'open' || t.status === 'pending') && Number.isInteger(t.seen) && Number.isInteger(t.missed),
+    ([id, t]) => typeof t === 'object' && t !== null && isFinding(t.finding) && t.finding.id === id && (t.status === 'open' || t.status === 'pending') && Number.isInteger(t.seen) && Number.isInteger(t.missed),
   );
 }
 

@@ -5,7 +5,7 @@
 import { closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { fsError } from '../fs-atomic.js';
 import { readStateText } from '../state-files.js';
-import type { DriftEvent } from './drift.js';
+import { isFinding, type DriftEvent } from './drift.js';
 
 export interface JournalEvent extends DriftEvent {
   host: string;
@@ -57,7 +57,7 @@ export interface Journal {
 
 function isEvent(v: unknown): v is JournalEvent {
   const e = v as JournalEvent;
-  return typeof e === 'object' && e !== null && typeof e.event === 'string' && typeof e.at === 'string' && typeof e.finding?.id === 'string';
+  return typeof e === 'object' && e !== null && typeof e.event === 'string' && typeof e.at === 'string' && isFinding(e.finding);
 }
 
 /** Both journal files, oldest first. A missing file is empty; any other error is an FsError. */

@@ -1,11 +1,11 @@
 // portwarden alerts [--since DURATION] [--open] [--json] [--state-dir DIR]: the event history.
 import { accessSync, constants, statSync } from 'node:fs';
-import { openFindings, type DriftState } from '../alerts/drift.js';
+import { isDriftState, openFindings } from '../alerts/drift.js';
 import { readJournal } from '../alerts/journal.js';
 import { STATE_FILE } from '../daemon/agent.js';
 import { parseDuration } from '../daemon/config.js';
 import { DEFAULT_STATE_DIR } from '../firewall/apply.js';
-import { UsageError } from '../errors.js';
+import { RuntimeError, UsageError } from '../errors.js';
 import { fsError } from '../fs-atomic.js';
 import type { Finding } from '../model.js';
 import { readJson } from '../state-files.js';
@@ -47,7 +47,10 @@ export async function runAlerts(argv: string[]): Promise<number> {
   const dir = values['state-dir'] ?? DEFAULT_STATE_DIR;
   const readable = stateDirReadable(dir, values['state-dir'] !== undefined);
   if (values.open) {
-    const open = openFindings((readable ? readJson<DriftState>(`${dir}/${STATE_FILE}`) : null) ?? { version: 1, tracked: {} });
+    const saved = readable ? readJson<unknown>(`${dir}/${STATE_FILE}`) : null;
+    // A state.json of another shape is not read as one: the daemon keeps such a file aside too.
+    if (saved !== null && !isDriftState(saved)) throw new RuntimeError(`${dir}/${STATE_FILE} is not a state file portwarden wrote (the agent keeps it aside and rebuilds from the journal at its next start)`);
+    const open = openFindings(saved ?? { version: 1, tracked: {} });
     if (values.json) {
       process.stdout.write(JSON.stringify({ open: open.map((t) => ({ since: t.openedAt, finding: findingJson(t.finding) })) }, null, 2) + '\n');
     } else {
