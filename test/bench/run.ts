@@ -5,7 +5,7 @@ import { collectSnapshot } from '../../agent/collect/listeners.js';
 import { OwnerIndex } from '../../agent/collect/processes.js';
 import { compilePolicy } from '../../agent/policy/compile.js';
 import { renderRuleset } from '../../agent/firewall/render.js';
-import type { Policy } from '../../agent/policy/policy-types.js';
+import { bigPolicy } from './big-policy.js';
 import { parseNftJson } from '../../agent/exposure/nft-json.js';
 import { exposureOf } from '../../agent/exposure/exposure.js';
 import type { Listener } from '../../agent/model.js';
@@ -69,28 +69,6 @@ async function collectorBench(listeners: number, connections: number) {
     children.forEach((c) => c.kill('SIGKILL'));
     deleteNamespace(ns);
   }
-}
-
-function bigPolicy(rules: number, cidrs: number): Policy {
-  const perRule = Math.floor(cidrs / 100);
-  const groups: Record<string, string[]> = {};
-  for (let g = 0; g < 100; g++) {
-    groups[`net${g}`] = Array.from({ length: perRule }, (_, i) => {
-      const n = g * perRule + i;
-      return i % 4 === 3 ? `2001:db8:${(n >> 8).toString(16)}:${(n & 255).toString(16)}::/64` : `${10 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}.0/24`;
-    });
-  }
-  return {
-    version: 1,
-    sources: groups,
-    rules: Array.from({ length: rules }, (_, i) => ({
-      name: `r${i}`,
-      port: 1024 + i,
-      proto: i % 5 === 0 ? 'udp' : 'tcp',
-      from: i % 3 === 0 ? 'any' : [`net${i % 100}`],
-      ...(i % 50 === 0 ? { rate: '30/minute' } : {}),
-    })),
-  };
 }
 
 async function rulesBench() {
