@@ -18,6 +18,8 @@ export const FULL_DIFF_LINE_LIMIT = 2000;
 export const MAX_DIFF_LINES = 20_000;
 /** Edit distance beyond which the line diff gives up (its cost is (n+m)·d): listed per chain instead. */
 const MAX_EDIT_LENGTH = 2000;
+/** And beyond this time, whatever the distance. */
+const DIFF_TIMEOUT_MS = 5000;
 
 export type DiffMode = 'auto' | 'full' | 'summary' | 'none';
 
@@ -77,13 +79,13 @@ export function parseNft(text: string): NormalRuleset {
   let block: { kind: 'chain' | 'set'; name: string } | null = null;
   let elements: string[] | null = null; // inside `elements = { …` spanning lines
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
+    const line = lines[i]!.replace(/\s*# handle \d+\s*$/, '').trim(); // `nft -a` prints handles
     if (!line || line.startsWith('#')) continue;
     if (elements) {
       elements.push(line);
       if (line.includes('}')) {
         const set = out.sets.get(block!.name)!;
-        set.elements.push(...normalElements(elements.join(' ').replace(/^.*?\{/, '').replace(/\}.*$/, '')));
+        for (const e of normalElements(elements.join(' ').replace(/^.*?\{/, '').replace(/\}.*$/, ''))) set.elements.push(e); // no spread: sets reach 10^5 elements
         elements = null;
       }
       continue;
@@ -115,7 +117,7 @@ export function parseNft(text: string): NormalRuleset {
     } else {
       const set = out.sets.get(block!.name)!;
       if (line.startsWith('elements')) {
-        if (line.includes('}')) set.elements.push(...normalElements(line.replace(/^.*?\{/, '').replace(/\}.*$/, '')));
+        if (line.includes('}')) for (const e of normalElements(line.replace(/^.*?\{/, '').replace(/\}.*$/, ''))) set.elements.push(e);
         else elements = [line];
       } else set.decl.push(ws(line));
     }
@@ -153,14 +155,25 @@ export function parseText(key: string, text: string): NormalRuleset {
   return parseIptables(text);
 }
 
+/** out.push(...xs) without the argument spread, which overflows the stack at ~10^5 items. */
+function append(out: string[], prefix: string, xs: string[]): void {
+  for (const x of xs) out.push(prefix + x);
+}
+
 /** The normal form as text, one line each: what the full diff compares. */
 export function normalText(r: NormalRuleset): string {
   const out: string[] = [];
   const byName = <T>(m: Map<string, T>) => [...m].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)); // order of declaration does not matter
   for (const [name, s] of byName(r.sets)) {
-    out.push(`set ${name}`, ...s.decl.map((d) => `  ${d}`), ...s.elements.map((e) => `  element ${e}`));
+    out.push(`set ${name}`);
+    append(out, '  ', s.decl);
+    append(out, '  element ', s.elements);
   }
-  for (const [name, c] of byName(r.chains)) out.push(`chain ${name}`, ...c.head.map((h) => `  ${h}`), ...c.rules.map((x) => `  ${x}`));
+  for (const [name, c] of byName(r.chains)) {
+    out.push(`chain ${name}`);
+    append(out, '  ', c.head);
+    append(out, '  ', c.rules);
+  }
   return out.length ? out.join('\n') + '\n' : '';
 }
 
@@ -293,7 +306,11 @@ export function fullDiff(key: string, labelBefore: string, labelAfter: string, b
   const a = normalText(before);
   const b = normalText(after);
   if (a === b) return `${key}: no change\n`;
-  const patch = structuredPatch(`${key} (${labelBefore})`, `${key} (${labelAfter})`, a, b, undefined, undefined, { context: 2, maxEditLength: MAX_EDIT_LENGTH });
+  // The edit distance is at least the multiset difference (linear to count): far beyond the bound, do not try.
+  const al = a.split('\n');
+  const bl = b.split('\n');
+  const distance = minus(al, bl).length + minus(bl, al).length;
+  const patch = distance > MAX_EDIT_LENGTH ? undefined : structuredPatch(`${key} (${labelBefore})`, `${key} (${labelAfter})`, a, b, undefined, undefined, { context: 2, maxEditLength: MAX_EDIT_LENGTH, timeout: DIFF_TIMEOUT_MS });
   if (patch) return capLines(formatPatch(patch), MAX_DIFF_LINES);
   const out = [`--- ${key} (${labelBefore})`, `+++ ${key} (${labelAfter})`, `# too different for a line diff: removed and added lines per chain and set, order not compared`];
   for (const name of new Set([...before.sets.keys(), ...after.sets.keys()])) {
@@ -301,14 +318,22 @@ export function fullDiff(key: string, labelBefore: string, labelAfter: string, b
     const y = after.sets.get(name);
     const rm = [...minus(x?.decl ?? [], y?.decl ?? []), ...minus(x?.elements ?? [], y?.elements ?? []).map((e) => `element ${e}`)];
     const add = [...minus(y?.decl ?? [], x?.decl ?? []), ...minus(y?.elements ?? [], x?.elements ?? []).map((e) => `element ${e}`)];
-    if (rm.length || add.length) out.push(`@@ set ${name} @@`, ...rm.map((l) => `-  ${l}`), ...add.map((l) => `+  ${l}`));
+    if (rm.length || add.length) {
+      out.push(`@@ set ${name} @@`);
+      append(out, '-  ', rm);
+      append(out, '+  ', add);
+    }
   }
   for (const name of new Set([...before.chains.keys(), ...after.chains.keys()])) {
     const x = before.chains.get(name);
     const y = after.chains.get(name);
     const rm = [...minus(x?.head ?? [], y?.head ?? []), ...minus(x?.rules ?? [], y?.rules ?? [])];
     const add = [...minus(y?.head ?? [], x?.head ?? []), ...minus(y?.rules ?? [], x?.rules ?? [])];
-    if (rm.length || add.length) out.push(`@@ chain ${name} @@`, ...rm.map((l) => `-  ${l}`), ...add.map((l) => `+  ${l}`));
+    if (rm.length || add.length) {
+      out.push(`@@ chain ${name} @@`);
+      append(out, '-  ', rm);
+      append(out, '+  ', add);
+    }
   }
   return capLines(out.join('\n') + '\n', MAX_DIFF_LINES);
 }
