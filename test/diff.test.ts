@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { describeAll, fullDiff, MAX_DIFF_LINES, normalText, parseIptables, parseNft, summarize } from '../agent/firewall/diff.js';
+import { describeAll, fullDiff, MAX_DIFF_LINES, normalIptablesRule, normalText, parseIptables, parseNft, summarize } from '../agent/firewall/diff.js';
 import { FIXTURES } from './helpers/paths.js';
 
 // `nft -s list table inet portwarden` after `nft -f` of test/fixtures/golden/examples_bastion.nft,
@@ -97,6 +97,22 @@ test('iptables-save counters, quoting and ctstate order do not count as changes'
   const rendered = '*filter\n:PORTWARDEN-INPUT - [0:0]\n-A PORTWARDEN-INPUT -m conntrack --ctstate ESTABLISHED,RELATED -m comment --comment "established" -j RETURN\n-A PORTWARDEN-INPUT -s 192.0.2.1/32 -p tcp -m tcp --dport 22 -m comment --comment "ssh admin" -j ACCEPT\nCOMMIT\n';
   const saved = ':PORTWARDEN-INPUT - [0:0]\n[5:300] -A PORTWARDEN-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment established -j RETURN\n-A PORTWARDEN-INPUT -s 192.0.2.1 -p tcp -m tcp --dport 22 -m comment --comment "ssh admin" -j ACCEPT\n';
   assert.equal(normalText(parseIptables(saved)), normalText(parseIptables(rendered)));
+});
+
+test("iptables-save's option order within a match, implicit -m, ICMP type numbers, default burst and log level names count as the same", () => {
+  // Rendered lines (test/fixtures/golden) and what iptables-save / ip6tables-save print after loading them.
+  const pairs = [
+    ['-p tcp -m conntrack --ctorigdstport 25 -m conntrack --ctstate NEW -m hashlimit --hashlimit-name pw-rate-0 --hashlimit-mode srcip --hashlimit-above 30/min --hashlimit-burst 30 --hashlimit-htable-expire 120000 -m comment --comment "smtp: rate" -j PORTWARDEN-LOG-0',
+      '-p tcp -m conntrack --ctorigdstport 25 -m conntrack --ctstate NEW -m hashlimit --hashlimit-above 30/min --hashlimit-burst 30 --hashlimit-mode srcip --hashlimit-name pw-rate-0 --hashlimit-htable-expire 120000 -m comment --comment "smtp: rate" -j PORTWARDEN-LOG-0'],
+    ['-p icmp --icmp-type destination-unreachable -m comment --comment "icmp errors" -j ACCEPT', '-p icmp -m icmp --icmp-type 3 -m comment --comment "icmp errors" -j ACCEPT'],
+    ['-p ipv6-icmp --icmpv6-type packet-too-big -m comment --comment "icmpv6 essentials" -j ACCEPT', '-p ipv6-icmp -m icmp6 --icmpv6-type 2 -m comment --comment "icmpv6 essentials" -j ACCEPT'],
+    ['-p tcp --dport 25 -m comment --comment "smtp" -j ACCEPT', '-p tcp -m tcp --dport 25 -m comment --comment smtp -j ACCEPT'],
+    ['-m limit --limit 10/min --limit-burst 5 -m comment --comment "ssh" -j LOG --log-prefix "pw ssh: " --log-level info', '-m limit --limit 10/min -m comment --comment ssh -j LOG --log-prefix "pw ssh: " --log-level 6'],
+  ];
+  for (const [rendered, saved] of pairs) assert.equal(normalIptablesRule(saved!), normalIptablesRule(rendered!), rendered);
+  // …but a real difference still shows.
+  assert.notEqual(normalIptablesRule('-p tcp -m tcp --dport 26 -m comment --comment smtp -j ACCEPT'), normalIptablesRule(pairs[3]![0]!));
+  assert.notEqual(normalIptablesRule('-p tcp -m tcp ! --dport 25 -m comment --comment smtp -j ACCEPT'), normalIptablesRule(pairs[3]![0]!));
 });
 
 test('the summary counts rules added, removed and changed per chain, and set elements before → after', () => {

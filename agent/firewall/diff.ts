@@ -129,7 +129,61 @@ export function parseNft(text: string): NormalRuleset {
   return out;
 }
 
-/** Parses iptables-save/-restore text of our chains: `-A CHAIN …` lines, counters and comments lines dropped. */
+/** ICMP type names as iptables-save prints them (numbers). */
+const ICMP_TYPES: Record<string, Record<string, string>> = {
+  '--icmp-type': { 'echo-reply': '0', 'destination-unreachable': '3', 'source-quench': '4', redirect: '5', 'echo-request': '8', 'time-exceeded': '11', 'parameter-problem': '12' },
+  '--icmpv6-type': {
+    'destination-unreachable': '1', 'packet-too-big': '2', 'time-exceeded': '3', 'parameter-problem': '4', 'echo-request': '128', 'echo-reply': '129',
+    'router-solicitation': '133', 'router-advertisement': '134', 'neighbour-solicitation': '135', 'neighbor-solicitation': '135', 'neighbour-advertisement': '136', 'neighbor-advertisement': '136',
+  },
+};
+const LOG_LEVELS: Record<string, string> = { emerg: '0', alert: '1', crit: '2', err: '3', error: '3', warning: '4', warn: '4', notice: '5', info: '6', debug: '7' };
+/** The match module iptables-save names after `-p PROTO` for that protocol's own options. */
+const PROTO_MATCH: Record<string, string> = { tcp: 'tcp', udp: 'udp', icmp: 'icmp', 'ipv6-icmp': 'icmp6', icmpv6: 'icmp6' };
+
+/**
+ * One iptables rule (after `-A CHAIN`) as iptables-save prints it: the implicit `-m tcp` spelled
+ * out, ICMP types as numbers, quotes only around what has a space, and each match's options in
+ * one order (iptables-save uses the module's order, not the one they were given in).
+ */
+export function normalIptablesRule(body: string): string {
+  const tokens = (body.replace(/ -c \d+ \d+/, '').match(/"(?:[^"\\]|\\.)*"|\S+/g) ?? []).map((t) => (/^"[^"\s\\]*"$/.test(t) ? t.slice(1, -1) : normalAddress(t)));
+  // Segments: the leading options, then one per `-m NAME` / `-j TARGET`; within a match, its options sorted.
+  const segments: string[][] = [[]];
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t === '-m' || t === '-j' || t === '-g') segments.push([]);
+    const seg = segments[segments.length - 1]!;
+    seg.push(t);
+    if (t === '-p' && PROTO_MATCH[tokens[i + 1] ?? ''] && /^--/.test(tokens[i + 2] ?? '')) {
+      seg.push(tokens[++i]!);
+      segments.push(['-m', PROTO_MATCH[tokens[i]!]!]);
+    }
+  }
+  return segments
+    .map((seg) => {
+      if (seg[0] !== '-m') return seg.join(' ').replace(/--log-level ([a-z]+)/, (m, l: string) => (LOG_LEVELS[l] ? `--log-level ${LOG_LEVELS[l]}` : m));
+      const opts: string[] = []; // `[!] --option [values…]`, one entry each
+      for (const t of seg.slice(2)) {
+        const last = opts.at(-1);
+        if (last === '!') opts[opts.length - 1] = `! ${t}`;
+        else if (t.startsWith('--') || t === '!' || last === undefined) opts.push(t);
+        else opts[opts.length - 1] = `${last} ${t}`;
+      }
+      const named = opts
+        .filter((o) => !(seg[1] === 'limit' && o === '--limit-burst 5')) // the default, not printed
+        .map((o) => {
+          const [opt, value] = o.replace(/^! /, '').split(' ');
+          const num = ICMP_TYPES[opt!]?.[value ?? ''];
+          if (num) return o.replace(` ${value}`, ` ${num}`);
+          return opt === '--ctstate' ? o.replace(value!, value!.split(',').sort().join(',')) : o;
+        });
+      return `-m ${seg[1]} ${named.sort().join(' ')}`.trim();
+    })
+    .join(' ');
+}
+
+/** Parses iptables-save/-restore text of our chains: `-A CHAIN …` lines; counters dropped. */
 export function parseIptables(text: string): NormalRuleset {
   const out: NormalRuleset = { chains: new Map(), sets: new Map() };
   for (const raw of text.split('\n')) {
@@ -139,11 +193,7 @@ export function parseIptables(text: string): NormalRuleset {
     const rule = /^-A (\S+) (.*)$/.exec(line);
     if (!rule) continue;
     if (!out.chains.has(rule[1]!)) out.chains.set(rule[1]!, { head: [], rules: [] });
-    const body = rule[2]!
-      .replace(/ -c \d+ \d+/, '')
-      .replace(/--ctstate (\S+)/g, (_, l: string) => `--ctstate ${l.split(',').sort().join(',')}`)
-      .replace(/"([^"\s\\]*)"/g, '$1'); // iptables-save quotes only what has no space
-    out.chains.get(rule[1]!)!.rules.push(body.split(' ').map(normalAddress).join(' '));
+    out.chains.get(rule[1]!)!.rules.push(normalIptablesRule(rule[2]!));
   }
   return out;
 }
@@ -311,7 +361,7 @@ export function fullDiff(key: string, labelBefore: string, labelAfter: string, b
   const bl = b.split('\n');
   const distance = minus(al, bl).length + minus(bl, al).length;
   const patch = distance > MAX_EDIT_LENGTH ? undefined : structuredPatch(`${key} (${labelBefore})`, `${key} (${labelAfter})`, a, b, undefined, undefined, { context: 2, maxEditLength: MAX_EDIT_LENGTH, timeout: DIFF_TIMEOUT_MS });
-  if (patch) return capLines(formatPatch(patch), MAX_DIFF_LINES);
+  if (patch) return capLines(formatPatch(patch).replace(/^=+\n/, ''), MAX_DIFF_LINES); // no banner line
   const out = [`--- ${key} (${labelBefore})`, `+++ ${key} (${labelAfter})`, `# too different for a line diff: removed and added lines per chain and set, order not compared`];
   for (const name of new Set([...before.sets.keys(), ...after.sets.keys()])) {
     const x = before.sets.get(name);
@@ -354,5 +404,9 @@ export function describeChange(mode: DiffMode, key: string, labelBefore: string,
 /** describeChange for each text of a backend; same when every text is unchanged. */
 export function describeAll(mode: DiffMode, labelBefore: string, labelAfter: string, before: Texts | null, after: Texts): { same: boolean; text: string } {
   const parts = Object.keys(after).map((k) => describeChange(mode, k, labelBefore, labelAfter, before?.[k], after[k]!));
+  // iptables: our chains loaded without the jumps to them (e.g. by hand): the load adds the jumps.
+  for (const k of Object.keys(after)) {
+    if (before?.[`${k}-jump`] === 'false') parts.push({ same: false, text: mode === 'none' ? '' : `${k}: the jumps from INPUT and FORWARD to our chains are missing; loading adds them\n` });
+  }
   return { same: parts.every((p) => p.same), text: parts.map((p) => p.text).join('') };
 }

@@ -84,6 +84,7 @@ test('a changed policy over a table loaded by hand: the summary counts per chain
     await handLoad(before);
     const f = await apply(after, '--diff', 'full');
     assert.equal(f.code, 0, f.stderr);
+    assert.match(f.stdout, /^--- nft \(loaded now \(not applied by portwarden, or changed since\)\)\n\+\+\+ nft \(.*after\.yaml\)\n@@ /, f.stdout);
     const changed = f.stdout.split('\n').filter((l) => /^[-+] /.test(l));
     assert.deepEqual(changed.sort(), [
       '+  element 198.51.100.0/24',
@@ -100,6 +101,34 @@ test('a changed policy over a table loaded by hand: the summary counts per chain
     assert.equal(n.code, 0, n.stderr);
     assert.doesNotMatch(n.stdout, /^[-+@]|summary|no change/m, n.stdout);
     assert.match(n.stdout, /^applied nft rules /m);
+  });
+});
+
+test('iptables: the same policy loaded by hand with iptables-restore is no change; without the jumps, the jumps are the change', async (t) => {
+  if (!needsRootAnd(t, 'iptables-restore', 'ip6tables-restore', 'ip', 'nsenter')) return;
+  await withBox(async ({ ns, dir, file, apply }) => {
+    const p = file('before.yaml', BEFORE);
+    const handLoad = async (jumps: boolean) => {
+      for (const [backend, bin] of [['iptables', 'iptables'], ['ip6tables', 'ip6tables']] as const) {
+        const r = await runCli(['rules', '--policy', p, '--backend', backend]);
+        assert.equal(r.code, 0, r.stderr);
+        nsRun(ns, `${bin}-restore`, ['--noflush'], r.stdout);
+        if (jumps) for (const [from, to] of [['INPUT', 'PORTWARDEN-INPUT'], ['FORWARD', 'PORTWARDEN-FORWARD']] as const) nsRun(ns, bin, ['-I', from, '1', '-j', to]);
+      }
+    };
+    await handLoad(true);
+    const r = await apply(p, '--backend', 'iptables');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^v4: no change\nv6: no change\nno change in the rules/m, r.stdout);
+
+    nsRun(ns, 'iptables', ['-D', 'INPUT', '-j', 'PORTWARDEN-INPUT']);
+    nsRun(ns, 'iptables', ['-D', 'FORWARD', '-j', 'PORTWARDEN-FORWARD']);
+    rmSync(`${dir}/state`, { recursive: true, force: true });
+    const j = await apply(p, '--backend', 'iptables');
+    assert.equal(j.code, 0, j.stderr);
+    assert.match(j.stdout, /^v4: the jumps from INPUT and FORWARD to our chains are missing; loading adds them$/m, j.stdout);
+    assert.doesNotMatch(j.stdout, /no change in the rules/);
+    assert.match(nsRun(ns, 'iptables', ['-S', 'INPUT']), /-j PORTWARDEN-INPUT/);
   });
 });
 
