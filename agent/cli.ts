@@ -32,7 +32,7 @@ const USAGE = `usage: portwarden <command> [options]
   rules     [--policy FILE] [--backend nft|iptables|ip6tables] [--output FILE]
                                                           firewall rules that enforce the policy
   report    [--policy FILE] [--netns NAME]                scan + check + suggested nft rules (npm start)
-  apply     [--policy FILE] [--backend nft|iptables] [--confirm SECONDS] [--yes] [--force-lockout]
+  apply     [--policy FILE] [--backend nft|iptables] [--confirm SECONDS] [--diff full|summary|none] [--yes] [--force-lockout]
                                                           check, back up and load the rules; roll back unless confirmed
   confirm                                                 keep what the last apply loaded
   rollback                                                restore what was loaded before the last apply

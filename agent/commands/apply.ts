@@ -1,11 +1,11 @@
 // portwarden apply | confirm | rollback | remove | status — the safe-apply commands.
 import { statSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
-import { createTwoFilesPatch } from 'diff';
 import { RuntimeError, UsageError } from '../errors.js';
 import {
   CLI_PATH, DEFAULT_STATE_DIR, MAX_CONFIRM_SECONDS, StateDir, confirm, executeApply, liveState, planApply, removeAll, rollback, rollbackTimer,
 } from '../firewall/apply.js';
+import { describeAll, type DiffMode } from '../firewall/diff.js';
 import { liveBackend } from '../firewall/live.js';
 import { publishedPolicyRefuses } from '../exposure/compare.js';
 import { readFirewall } from '../exposure/read.js';
@@ -54,6 +54,13 @@ async function stateErrors(fn: () => Promise<number>): Promise<number> {
   }
 }
 
+/** --diff: how apply shows the change (auto: the text diff up to 2 000 lines a side, else a per-chain summary). */
+export function parseDiffMode(text: string | undefined): DiffMode {
+  if (text === undefined) return 'auto';
+  if (text === 'full' || text === 'summary' || text === 'none' || text === 'auto') return text;
+  throw new UsageError(`--diff takes full, summary, none or auto, not ${JSON.stringify(text)}`);
+}
+
 /** --confirm: whole seconds, 0..24 h, checked before anything changes. */
 export function parseConfirm(text: string | undefined): number {
   if (text === undefined) return 60;
@@ -86,10 +93,12 @@ async function apply(argv: string[]): Promise<number> {
     confirm: { type: 'string' },
     yes: { type: 'boolean' },
     'force-lockout': { type: 'boolean' },
+    diff: { type: 'string' },
   });
   const { state, netns } = stateOf(values);
   const backendName = parseBackend(values.backend, ['nft', 'iptables']) as 'nft' | 'iptables';
   const confirmSeconds = parseConfirm(values.confirm);
+  const diffMode = parseDiffMode(values.diff);
   const file = values.policy ?? DEFAULT_POLICY_PATH;
   const loaded = loadPolicy(file);
   printWarnings(loaded.warnings);
@@ -110,10 +119,10 @@ async function apply(argv: string[]): Promise<number> {
     process.stdout.write(`already applied: the ${backendName} rules from ${file} are in place (${plan.hash.slice(0, 12)})\n`);
     return 0;
   }
-  for (const key of Object.keys(texts)) {
-    const patch = createTwoFilesPatch(`${key} (${plan.baseline.label})`, `${key} (${file})`, plan.baseline.texts?.[key] ?? '', texts[key]!, undefined, undefined, { context: 2 });
-    process.stdout.write(patch.split('\n').slice(1).join('\n')); // drop the "=====" banner line
-  }
+  // Both sides normalised first: a table loaded by hand with the same rules shows no change.
+  const change = describeAll(diffMode, plan.baseline.label, file, plan.baseline.texts, texts);
+  process.stdout.write(change.text);
+  if (change.same) process.stdout.write(`no change in the rules: loading them records this apply (${plan.baseline.label})\n`);
   if (process.stdin.isTTY && !values.yes && !(await askYes(`Apply these ${backendName} rules${netns ? ` in netns ${netns}` : ''}? [y/N] `))) {
     process.stderr.write('not applied\n');
     return 1;

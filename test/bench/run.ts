@@ -1,15 +1,19 @@
 // npm run bench: portwarden against the reference tools, measured in the same run, in namespaces
 // this script creates and removes. Prints medians and ratios; never fails on absolute times.
+// PW_BENCH_ONLY=apply runs only the apply part (PW_BENCH_APPLY_RULES: rule counts, default 10000);
+// PW_BENCH_SIZES: listener counts of the collector part.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { collectSnapshot } from '../../agent/collect/listeners.js';
 import { OwnerIndex } from '../../agent/collect/processes.js';
 import { compilePolicy } from '../../agent/policy/compile.js';
 import { renderRuleset } from '../../agent/firewall/render.js';
-import type { Policy } from '../../agent/policy/policy-types.js';
+import { bigPolicy } from './big-policy.js';
 import { parseNftJson } from '../../agent/exposure/nft-json.js';
 import { exposureOf } from '../../agent/exposure/exposure.js';
 import type { Listener } from '../../agent/model.js';
-import { createNamespace, deleteNamespace } from '../helpers/lab.js';
+import { createNamespace, deleteNamespace, nsRun } from '../helpers/lab.js';
 import { CLI, ROOT } from '../helpers/paths.js';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -71,28 +75,6 @@ async function collectorBench(listeners: number, connections: number) {
   }
 }
 
-function bigPolicy(rules: number, cidrs: number): Policy {
-  const perRule = Math.floor(cidrs / 100);
-  const groups: Record<string, string[]> = {};
-  for (let g = 0; g < 100; g++) {
-    groups[`net${g}`] = Array.from({ length: perRule }, (_, i) => {
-      const n = g * perRule + i;
-      return i % 4 === 3 ? `2001:db8:${(n >> 8).toString(16)}:${(n & 255).toString(16)}::/64` : `${10 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}.0/24`;
-    });
-  }
-  return {
-    version: 1,
-    sources: groups,
-    rules: Array.from({ length: rules }, (_, i) => ({
-      name: `r${i}`,
-      port: 1024 + i,
-      proto: i % 5 === 0 ? 'udp' : 'tcp',
-      from: i % 3 === 0 ? 'any' : [`net${i % 100}`],
-      ...(i % 50 === 0 ? { rate: '30/minute' } : {}),
-    })),
-  };
-}
-
 async function rulesBench() {
   const doc = bigPolicy(10_000, 100_000);
   let t0 = performance.now();
@@ -137,6 +119,69 @@ async function rulesBench() {
   }
 }
 
+/**
+ * portwarden apply of an N-rule policy over 10·N CIDRs (bigPolicy) against `nft -f` of
+ * the same rendered file, in one namespace: over nothing loaded, and over a table loaded by hand
+ * with `nft -f` in which every rule differs (each port moved by one). Fresh state dir each time.
+ */
+async function applyBench(rules: number) {
+  const dir = mkdtempSync(`${tmpdir()}/pw-bench-apply-`);
+  const ns = createNamespace('apply');
+  try {
+    const policyFile = `${dir}/big.yaml`;
+    writeFileSync(policyFile, JSON.stringify(bigPolicy(rules, rules * 10)));
+    const text = renderRuleset(compilePolicy(bigPolicy(rules, rules * 10), 'bench').policy, 'nft', policyFile);
+    const other = renderRuleset(compilePolicy(bigPolicy(rules, rules * 10, 1), 'bench').policy, 'nft', policyFile);
+    writeFileSync(`${dir}/big.nft`, text);
+    const nsArgs = [`--net=/run/netns/${ns}`, '--'];
+    const empty = () => nsRun(ns, 'nft', ['flush', 'ruleset']);
+    const timed = (fn: () => void) => {
+      const t0 = performance.now();
+      fn();
+      return performance.now() - t0;
+    };
+    const applyOnce = () => {
+      rmSync(`${dir}/state`, { recursive: true, force: true });
+      return timed(() => {
+        const r = spawnSync(process.execPath, [CLI, 'apply', '--policy', policyFile, '--netns', ns, '--state-dir', `${dir}/state`, '--yes', '--confirm', '0'], { encoding: 'utf8', maxBuffer: 1 << 30 });
+        if (r.status !== 0) throw new Error(`apply exited ${r.status}: ${r.stderr.slice(0, 500)}`);
+      });
+    };
+    const nftLoads: number[] = [];
+    const overNothing: number[] = [];
+    const overHand: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      empty();
+      nftLoads.push(timed(() => spawnSync('nsenter', [...nsArgs, 'nft', '-f', `${dir}/big.nft`], { stdio: 'ignore' })));
+      empty();
+      overNothing.push(applyOnce());
+      nsRun(ns, 'nft', ['-f', '-'], other);
+      overHand.push(applyOnce());
+    }
+    return { rules, bytes: text.length, nft: median(nftLoads), overNothing: median(overNothing), overHand: median(overHand) };
+  } finally {
+    deleteNamespace(ns);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function printApplyBench(results: Awaited<ReturnType<typeof applyBench>>[]) {
+  console.log(`\napply: the whole CLI (check, read, diff, back up, load, record; --yes --confirm 0) against nft -f of the same file`);
+  console.log('| rules | nft script | nft -f (same run) | apply over nothing | apply over a different hand-loaded table | ratio over nothing | ratio over hand-loaded |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const r of results) {
+    console.log(`| ${r.rules} | ${(r.bytes / 1e6).toFixed(1)} MB | ${ms(r.nft)} | ${ms(r.overNothing)} | ${ms(r.overHand)} | ${(r.overNothing / r.nft).toFixed(2)} | ${(r.overHand / r.nft).toFixed(2)} |`);
+  }
+}
+
+const applySizes = (process.env.PW_BENCH_APPLY_RULES ?? '10000').split(',').filter(Boolean).map(Number);
+if (process.env.PW_BENCH_ONLY === 'apply') {
+  const results = [];
+  for (const n of applySizes) results.push(await applyBench(n));
+  printApplyBench(results);
+  process.exit(0);
+}
+
 const sizes = (process.env.PW_BENCH_SIZES ?? '100,2000,10000').split(',').filter(Boolean).map(Number);
 console.log('portwarden bench: medians; ratios are portwarden / reference (lower is better)\n');
 console.log('| listeners | conns | ss -Htuln | ss -Htulnp | netstat -tulnp | systeminformation | pw scan --json (cold CLI) | pw collector (warm) | warm/ss -p | cold/ss -p | si/warm | peak RSS |');
@@ -157,3 +202,7 @@ console.log(`\nexposure: 1 000 listeners over the same 10 000-rule ruleset`);
 console.log('| nft -j list ruleset | parse JSON | exposure, first pass (sets converted) | exposure, next pass | first pass / nft -j list |');
 console.log('|---|---|---|---|---|');
 console.log(`| ${ms(rb.listMs)} | ${ms(rb.parseMs)} | ${ms(rb.exposureMs)} | ${ms(rb.exposureWarmMs)} | ${(rb.exposureMs / rb.listMs).toFixed(2)} |`);
+
+const applied = [];
+for (const n of applySizes) applied.push(await applyBench(n));
+printApplyBench(applied);
