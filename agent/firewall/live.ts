@@ -60,9 +60,13 @@ export function nftBackend(netns?: string, exec: Exec = defaultExec): LiveBacken
     render: (policy, source) => ({ nft: renderRuleset(policy, 'nft', source) }),
     check: async (t) => void (await nft(['-c', '-f', '-'], t.nft)),
     readOurs: async () => {
-      const tables = await nft(['list', 'tables']);
-      if (!tables.split('\n').includes(`table inet ${NFT_TABLE}`)) return null;
-      return { nft: await nft(['-s', 'list', 'table', 'inet', NFT_TABLE]) };
+      // One listing, not `list tables` first (nft reads the whole ruleset for each call): a table
+      // that does not exist is "No such file or directory".
+      const [c, a] = inNetns(netns, 'nft', ['-s', 'list', 'table', 'inet', NFT_TABLE]);
+      const r = await exec(c, a, { killWithParent: true });
+      if (r.code === 0) return { nft: r.stdout };
+      if (/No such file or directory/.test(r.stderr)) return null;
+      throw toolError('nft', r.code, r.stderr);
     },
     readAll: async () => ({ nft: await nft(['-s', 'list', 'ruleset']) }),
     load: async (t) => void (await nft(['-f', '-'], t.nft)),
