@@ -11,18 +11,8 @@ import { createNamespace, deleteNamespace, startListeners } from '../helpers/lab
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 import { CLI, HELPERS } from '../helpers/paths.js';
 import { runCli } from '../helpers/cli.js';
+import { sleep, until } from '../helpers/wait.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => T | undefined | false, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 class Daemon {
   proc: ChildProcess;

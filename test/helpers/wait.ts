@@ -1,0 +1,14 @@
+// Waiting in tests without fixed sleeps: poll a condition until it holds or a deadline passes.
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls fn every 100 ms until it returns something truthy; fails naming what it waited for. */
+export async function until<T>(what: string, fn: () => T | undefined | false, ms = 15_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
