@@ -204,6 +204,47 @@ function candidates(chain: NftChain, proto: 'tcp' | 'udp' | 'icmpv6', dport: num
   return out;
 }
 
+/** Port-keyed verdict maps, indexed once: sorted [lo, hi] spans → verdict (null: not all keys are ports). */
+const verdictMapIndexes = new WeakMap<Json[], ((port: number) => Obj | undefined) | null>();
+
+function portIndexOf(pairs: Json[]): ((port: number) => Obj | undefined) | null {
+  if (verdictMapIndexes.has(pairs)) return verdictMapIndexes.get(pairs)!;
+  const spans: [number, number, Obj][] = [];
+  let ok = true;
+  for (const pair of pairs) {
+    if (!Array.isArray(pair) || pair.length !== 2 || !isObj(pair[1])) {
+      ok = false;
+      break;
+    }
+    const k = isObj(pair[0]) && isObj(pair[0].elem) && 'val' in pair[0].elem ? pair[0].elem.val : pair[0];
+    if (typeof k === 'number') spans.push([k, k, pair[1]]);
+    else if (isObj(k) && Array.isArray(k.range) && typeof k.range[0] === 'number' && typeof k.range[1] === 'number') spans.push([k.range[0], k.range[1], pair[1]]);
+    else {
+      ok = false;
+      break;
+    }
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  // Overlapping spans would make the first matching entry depend on order: no index then.
+  for (let i = 1; ok && i < spans.length; i++) if (spans[i]![0] <= spans[i - 1]![1]) ok = false;
+  const find = ok
+    ? (port: number) => {
+        let lo = 0;
+        let hi = spans.length - 1;
+        while (lo <= hi) {
+          const mid = (lo + hi) >> 1;
+          const [a, b, verdict] = spans[mid]!;
+          if (port < a) hi = mid - 1;
+          else if (port > b) lo = mid + 1;
+          else return verdict;
+        }
+        return undefined;
+      }
+    : null;
+  verdictMapIndexes.set(pairs, find);
+  return find;
+}
+
 export class Interpreter {
   constructor(
     private readonly rs: Ruleset,
@@ -649,6 +690,17 @@ export class Interpreter {
     } else if (isObj(v.data) && Array.isArray(v.data.set)) pairs = v.data.set;
     else throw new Undecidable(`vmap ${short(v)}`);
     const out: Outcome = { accept: IntervalSet.empty(fam), refuse: IntervalSet.empty(fam), undet: IntervalSet.empty(fam), ret: IntervalSet.empty(fam), rest: R.subtract(M) };
+    // A port-keyed map (our own `tcp dport vmap @tcp_ports`, thousands of entries): look the
+    // packet's port up instead of matching every entry.
+    const port = this.constantPort(v.key as Json);
+    const index = port === null ? null : portIndexOf(pairs);
+    if (port !== null && index) {
+      if (port === false) return { ...out, rest: R };
+      const verdict = index(port);
+      if (!verdict) return { ...out, rest: R };
+      const o = this.apply(verdict, chain, M, M, depth, limited, record);
+      return { accept: o.accept, refuse: o.refuse, undet: o.undet, ret: o.ret, rest: out.rest.union(o.rest) };
+    }
     let left = M;
     for (const pair of pairs) {
       if (left.isEmpty()) break;
@@ -667,6 +719,19 @@ export class Interpreter {
     }
     out.rest = out.rest.union(left);
     return out;
+  }
+
+  /** The port a key reads, when it is this packet's destination port (false: the key's protocol is another). */
+  private constantPort(key: Json): number | false | null {
+    if (!isObj(key) || this.p.proto === 'icmpv6') return null;
+    if (isObj(key.payload)) {
+      const { protocol, field } = key.payload as { protocol?: string; field?: string };
+      if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'th') return null;
+      if (protocol !== 'th' && protocol !== this.p.proto) return false;
+      return field === (this.p.reply ? 'sport' : 'dport') ? this.p.dport : null;
+    }
+    if (isObj(key.ct) && key.ct.key === 'proto-dst' && (key.ct.dir === 'original' || key.ct.dir === undefined)) return this.p.origDport ?? this.p.dport;
+    return null;
   }
 
   /** What a verdict does to the sources M that reached it, R being all that entered the rule. */
