@@ -1,5 +1,9 @@
 // npm run bench: portwarden against the reference tools, measured in the same run, in namespaces
 // this script creates and removes. Prints medians and ratios; never fails on absolute times.
+// PW_BENCH_SIZES=100,2000 picks the listener counts (empty: none).
+// PW_BENCH_ONLY=nft-rules runs only the generated-rules part (nft -f load of the 10 000-rule
+// policy, and new TCP connections per second through it vs a 10-rule policy, client and server in
+// two lab namespaces): `npm run build && PW_BENCH_ONLY=nft-rules node dist/test/bench/run.js`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { collectSnapshot } from '../../agent/collect/listeners.js';
 import { OwnerIndex } from '../../agent/collect/processes.js';
@@ -9,7 +13,7 @@ import type { Policy } from '../../agent/policy/policy-types.js';
 import { parseNftJson } from '../../agent/exposure/nft-json.js';
 import { exposureOf } from '../../agent/exposure/exposure.js';
 import type { Listener } from '../../agent/model.js';
-import { createNamespace, deleteNamespace } from '../helpers/lab.js';
+import { createLab, createNamespace, deleteNamespace, flushConntrack, nsRun } from '../helpers/lab.js';
 import { CLI, ROOT } from '../helpers/paths.js';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -137,6 +141,60 @@ async function rulesBench() {
   }
 }
 
+/**
+ * The per-packet cost of the generated nft rules: new connections to the last rule's port (tcp, from
+ * any, in both policies) through a 10-rule and a 10 000-rule policy, alternated, each for a fixed
+ * time; and the time `nft -f` takes to replace the 10-rule table by the 10 000-rule one.
+ */
+async function nftRulesBench(rounds = 3, ms = 3000) {
+  const texts = new Map([10, 10_000].map((n) => [n, renderRuleset(compilePolicy(bigPolicy(n, 100_000), 'bench').policy, 'nft')]));
+  const lab = createLab(1);
+  const server = lab.server.ns;
+  let listener: ChildProcess | null = null;
+  try {
+    const load = (n: number) => {
+      const t0 = performance.now();
+      const r = spawnSync('nsenter', [`--net=/run/netns/${server}`, '--', 'nft', '-f', '-'], { input: texts.get(n), encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`nft -f failed: ${r.stderr.slice(0, 500)}`);
+      return performance.now() - t0;
+    };
+    const rate: Record<number, number[]> = { 10: [], 10000: [] };
+    const loads: number[] = [];
+    load(10);
+    for (let round = 0; round < rounds; round++) {
+      for (const n of [10, 10_000]) {
+        const port = 1024 + n - 1; // the last rule's: every rule before it is walked in a linear chain
+        if (n === 10_000) loads.push(load(n));
+        else load(n);
+        listener?.kill();
+        listener = await startIn(server, 'connect-rate.js', { mode: 'listen', port });
+        flushConntrack(server);
+        const out = nsRun(lab.clients[0]!.ns, process.execPath, [`${ROOT}dist/test/bench/connect-rate.js`, JSON.stringify({ mode: 'connect', host: lab.server.v4, port, ms, parallel: 16 })]);
+        const r = JSON.parse(out) as { connections: number; errors: number };
+        if (r.connections === 0 || r.errors > r.connections / 100) throw new Error(`connections to port ${port} through ${n} rules: ${out.trim()}`);
+        rate[n]!.push(r.connections / (ms / 1000));
+      }
+    }
+    return { loadMs: median(loads), rate10: median(rate[10]!), rate10k: median(rate[10000]!), bytes: texts.get(10_000)!.length };
+  } finally {
+    listener?.kill();
+    lab.destroy();
+  }
+}
+
+if (process.env.PW_BENCH_ONLY === 'nft-rules') {
+  const r = await nftRulesBench();
+  printNftRules(r);
+  process.exit(0);
+}
+
+function printNftRules(r: Awaited<ReturnType<typeof nftRulesBench>>) {
+  console.log(`\ngenerated nft rules: 10 000-rule policy (${(r.bytes / 1e6).toFixed(1)} MB), new TCP connections/s to the last rule's port, client and server namespaces`);
+  console.log('| nft -f load, 10 000 rules | conn/s, 10 rules | conn/s, 10 000 rules | 10 000 / 10 rules |');
+  console.log('|---|---|---|---|');
+  console.log(`| ${ms(r.loadMs)} | ${r.rate10.toFixed(0)} | ${r.rate10k.toFixed(0)} | ${(r.rate10k / r.rate10).toFixed(2)} |`);
+}
+
 const sizes = (process.env.PW_BENCH_SIZES ?? '100,2000,10000').split(',').filter(Boolean).map(Number);
 console.log('portwarden bench: medians; ratios are portwarden / reference (lower is better)\n');
 console.log('| listeners | conns | ss -Htuln | ss -Htulnp | netstat -tulnp | systeminformation | pw scan --json (cold CLI) | pw collector (warm) | warm/ss -p | cold/ss -p | si/warm | peak RSS |');
@@ -157,3 +215,4 @@ console.log(`\nexposure: 1 000 listeners over the same 10 000-rule ruleset`);
 console.log('| nft -j list ruleset | parse JSON | exposure, first pass (sets converted) | exposure, next pass | first pass / nft -j list |');
 console.log('|---|---|---|---|---|');
 console.log(`| ${ms(rb.listMs)} | ${ms(rb.parseMs)} | ${ms(rb.exposureMs)} | ${ms(rb.exposureWarmMs)} | ${(rb.exposureMs / rb.listMs).toFixed(2)} |`);
+printNftRules(await nftRulesBench());
