@@ -1,7 +1,7 @@
 // The intermediate firewall model: one ordered list of steps both renderers (nft, iptables) turn
 // into text, so the backends cannot disagree. Pure.
 import type { Proto } from '../model.js';
-import type { CompiledPolicy, PortRange, RateUnit } from '../policy/compile.js';
+import type { CompiledPolicy, CompiledRule, PortRange, RateUnit } from '../policy/compile.js';
 
 export interface SourceSet {
   name: string;
@@ -36,13 +36,34 @@ export interface Log {
   id: number;
 }
 
+/** One policy rule's steps: nft renders them as a chain of their own that the port dispatch jumps to. */
+export interface RuleChain {
+  name: string;
+  rule: string;
+  proto: Proto;
+  steps: Step[];
+}
+
+/** Ports lo..hi of proto are decided by this rule chain (the first rule that covers them). */
+export interface PortSpan {
+  proto: Proto;
+  lo: number;
+  hi: number;
+  chain: string;
+}
+
 export interface FirewallModel {
   /** What the input chain does with packets no step decides. */
   fallthrough: 'refuse' | 'accept';
   refuse: 'drop' | 'reject';
   sets: SourceSet[];
   meters: Meter[];
+  /** All steps in policy order: a linear chain (iptables) runs them as they are. */
   steps: Step[];
+  /** The same steps grouped by rule, in policy order. */
+  ruleChains: RuleChain[];
+  /** Disjoint spans sorted by proto then port: a packet's port picks its rule in one lookup (nft vmap). */
+  dispatch: PortSpan[];
 }
 
 /** Log prefix naming the rule; ≤ 29 characters, the iptables LOG limit. */
@@ -82,7 +103,13 @@ export function buildFirewallModel(policy: CompiledPolicy): FirewallModel {
     return name;
   };
 
+  const ruleChains: RuleChain[] = [];
   policy.rules.forEach((rule, idx) => {
+    const first = steps.length;
+    addRule(rule, idx);
+    ruleChains.push({ name: unique(`rule_${safeName(rule.name)}`), rule: rule.name, proto: rule.proto, steps: steps.slice(first) });
+  });
+  function addRule(rule: CompiledRule, idx: number): void {
     const base = { proto: rule.proto, ports: rule.ports };
     // The id is the index of the rule's first logged step: stable, unique, set when it is pushed.
     const log = rule.log ? { prefix: logPrefix(rule.name), id: -1 } : null;
@@ -110,14 +137,63 @@ export function buildFirewallModel(policy: CompiledPolicy): FirewallModel {
     else for (const f of families) push({ kind: 'accept', rule: rule.name, match: { ...base, ...f } });
     // First match decides: sources the rule does not name are refused here, not by a later rule.
     if (rule.from.kind !== 'any') push(refuse);
-  });
+  }
   return {
     fallthrough: policy.default === 'deny' ? 'refuse' : 'accept',
     refuse: policy.refuse,
     sets,
     meters,
     steps,
+    ruleChains,
+    dispatch: portDispatch(policy.rules, ruleChains),
   };
+}
+
+/**
+ * First match decides: each port goes to the first rule that covers it. The rules' range ends cut
+ * the port space into segments; rules are taken in order and each claims the segments of its
+ * ranges no earlier rule claimed (a "next unclaimed" pointer with path halving skips claimed
+ * ones, so overlapping wide ranges stay near-linear). Adjacent segments of one rule are merged.
+ */
+export function portDispatch(rules: readonly CompiledRule[], chains: readonly RuleChain[]): PortSpan[] {
+  const out: PortSpan[] = [];
+  for (const proto of ['tcp', 'udp'] as const) {
+    const idx = rules.map((_, i) => i).filter((i) => rules[i]!.proto === proto);
+    const cuts = [...new Set(idx.flatMap((i) => rules[i]!.ports.flatMap((p) => [p.lo, p.hi + 1])))].sort((a, b) => a - b);
+    const owner = new Array<number>(cuts.length).fill(-1); // segment s is cuts[s]..cuts[s+1]-1
+    const next = cuts.map((_, s) => s); // next[s]: a segment ≥ s that may be unclaimed
+    const find = (s: number): number => {
+      while (next[s] !== s) s = next[s] = next[next[s]!]!;
+      return s;
+    };
+    const at = (port: number) => {
+      let lo = 0;
+      let hi = cuts.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (cuts[mid]! < port) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    };
+    for (const i of idx) {
+      for (const p of rules[i]!.ports) {
+        const end = at(p.hi + 1);
+        for (let s = find(at(p.lo)); s < end; s = find(s)) {
+          owner[s] = i;
+          next[s] = s + 1;
+        }
+      }
+    }
+    for (let s = 0; s + 1 < cuts.length; s++) {
+      if (owner[s] === -1) continue;
+      const chain = chains[owner[s]!]!.name;
+      const last = out[out.length - 1];
+      if (last && last.proto === proto && last.chain === chain && last.hi + 1 === cuts[s]) last.hi = cuts[s + 1]! - 1;
+      else out.push({ proto, lo: cuts[s]!, hi: cuts[s + 1]! - 1, chain });
+    }
+  }
+  return out;
 }
 
 /** One step per logged rule (the first), for the renderers to define its log chain. */

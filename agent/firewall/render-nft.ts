@@ -1,26 +1,15 @@
 // FirewallModel → an `nft -f` script that replaces table inet portwarden in one transaction. Pure.
 import type { Proto } from '../model.js';
-import type { PortRange } from '../policy/compile.js';
 import { loggedSteps, type FirewallModel, type Log, type Match, type Step } from './model.js';
 
 export const NFT_TABLE = 'portwarden';
 
 const RATE_TIMEOUT = { second: '10s', minute: '2m', hour: '2h', day: '2d' } as const;
 
-function ports(ps: PortRange[]): string {
-  const items = ps.map((p) => (p.lo === p.hi ? `${p.lo}` : `${p.lo}-${p.hi}`));
-  return items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`;
-}
-
-/** Which port a step matches: the packet's (input), or the one a DNAT'd connection was sent to (forward). */
-type Path = 'input' | 'forward';
-
-function match(m: Match, path: Path): string {
-  const parts: string[] = [];
-  if (m.set) parts.push(`${m.family === 6 ? 'ip6' : 'ip'} saddr @${m.set}`);
-  else if (m.family) parts.push(`meta nfproto ${m.family === 6 ? 'ipv6' : 'ipv4'}`);
-  parts.push(path === 'input' ? `${m.proto} dport ${ports(m.ports)}` : `meta l4proto ${m.proto} ct original proto-dst ${ports(m.ports)}`);
-  return parts.join(' ');
+/** Source or family of a step; the port was matched by the dispatch map that jumped here. */
+function match(m: Match): string[] {
+  if (m.set) return [`${m.family === 6 ? 'ip6' : 'ip'} saddr @${m.set}`];
+  return m.family ? [`meta nfproto ${m.family === 6 ? 'ipv6' : 'ipv4'}`] : [];
 }
 
 export function nftRefuse(refuse: 'drop' | 'reject', proto: Proto): string {
@@ -36,20 +25,26 @@ function elements(list: string[]): string[] {
   return lines;
 }
 
-function renderStep(step: Step, model: FirewallModel, path: Path): string {
+function renderStep(step: Step, model: FirewallModel): string {
   const comment = `comment ${q(step.rule)}`;
   const refuse = (log: Log | null) => (log ? `jump log_${log.id}` : nftRefuse(model.refuse, step.match.proto));
   switch (step.kind) {
     case 'accept':
-      return `${match(step.match, path)} counter accept ${comment}`;
-    case 'refuse':
-      return `${match(step.match, path)} counter ${refuse(step.log)} ${comment}`;
+      return [...match(step.match), 'counter accept', comment].join(' ');
+    case 'refuse': {
+      // nft adds this dependency itself for a tcp reset; written out, the file reads as nft lists it.
+      const l4 = !step.log && model.refuse === 'reject' && step.match.proto === 'tcp' ? ['meta l4proto tcp'] : [];
+      return [...match(step.match), ...l4, `counter ${refuse(step.log)}`, comment].join(' ');
+    }
     case 'limit': {
       const saddr = step.match.family === 6 ? 'ip6 saddr' : 'ip saddr';
-      return `${match(step.match, path)} ct state new update @${step.meter} { ${saddr} limit rate over ${step.count}/${step.unit} burst ${step.count} packets } counter ${refuse(step.log)} comment ${q(step.rule + ': rate')}`;
+      return [...match(step.match), `ct state new update @${step.meter} { ${saddr} limit rate over ${step.count}/${step.unit} burst ${step.count} packets } counter ${refuse(step.log)} comment ${q(step.rule + ': rate')}`].join(' ');
     }
   }
 }
+
+/** The verdict map of one protocol's ports, shared by the input and the published chain. */
+const portMap = (proto: Proto) => `${proto}_ports`;
 
 export function renderNft(model: FirewallModel, header: string[] = []): string {
   const out: string[] = [
@@ -68,6 +63,15 @@ export function renderNft(model: FirewallModel, header: string[] = []): string {
   for (const m of model.meters) {
     out.push(`\tset ${m.name} {`, `\t\ttype ${m.family === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, '\t\tsize 65535', '\t\tflags dynamic,timeout', `\t\ttimeout ${RATE_TIMEOUT[m.unit]}`, '\t}');
   }
+  // Each destination port jumps straight to the chain of the first rule that covers it: one
+  // lookup per packet, whatever the number of rules.
+  const protos = (['tcp', 'udp'] as const).filter((p) => model.dispatch.some((d) => d.proto === p));
+  for (const proto of protos) {
+    const spans = model.dispatch.filter((d) => d.proto === proto);
+    out.push(`\tmap ${portMap(proto)} {`, '\t\ttype inet_service : verdict', '\t\tflags interval', '\t\telements = {');
+    spans.forEach((d, i) => out.push(`\t\t\t${d.lo === d.hi ? d.lo : `${d.lo}-${d.hi}`} : jump ${d.chain}${i + 1 < spans.length ? ',' : ''}`));
+    out.push('\t\t}', '\t}');
+  }
   out.push(
     '\tchain input {',
     `\t\ttype filter hook input priority filter; policy ${model.fallthrough === 'accept' ? 'accept' : 'drop'};`,
@@ -79,8 +83,9 @@ export function renderNft(model: FirewallModel, header: string[] = []): string {
     '\t\tmeta l4proto icmp icmp type { destination-unreachable, time-exceeded, parameter-problem } counter accept comment "icmp errors"',
     '\t\tmeta l4proto icmp icmp type echo-request limit rate 10/second burst 20 packets counter accept comment "ping"',
   );
-  const stepsAndDefault = (path: Path) => {
-    for (const step of model.steps) out.push(`\t\t${renderStep(step, model, path)}`);
+  const dispatchAndDefault = (path: 'input' | 'forward') => {
+    // Forward: decided by the port the client asked for, before the DNAT (ct original proto-dst).
+    for (const proto of protos) out.push(`\t\t${path === 'input' ? `${proto} dport` : `meta l4proto ${proto} ct original proto-dst`} vmap @${portMap(proto)}`);
     if (model.fallthrough === 'refuse' && model.refuse === 'reject') {
       out.push(
         `\t\tmeta l4proto tcp counter ${nftRefuse('reject', 'tcp')} comment "default"`,
@@ -88,10 +93,10 @@ export function renderNft(model: FirewallModel, header: string[] = []): string {
       );
     }
   };
-  stepsAndDefault('input');
+  dispatchAndDefault('input');
   out.push(`\t\tcounter comment "default ${model.fallthrough === 'accept' ? 'accept' : 'drop'}"`, '\t}');
   // Published container ports: DNAT in prerouting sends them down the forward path, past input.
-  // The same steps decide them by the port the client asked for (ct original proto-dst).
+  // The same rule chains decide them by the port the client asked for.
   out.push(
     '\tchain forward {',
     '\t\ttype filter hook forward priority filter; policy accept;',
@@ -100,8 +105,13 @@ export function renderNft(model: FirewallModel, header: string[] = []): string {
     '\t}',
     '\tchain published {',
   );
-  stepsAndDefault('forward');
+  dispatchAndDefault('forward');
   out.push(model.fallthrough === 'accept' ? '\t\tcounter accept comment "default accept"' : '\t\tcounter drop comment "default drop"', '\t}');
+  for (const c of model.ruleChains) {
+    out.push(`\tchain ${c.name} {`);
+    for (const step of c.steps) out.push(`\t\t${renderStep(step, model)}`);
+    out.push('\t}');
+  }
   for (const step of loggedSteps(model)) {
     out.push(
       `\tchain log_${step.log.id} {`,

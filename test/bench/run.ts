@@ -1,7 +1,10 @@
 // npm run bench: portwarden against the reference tools, measured in the same run, in namespaces
 // this script creates and removes. Prints medians and ratios; never fails on absolute times.
 // PW_BENCH_ONLY=apply runs only the apply part (PW_BENCH_APPLY_RULES: rule counts, default 10000);
-// PW_BENCH_SIZES: listener counts of the collector part.
+// PW_BENCH_SIZES: listener counts of the collector part (empty: none).
+// PW_BENCH_ONLY=nft-rules runs only the generated-rules part (nft -f load of the 10 000-rule
+// policy, and new TCP connections per second through it vs a 10-rule policy, client and server in
+// two lab namespaces): `npm run build && PW_BENCH_ONLY=nft-rules node dist/test/bench/run.js`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +16,7 @@ import { bigPolicy } from './big-policy.js';
 import { parseNftJson } from '../../agent/exposure/nft-json.js';
 import { exposureOf } from '../../agent/exposure/exposure.js';
 import type { Listener } from '../../agent/model.js';
-import { createNamespace, deleteNamespace, nsRun } from '../helpers/lab.js';
+import { createLab, createNamespace, deleteNamespace, flushConntrack, nsRun } from '../helpers/lab.js';
 import { CLI, ROOT } from '../helpers/paths.js';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -120,6 +123,65 @@ async function rulesBench() {
 }
 
 /**
+ * The per-packet cost of the generated nft rules: two server namespaces on one bridge, one with a
+ * 10-rule and one with a 10 000-rule policy, loaded once; a client opens new connections to the
+ * last rule's port (tcp, from any, in both policies) of each in turn, for a fixed time per round.
+ * Loading once keeps nft's deferred freeing of a replaced table out of the measured rounds.
+ * Also the time `nft -f` takes to load the 10 000-rule policy (first load, then two replacements).
+ */
+async function nftRulesBench(rounds = 12, ms = 1000) {
+  const lab = createLab(3);
+  const client = lab.clients[0]!;
+  const servers = new Map([[10, lab.clients[1]!], [10_000, lab.server]]);
+  const children: ChildProcess[] = [];
+  const port = (n: number) => 1024 + n - 1; // the last rule's: a linear chain walks every rule before it
+  try {
+    let bytes = 0;
+    const loads: number[] = [];
+    for (const [n, host] of servers) {
+      const text = renderRuleset(compilePolicy(bigPolicy(n, 100_000), 'bench').policy, 'nft');
+      bytes = text.length;
+      for (let i = 0; i < (n === 10 ? 1 : 3); i++) {
+        const t0 = performance.now();
+        const r = spawnSync('nsenter', [`--net=/run/netns/${host.ns}`, '--', 'nft', '-f', '-'], { input: text, encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`nft -f failed: ${r.stderr.slice(0, 500)}`);
+        if (n !== 10) loads.push(performance.now() - t0);
+      }
+      children.push(await startIn(host.ns, 'connect-rate.js', { mode: 'listen', port: port(n) }));
+    }
+    await new Promise((r) => setTimeout(r, 2000)); // let the replaced tables be freed
+    const rate = new Map<number, number[]>([[10, []], [10_000, []]]);
+    for (let round = 0; round < rounds; round++) {
+      for (const n of round % 2 ? [10_000, 10] : [10, 10_000]) {
+        const host = servers.get(n)!;
+        flushConntrack(host.ns);
+        const out = nsRun(client.ns, process.execPath, [`${ROOT}dist/test/bench/connect-rate.js`, JSON.stringify({ mode: 'connect', host: host.v4, port: port(n), ms, parallel: 16 })]);
+        const r = JSON.parse(out) as { connections: number; errors: number };
+        if (r.connections === 0 || r.errors > r.connections / 100) throw new Error(`connections to port ${port(n)} through ${n} rules: ${out.trim()}`);
+        rate.get(n)!.push(r.connections / (ms / 1000));
+      }
+    }
+    return { loadMs: median(loads), rate10: median(rate.get(10)!), rate10k: median(rate.get(10_000)!), bytes };
+  } finally {
+    children.forEach((c) => c.kill('SIGKILL'));
+    lab.destroy();
+  }
+}
+
+if (process.env.PW_BENCH_ONLY === 'nft-rules') {
+  const r = await nftRulesBench();
+  printNftRules(r);
+  process.exit(0);
+}
+
+function printNftRules(r: Awaited<ReturnType<typeof nftRulesBench>>) {
+  console.log(`\ngenerated nft rules: 10 000-rule policy (${(r.bytes / 1e6).toFixed(1)} MB), new TCP connections/s to the last rule's port, client and server namespaces`);
+  console.log('| nft -f load, 10 000 rules (median of 3) | conn/s, 10 rules | conn/s, 10 000 rules | 10 000 / 10 rules |');
+  console.log('|---|---|---|---|');
+  console.log(`| ${ms(r.loadMs)} | ${r.rate10.toFixed(0)} | ${r.rate10k.toFixed(0)} | ${(r.rate10k / r.rate10).toFixed(2)} |`);
+}
+
+/**
  * portwarden apply of an N-rule policy over 10·N CIDRs (bigPolicy) against `nft -f` of
  * the same rendered file, in one namespace: over nothing loaded, and over a table loaded by hand
  * with `nft -f` in which every rule differs (each port moved by one). Fresh state dir each time.
@@ -206,3 +268,4 @@ console.log(`| ${ms(rb.listMs)} | ${ms(rb.parseMs)} | ${ms(rb.exposureMs)} | ${m
 const applied = [];
 for (const n of applySizes) applied.push(await applyBench(n));
 printApplyBench(applied);
+printNftRules(await nftRulesBench());
