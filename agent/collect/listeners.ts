@@ -30,11 +30,17 @@ export async function collectSnapshot(opts: CollectOptions = {}): Promise<Snapsh
     const listeners = sortListeners(await readSystemInformation());
     return { host: { ...host, source: 'systeminformation', precise: false }, listeners };
   }
+  const reading = readSs(opts.netns, opts.exec ?? defaultExec);
+  // Cold (an index that never walked): walk /proc while ss runs instead of after it; the walk is
+  // most of the cost. A warm index walks later, and only if the sockets ss reports need it.
+  const index = opts.owners ?? new OwnerIndex({ procRoot: opts.procRoot, cmdline: opts.cmdline ?? false });
+  const walked = index.walks === 0 ? index.walkAll() : Promise.resolve();
   let source: 'ss' | 'procfs' = 'ss';
   let raw: RawSocket[];
   try {
-    raw = await readSs(opts.netns, opts.exec ?? defaultExec);
+    raw = await reading;
   } catch (err) {
+    await walked;
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new RuntimeError(`cannot read sockets: ${(err as Error).message}`);
     source = 'procfs';
     try {
@@ -43,7 +49,8 @@ export async function collectSnapshot(opts: CollectOptions = {}): Promise<Snapsh
       throw new RuntimeError(`cannot read sockets: ss is not installed, and reading /proc/net failed: ${(e as Error).message}`);
     }
   }
-  const owners = (opts.owners ?? new OwnerIndex({ procRoot: opts.procRoot, cmdline: opts.cmdline ?? false })).owners(raw.map((s) => s.inode));
+  await walked;
+  const owners = index.owners(raw.map((s) => s.inode));
   // Built field by field in one order: every listener object gets the same shape (the daemon
   // builds 10 000 of these each cycle; a spread of mixed shapes costs more than ss itself).
   const listeners = raw.map((s): Listener => {
