@@ -62,9 +62,8 @@ export async function collectSnapshot(opts: CollectOptions = {}): Promise<Snapsh
 }
 
 export function sortListeners(ls: Listener[]): Listener[] {
-  // One number for proto, port and family; the address only breaks ties.
+  // One number for proto, port and family; the address only breaks ties. Sorted in place: no
+  // wrapper object per listener.
   const key = (l: Listener) => (l.proto === 'tcp' ? 0 : 1 << 20) + l.port * 8 + l.family;
-  const keyed = ls.map((l) => ({ k: key(l), l }));
-  keyed.sort((a, b) => a.k - b.k || (a.l.address < b.l.address ? -1 : a.l.address > b.l.address ? 1 : 0));
-  return keyed.map((x) => x.l);
+  return ls.sort((a, b) => key(a) - key(b) || (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
 }

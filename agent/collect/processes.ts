@@ -42,9 +42,17 @@ export class OwnerIndex {
     }
     if (!this.isFresh(wanted)) this.walk(new Set(wanted));
     const out = new Map<number, ProcessInfo[]>();
+    // One array per single owner, shared by its sockets: a server with 10 000 sockets is one process.
+    const alone = new Map<number, ProcessInfo[]>();
     for (const inode of wanted) {
-      const pids = this.inodePids.get(inode) ?? [];
-      out.set(inode, pids.map((pid) => this.info(pid)));
+      const pids = this.inodePids.get(inode);
+      if (!pids) out.set(inode, []);
+      else if (pids.length > 1) out.set(inode, pids.map((pid) => this.info(pid)));
+      else {
+        let infos = alone.get(pids[0]!);
+        if (!infos) alone.set(pids[0]!, (infos = [this.info(pids[0]!)]));
+        out.set(inode, infos);
+      }
     }
     return out;
   }
