@@ -5,8 +5,6 @@ import { tmpdir } from 'node:os';
 import { parseSs, splitEndpoint } from '../agent/collect/sockets-ss.js';
 import { decodeHexAddress, parseProcNet } from '../agent/collect/sockets-procfs.js';
 import { OwnerIndex, parsePasswd } from '../agent/collect/processes.js';
-import { collectSnapshot } from '../agent/collect/listeners.js';
-import type { Exec } from '../agent/exec.js';
 import { scopeOf } from '../agent/collect/address.js';
 import { FIXTURES } from './helpers/paths.js';
 
@@ -120,56 +118,4 @@ test('owners: shared sockets, spoofed names, unreadable processes, and the cache
 
 test('passwd: first entry per uid wins', () => {
   assert.deepEqual([...parsePasswd('a:x:0:0::/:/bin/sh\nb:x:0:0::/:/bin/sh\nc:x:5:5::/:/bin/sh\n')], [[0, 'a'], [5, 'c']]);
-});
-
-test('cold collect: the /proc walk runs while ss runs, and a socket opened meanwhile still gets its owner', async () => {
-  const root = fakeProc([
-    { pid: 100, comm: 'master', exe: '/usr/lib/postfix/sbin/master', uid: 0, sockets: [22002] },
-    { pid: 101, comm: 'smtpd', exe: '/usr/lib/postfix/sbin/smtpd', uid: 107, sockets: [22002, 21001] },
-  ]);
-  try {
-    const ssText = readFileSync(`${FIXTURES}ss/mixed.txt`, 'utf8');
-    const index = new OwnerIndex({ procRoot: root, passwdPath: `${root}/passwd` });
-    let walksBeforeSsAnswered = -1;
-    const exec: Exec = async () => {
-      // ss is slow: the walk has finished meanwhile; then pid 100 opens 22004 before ss dumps it.
-      await new Promise((r) => setTimeout(r, 100));
-      walksBeforeSsAnswered = index.walks;
-      symlinkSync('socket:[22004]', `${root}/100/fd/9`);
-      return { stdout: ssText, stderr: '', code: 0 };
-    };
-    const snap = await collectSnapshot({ procRoot: root, exec, platform: 'linux', owners: index });
-    assert.equal(walksBeforeSsAnswered, 1, 'the walk ran while ss ran');
-    assert.equal(index.walks, 2, 'one more walk, for the socket the first did not see');
-    const owners = (inode: number) => snap.listeners.find((l) => l.inode === inode)!.processes.map((p) => p.pid);
-    assert.deepEqual(owners(22002), [100, 101]);
-    assert.deepEqual(owners(21001), [101]);
-    assert.deepEqual(owners(22004), [100], 'opened after the walk passed pid 100: found by the walk that follows');
-    assert.deepEqual(owners(22001), []);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
-});
-
-test('walkAll: owners of every socket from one walk; only an inode it did not see walks again', async () => {
-  const root = fakeProc([
-    { pid: 100, comm: 'a', sockets: [7001, 7002] },
-    { pid: 101, comm: 'b', sockets: [7002, 7003] },
-  ]);
-  try {
-    const index = new OwnerIndex({ procRoot: root, passwdPath: `${root}/passwd` });
-    await index.walkAll();
-    const owners = index.owners([7001, 7002, 7003]);
-    assert.deepEqual([...owners].map(([i, ps]) => [i, ps.map((p) => p.pid)]), [[7001, [100]], [7002, [100, 101]], [7003, [101]]]);
-    assert.equal(index.walks, 1, 'no second walk when walkAll saw every inode');
-    index.owners([7001, 7003]);
-    assert.equal(index.walks, 1);
-    await index.walkAll();
-    assert.deepEqual(index.owners([7001, 7999]).get(7999), []);
-    assert.equal(index.walks, 3, 'an inode walkAll did not see is looked for again');
-    index.owners([7001, 7999]);
-    assert.equal(index.walks, 3, '...and then known to have no owner');
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
 });
