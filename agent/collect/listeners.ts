@@ -3,7 +3,6 @@
 import { hostname } from 'node:os';
 import { scopeOf } from './address.js';
 import { OwnerIndex } from './processes.js';
-import { readProcNet } from './sockets-procfs.js';
 import { readSs } from './sockets-ss.js';
 import type { RawSocket } from './sockets.js';
 import { exec as defaultExec, type Exec } from '../exec.js';
@@ -38,6 +37,8 @@ export async function collectSnapshot(opts: CollectOptions = {}): Promise<Snapsh
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new RuntimeError(`cannot read sockets: ${(err as Error).message}`);
     source = 'procfs';
     try {
+      // Loaded only here: the fallback for hosts without ss.
+      const { readProcNet } = await import('./sockets-procfs.js');
       raw = await readProcNet(opts.procRoot, opts.netns, opts.exec ?? defaultExec);
     } catch (e) {
       throw new RuntimeError(`cannot read sockets: ss is not installed, and reading /proc/net failed: ${(e as Error).message}`);
