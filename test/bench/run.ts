@@ -166,6 +166,9 @@ for (const n of sizes) {
     `| ${n} | ${r.connections} | ${ms(r.ssPlain)} | ${ms(r.ssP)} | ${ms(r.netstat)} | ${ms(r.siMs)} | ${ms(r.cold)} | ${ms(r.warm)} | ${(r.warm / r.ssP).toFixed(2)} | ${r.coldRatio.toFixed(2)} | ${(r.siMs / r.warm).toFixed(1)}× slower | ${r.rssMb.toFixed(0)} MB |`,
   );
 }
+// Node reads this file of certificates at every start, before any of our code runs (~80 ms for a
+// system bundle): the cold-CLI ratio then measures it too.
+if (process.env.NODE_EXTRA_CA_CERTS) console.log(`\nnote: NODE_EXTRA_CA_CERTS is set: every cold CLI run above includes Node loading ${process.env.NODE_EXTRA_CA_CERTS}`);
 if (only === 'collector') process.exit(0);
 const rb = await rulesBench();
 console.log(`\nrules: 10 000 rules, 100 000 CIDRs → nft script of ${(rb.bytes / 1e6).toFixed(1)} MB`);
