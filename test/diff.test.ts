@@ -6,23 +6,23 @@ import { readFileSync } from 'node:fs';
 import { describeAll, fullDiff, MAX_DIFF_LINES, normalIptablesRule, normalText, parseIptables, parseNft, summarize } from '../agent/firewall/diff.js';
 import { FIXTURES } from './helpers/paths.js';
 
-// `nft -s list table inet portwarden` after `nft -f` of test/fixtures/golden/examples_bastion.nft,
-// abridged, with counters and handles (as `nft -a list` without -s prints them).
-const BASTION_LISTED = `table inet portwarden {
-	set src_trusted_v4 {
+// `nft -a list table inet portwarden` after `nft -f` of test/fixtures/golden/examples_bastion.nft
+// in a namespace (counters and handles), with one dynamic-set element and a counter that moved.
+const BASTION_LISTED = `table inet portwarden { # handle 2
+	set src_trusted_v4 { # handle 7
 		type ipv4_addr
 		flags interval
 		elements = { 10.8.0.0/16, 203.0.113.0/24 }
 	}
 
-	set src_trusted_v6 {
+	set src_trusted_v6 { # handle 8
 		type ipv6_addr
 		flags interval
 		elements = { 2001:db8:10::/48,
 			     fd00:8::/64 }
 	}
 
-	set rate_0_ssh_v4 {
+	set rate_0_ssh_v4 { # handle 9
 		type ipv4_addr
 		size 65535
 		flags dynamic,timeout
@@ -30,50 +30,66 @@ const BASTION_LISTED = `table inet portwarden {
 		elements = { 192.0.2.7 timeout 2m expires 1m10s }
 	}
 
-	set rate_0_ssh_v6 {
+	set rate_0_ssh_v6 { # handle 10
 		type ipv6_addr
 		size 65535
 		flags dynamic,timeout
 		timeout 2m
 	}
 
+	map tcp_ports { # handle 11
+		type inet_service : verdict
+		flags interval
+		elements = { 22 : jump rule_ssh }
+	}
+
+	map udp_ports { # handle 12
+		type inet_service : verdict
+		flags interval
+		elements = { 51820 : jump rule_wireguard }
+	}
+
 	chain input { # handle 1
 		type filter hook input priority filter; policy drop;
-		ct state established,related counter packets 812 bytes 90211 accept comment "established" # handle 7
-		ct state invalid counter packets 0 bytes 0 drop comment "invalid" # handle 8
-		iif "lo" counter packets 3 bytes 180 accept comment "loopback" # handle 9
-		icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, mld-listener-query, nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } counter packets 0 bytes 0 accept comment "icmpv6 essentials"
-		icmpv6 type echo-request limit rate 10/second burst 20 packets counter packets 0 bytes 0 accept comment "ping6"
-		icmp type { destination-unreachable, time-exceeded, parameter-problem } counter packets 0 bytes 0 accept comment "icmp errors"
-		icmp type echo-request limit rate 10/second burst 20 packets counter packets 0 bytes 0 accept comment "ping"
-		ip saddr @src_trusted_v4 tcp dport 22 ct state new update @rate_0_ssh_v4 { ip saddr limit rate over 6/minute burst 6 packets } counter packets 0 bytes 0 jump log_0 comment "ssh: rate"
-		ip6 saddr @src_trusted_v6 tcp dport 22 ct state new update @rate_0_ssh_v6 { ip6 saddr limit rate over 6/minute burst 6 packets } counter packets 0 bytes 0 jump log_0 comment "ssh: rate"
-		ip saddr @src_trusted_v4 tcp dport 22 counter packets 0 bytes 0 accept comment "ssh"
-		ip6 saddr @src_trusted_v6 tcp dport 22 counter packets 0 bytes 0 accept comment "ssh"
-		tcp dport 22 counter packets 0 bytes 0 jump log_0 comment "ssh"
-		udp dport 51820 counter packets 0 bytes 0 accept comment "wireguard"
-		counter packets 5 bytes 300 comment "default drop"
+		ct state established,related counter packets 17 bytes 2048 accept comment "established" # handle 13
+		ct state invalid counter packets 0 bytes 0 drop comment "invalid" # handle 14
+		iif "lo" counter packets 0 bytes 0 accept comment "loopback" # handle 15
+		icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, mld-listener-query, nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } counter packets 0 bytes 0 accept comment "icmpv6 essentials" # handle 17
+		icmpv6 type echo-request limit rate 10/second burst 20 packets counter packets 0 bytes 0 accept comment "ping6" # handle 18
+		icmp type { destination-unreachable, time-exceeded, parameter-problem } counter packets 0 bytes 0 accept comment "icmp errors" # handle 20
+		icmp type echo-request limit rate 10/second burst 20 packets counter packets 0 bytes 0 accept comment "ping" # handle 21
+		tcp dport vmap @tcp_ports # handle 22
+		udp dport vmap @udp_ports # handle 23
+		counter packets 0 bytes 0 comment "default drop" # handle 24
 	}
 
-	chain forward {
+	chain forward { # handle 2
 		type filter hook forward priority filter; policy accept;
-		ct state established,related counter accept comment "established"
-		ct status dnat counter jump published comment "published container ports"
+		ct state established,related counter packets 0 bytes 0 accept comment "established" # handle 25
+		ct status dnat counter packets 0 bytes 0 jump published comment "published container ports" # handle 26
 	}
 
-	chain published {
-		ip saddr @src_trusted_v4 meta l4proto tcp ct original proto-dst 22 ct state new update @rate_0_ssh_v4 { ip saddr limit rate over 6/minute burst 6 packets } counter jump log_0 comment "ssh: rate"
-		ip6 saddr @src_trusted_v6 meta l4proto tcp ct original proto-dst 22 ct state new update @rate_0_ssh_v6 { ip6 saddr limit rate over 6/minute burst 6 packets } counter jump log_0 comment "ssh: rate"
-		ip saddr @src_trusted_v4 meta l4proto tcp ct original proto-dst 22 counter accept comment "ssh"
-		ip6 saddr @src_trusted_v6 meta l4proto tcp ct original proto-dst 22 counter accept comment "ssh"
-		meta l4proto tcp ct original proto-dst 22 counter jump log_0 comment "ssh"
-		meta l4proto udp ct original proto-dst 51820 counter accept comment "wireguard"
-		counter drop comment "default drop"
+	chain published { # handle 3
+		meta l4proto tcp ct original proto-dst vmap @tcp_ports # handle 27
+		meta l4proto udp ct original proto-dst vmap @udp_ports # handle 28
+		counter packets 0 bytes 0 drop comment "default drop" # handle 29
 	}
 
-	chain log_0 {
-		limit rate 10/minute counter log prefix "pw ssh: " level info comment "ssh"
-		meta l4proto tcp counter drop comment "ssh"
+	chain rule_ssh { # handle 4
+		ip saddr @src_trusted_v4 ct state new update @rate_0_ssh_v4 { ip saddr limit rate over 6/minute burst 6 packets } counter packets 0 bytes 0 jump log_0 comment "ssh: rate" # handle 30
+		ip6 saddr @src_trusted_v6 ct state new update @rate_0_ssh_v6 { ip6 saddr limit rate over 6/minute burst 6 packets } counter packets 0 bytes 0 jump log_0 comment "ssh: rate" # handle 31
+		ip saddr @src_trusted_v4 counter packets 0 bytes 0 accept comment "ssh" # handle 32
+		ip6 saddr @src_trusted_v6 counter packets 0 bytes 0 accept comment "ssh" # handle 33
+		counter packets 0 bytes 0 jump log_0 comment "ssh" # handle 34
+	}
+
+	chain rule_wireguard { # handle 5
+		counter packets 0 bytes 0 accept comment "wireguard" # handle 35
+	}
+
+	chain log_0 { # handle 6
+		limit rate 10/minute counter packets 0 bytes 0 log prefix "pw ssh: " level info comment "ssh" # handle 36
+		meta l4proto tcp counter packets 0 bytes 0 drop comment "ssh" # handle 37
 	}
 }
 `;

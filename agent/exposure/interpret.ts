@@ -874,6 +874,11 @@ export interface PathLog {
   askedDaddr: boolean;
 }
 
+/** Adds reasons not yet given (the same rule is met by many packets). */
+export function addReasons(log: PathLog, reasons: readonly string[]): void {
+  for (const r of reasons) if (!log.reasons.includes(r)) log.reasons.push(r);
+}
+
 /** A source passes two checks when it passes both: sure only if sure in both, refused if refused in either. */
 export function bothPass(a: Passing, accepted: IntervalSet, undetermined: IntervalSet): Passing {
   return { sure: a.sure.intersect(accepted), maybe: a.maybe.intersect(accepted.union(undetermined)).union(a.sure.intersect(undetermined)) };
@@ -893,7 +898,7 @@ export function passHooks(rs: Ruleset, p: Packet, hooks: Hook[], from: Passing, 
     const it = new Interpreter(rs, { ...p, hook }, log.trace !== null, marks);
     const v = it.run(region);
     log.askedDaddr ||= it.askedDaddr;
-    for (const r of v.reasons) if (!log.reasons.includes(r)) log.reasons.push(r);
+    addReasons(log, v.reasons);
     if (log.trace) for (const s of v.trace) log.trace.push({ ...s, packet: label });
     at = bothPass(at, v.accepted, v.undetermined);
   }

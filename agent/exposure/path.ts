@@ -10,7 +10,7 @@
 // IPv6 additionally needs neighbour discovery to get in (neighbour.ts).
 import { TCP_FLAGS } from './fields.js';
 import { IntervalSet, prefixSet, type Fam } from './intervals.js';
-import { bothPass, freshMarks, Interpreter, passHooks, type MarkPart, type Packet, type PathLog, type Passing, type TraceStep } from './interpret.js';
+import { addReasons, bothPass, freshMarks, Interpreter, passHooks, type MarkPart, type Packet, type PathLog, type Passing, type TraceStep } from './interpret.js';
 import { neighbourDiscovery, withNd } from './neighbour.js';
 import type { Hook, Ruleset } from './nft-json.js';
 import type { InterfaceAddress } from './exposure.js';
@@ -127,7 +127,7 @@ export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, trac
   const natIt = new Interpreter(rs, { ...syn, hook: 'prerouting' }, tracing, synMarks);
   const nat = natIt.runNat(pre.sure.union(pre.maybe));
   log.askedDaddr ||= natIt.askedDaddr;
-  for (const r of nat.reasons) if (!log.reasons.includes(r)) log.reasons.push(r);
+  addReasons(log, nat.reasons);
   if (log.trace) for (const s of nat.trace) log.trace.push({ ...s, packet: first });
 
   let sure = IntervalSet.empty(q.family);
@@ -140,8 +140,7 @@ export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, trac
     taken = taken.union(caught);
     if (to === null) {
       maybe = maybe.union(caught);
-      const why = `a DNAT on port ${q.port} does not say where it sends connections (an iptables-nft target): the forward path cannot be followed`;
-      if (!log.reasons.includes(why)) log.reasons.push(why);
+      addReasons(log, [`a DNAT on port ${q.port} does not say where it sends connections (an iptables-nft target): the forward path cannot be followed`]);
       continue;
     }
     const { addr, port } = splitTarget(to);
@@ -161,8 +160,7 @@ export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, trac
     // The kernel forwards the connection only when forwarding is on and a route leads there.
     const stop = host.forwarding && !host.forwarding[q.family] ? `forwarding of IPv${q.family} is off (net.ipv${q.family}.conf.all.forwarding = 0)` : !oif && host.routes?.length ? `no route to ${addr}` : null;
     if (stop) {
-      const why = `a DNAT on port ${q.port} sends connections to ${to}, but ${stop}: they go nowhere`;
-      if (!log.reasons.includes(why)) log.reasons.push(why);
+      addReasons(log, [`a DNAT on port ${q.port} sends connections to ${to}, but ${stop}: they go nowhere`]);
       if (log.trace) log.trace.push({ packet: first, chain: '(routing)', handle: null, comment: null, rule: `to ${addr}`, outcome: 'drop' });
       continue;
     }
@@ -173,7 +171,7 @@ export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, trac
     if (q.family === 6 && !at.sure.union(at.maybe).isEmpty()) {
       // The host must also hear the container's neighbour advertisements on its side.
       const nd = neighbourDiscovery(host, oif ?? '', prefixSet(6, addr));
-      for (const r of nd.reasons) if (!log.reasons.includes(r)) log.reasons.push(r);
+      addReasons(log, nd.reasons);
       if (nd.ok.isEmpty()) {
         if (log.trace && !at.sure.isEmpty()) log.reasons.push(`a neighbour advertisement from ${addr} on ${oif ?? '?'} is ${nd.unsure.isEmpty() ? 'refused: the container never answers' : 'undetermined'}`);
         at = { sure: IntervalSet.empty(6), maybe: nd.unsure.isEmpty() ? IntervalSet.empty(6) : at.sure.union(at.maybe) };
@@ -196,7 +194,7 @@ export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, trac
       const w = withNd(at.sure, at.maybe, nd);
       local.set(port, { sure: w.accepted, maybe: w.unsure });
     }
-    for (const r of nd.reasons) if (!log.reasons.includes(r)) log.reasons.push(r);
+    addReasons(log, nd.reasons);
     const w = withNd(sure, maybe, nd);
     if (log.trace && !sure.isEmpty() && nd.ok.intersect(sure).isEmpty()) {
       const refused = nd.unsure.intersect(sure).isEmpty();
