@@ -9,7 +9,7 @@ import { fillDevices, parseNftJson, type Json } from '../agent/exposure/nft-json
 import { exposureOf, publishedTarget, routedVia, routeTo, targetExposure, type FirewallView } from '../agent/exposure/exposure.js';
 import { findPublished } from '../agent/exposure/published.js';
 import { fromBig, IntervalSet, prefixSet } from '../agent/exposure/intervals.js';
-import { walkPath } from '../agent/exposure/path.js';
+import { verdictOf, walkPath } from '../agent/exposure/path.js';
 import { parseRoutes } from '../agent/exposure/read.js';
 import { addLegacy, translateRule, tokenize } from '../agent/exposure/iptables-save.js';
 import type { Listener } from '../agent/model.js';
@@ -144,6 +144,8 @@ test('explain\'s single-address walk says accept exactly for the sources exposur
       for (const a of probes) {
         const one = walkPath(host, q, prefixSet(4, a), true);
         if (region.sure.has(a) !== !one.sure.isEmpty() || region.maybe.has(a) !== !one.maybe.isEmpty()) return false;
+        // explain's own verdict function says the same.
+        if ((verdictOf(one) === 'accept') !== region.sure.has(a) || (verdictOf(one) === 'undetermined') !== region.maybe.has(a)) return false;
       }
       return true;
     }),

@@ -4,7 +4,7 @@
 import { UsageError, RuntimeError } from '../errors.js';
 import { hostAddressesOn, interfaceTowards, routeTo, type FirewallView } from '../exposure/exposure.js';
 import { familyOf, prefixSet } from '../exposure/intervals.js';
-import { walkPath } from '../exposure/path.js';
+import { verdictOf, walkPath } from '../exposure/path.js';
 import { readFirewall } from '../exposure/read.js';
 import { parse } from './args.js';
 import { checkNetns } from './scan.js';
@@ -41,8 +41,7 @@ export async function runExplain(argv: string[]): Promise<number> {
   if (path.askedDaddr && !asked) {
     const candidates = hostAddressesOn(fw, family, iif);
     const walks = candidates.map((daddr) => walkPath(host, { family, proto, port, iif, listening: true, daddr }, prefixSet(family, from), true));
-    const said = (w: typeof path) => `${w.sure.isEmpty() ? '' : 'sure'}/${w.maybe.isEmpty() ? '' : 'maybe'}/${[...w.local.values()].map((a) => a.sure.isEmpty()).join()}`;
-    if (walks.length && walks.every((w) => said(w) === said(walks[0]!))) {
+    if (walks.length && walks.every((w) => verdictOf(w) === verdictOf(walks[0]!))) {
       path = walks[0]!;
       asked = candidates.length === 1 ? candidates[0] : undefined;
     }
@@ -50,10 +49,7 @@ export async function runExplain(argv: string[]): Promise<number> {
   const reasons = [...path.reasons];
   if (path.askedDaddr && !asked && !path.maybe.isEmpty()) reasons.push('a rule matches the address the client asked for, and this host\'s addresses differ: give --to ADDR to pick one');
   const to = [...path.dnat.keys()][0];
-  const refusedBy = path.trace.filter((s) => s.outcome === 'drop' || s.outcome === 'reject' || s.outcome.startsWith('policy drop')).at(-1);
-  // A redirect to another port of this host: the connection is accepted there.
-  const redirected = [...path.local.values()];
-  const verdict = !path.sure.isEmpty() || redirected.some((at) => !at.sure.isEmpty()) ? 'accept' : !path.maybe.isEmpty() || redirected.some((at) => !at.maybe.isEmpty()) ? 'undetermined' : refusedBy?.outcome === 'reject' ? 'reject' : 'drop';
+  const verdict = verdictOf(path);
   if (values.json) {
     const packet = { family, proto, dport: port, iif, from, ...(asked ? { to: asked } : {}) };
     process.stdout.write(JSON.stringify({ packet, ...(to !== undefined ? { dnat: to, oif: (to !== null && path.oif.get(to)) ?? null } : {}), steps: path.trace, verdict, reasons }, null, 2) + '\n');

@@ -230,3 +230,15 @@ function later(rs: Ruleset, p: Packet, from: Passing, ct: MarkPart[], log: PathL
   }
   return at;
 }
+
+/**
+ * explain's verdict for one source's walk: accept when it gets through (here or to the port a
+ * redirect sends it to), undetermined when a rule could not be decided, else how it was refused.
+ */
+export function verdictOf(path: PathResult): 'accept' | 'undetermined' | 'reject' | 'drop' {
+  const redirected = [...path.local.values()];
+  if (!path.sure.isEmpty() || redirected.some((at) => !at.sure.isEmpty())) return 'accept';
+  if (!path.maybe.isEmpty() || redirected.some((at) => !at.maybe.isEmpty())) return 'undetermined';
+  const refusedBy = path.trace.filter((s) => s.outcome === 'drop' || s.outcome === 'reject' || s.outcome.startsWith('policy drop')).at(-1);
+  return refusedBy?.outcome === 'reject' ? 'reject' : 'drop';
+}
