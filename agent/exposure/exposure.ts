@@ -4,7 +4,8 @@
 import type { Listener } from '../model.js';
 import { familyOf, IntervalSet, prefixSet, type Fam } from './intervals.js';
 import type { Ruleset } from './nft-json.js';
-import { routeVia, splitTarget, walkPath, type PathQuery, type Route } from './path.js';
+import type { InterfaceAddress, Route } from './host.js';
+import { routeVia, splitTarget, walkPath, type PathQuery } from './path.js';
 import { portClass } from './port-classes.js';
 import type { Published } from './published.js';
 
@@ -21,13 +22,7 @@ export interface Exposure {
   perPort?: Record<string, string[]>;
 }
 
-export type { Route } from './path.js';
-
-/** An address of this host's interface, with its prefix ("192.0.2.1/24"). */
-export interface InterfaceAddress {
-  iface: string;
-  cidr: string;
-}
+export type { InterfaceAddress, Route } from './host.js';
 
 /** What readFirewall saw. Read once and never changed afterwards: exposure caches results by it. */
 export interface FirewallView {

@@ -3,7 +3,7 @@
 import { fromBig, IntervalSet, prefixSet, toBig } from './intervals.js';
 import { freshMarks, passHooks, type PathLog } from './interpret.js';
 import type { Ruleset } from './nft-json.js';
-import type { InterfaceAddress } from './exposure.js';
+import type { InterfaceAddress } from './host.js';
 
 /** IPv6 neighbour discovery per input interface, once per ruleset: the same for every listener. */
 const ndCache = new WeakMap<Ruleset, Map<string, { ok: IntervalSet; unsure: IntervalSet; reasons: string[] }>>();

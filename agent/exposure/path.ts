@@ -13,7 +13,7 @@ import { IntervalSet, prefixSet, type Fam } from './intervals.js';
 import { addReasons, bothPass, freshMarks, Interpreter, passHooks, type MarkPart, type Packet, type PathLog, type Passing, type TraceStep } from './interpret.js';
 import { neighbourDiscovery, withNd } from './neighbour.js';
 import type { Hook, Ruleset } from './nft-json.js';
-import type { InterfaceAddress } from './exposure.js';
+import type { InterfaceAddress, Route } from './host.js';
 
 export interface PathQuery {
   family: Fam;
@@ -25,13 +25,6 @@ export interface PathQuery {
   daddr?: string;
   /** Is something on this host listening for connections no DNAT takes? */
   listening: boolean;
-}
-
-/** A route of this host: sources in `dst` are answered through `iface`. */
-export interface Route {
-  iface: string;
-  family: Fam;
-  dst: string;
 }
 
 /** What the path needs of the host besides the ruleset. */

@@ -3,7 +3,8 @@
 // all at once. I/O edge.
 import { readFile } from 'node:fs/promises';
 import { exec as defaultExec, inNetns, type Exec, type ExecResult } from '../exec.js';
-import type { FirewallView, Route } from './exposure.js';
+import type { FirewallView } from './exposure.js';
+import type { Route } from './host.js';
 import { addLegacy, fillXt } from './iptables-save.js';
 import { fillDevices, parseNftJson } from './nft-json.js';
 import { findPublished } from './published.js';
