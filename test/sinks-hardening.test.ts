@@ -6,7 +6,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { SinkQueue, type DeliveryLog, type QueueOptions } from '../agent/alerts/delivery.js';
 import { webhookSender } from '../agent/alerts/sinks/webhook.js';
@@ -134,27 +134,46 @@ test('spool: a truncated or foreign batch file is moved to bad/, logged, and the
   assert.equal(moved.length, 2, s.log.text());
 });
 
-test('watch --once: a corrupt spool file does not stop the daemon (#6)', async (t) => {
-  if (!needsRootAnd(t, 'ip', 'ss', 'nsenter')) return;
-  const rx = await new Receiver(ok).start();
-  const ns = createNamespace('spool');
+/**
+ * `watch --once` with one webhook sink pointing at `rx`, in a namespace of its own, with batches
+ * already in the sink's spool (file name → content): the spool dir and the CLI's result.
+ */
+async function watchOnceWithSpool(rx: Receiver, spooled: Record<string, string>): Promise<{ spool: string; r: Awaited<ReturnType<typeof runCli>>; ms: number }> {
+  const ns = createNamespace('once');
   const dir = mkdtempSync(`${tmpdir()}/pw-sinks-`);
   try {
     const spool = `${dir}/state/spool/webhook-1`;
     mkdirSync(spool, { recursive: true });
-    writeFileSync(`${spool}/2026-01-01T00-00-00-000Z_msg_trunc.json`, '{"id": "msg_tr');
-    writeFileSync(`${spool}/2026-01-01T00-00-01-000Z_msg_good.json`, JSON.stringify(batch('msg_good', '2026-01-01T00:00:01.000Z')));
+    for (const [name, text] of Object.entries(spooled)) writeFileSync(`${spool}/${name}`, text);
     writeFileSync(`${dir}/policy.yaml`, 'version: 1\nrules:\n  - { name: web, port: 8080 }\n');
     writeFileSync(`${dir}/config.yaml`, `policy: ${dir}/policy.yaml\nstate_dir: ${dir}/state\nnetns: ${ns}\nexposure: false\nsinks:\n  - type: webhook\n    url: http://127.0.0.1:${rx.port}/hook\n`);
+    const started = Date.now();
     const r = await runCli(['watch', '--config', `${dir}/config.yaml`, '--once']);
+    // What the spool holds now, read before the directory goes.
+    const kept = mkdtempSync(`${tmpdir()}/pw-sinks-kept-`);
+    cpSync(spool, kept, { recursive: true });
+    return { spool: kept, r, ms: Date.now() - started };
+  } finally {
+    deleteNamespace(ns);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('watch --once: a corrupt spool file does not stop the daemon (#6)', async (t) => {
+  if (!needsRootAnd(t, 'ip', 'ss', 'nsenter')) return;
+  const rx = await new Receiver(ok).start();
+  try {
+    const { spool, r } = await watchOnceWithSpool(rx, {
+      '2026-01-01T00-00-00-000Z_msg_trunc.json': '{"id": "msg_tr',
+      '2026-01-01T00-00-01-000Z_msg_good.json': JSON.stringify(batch('msg_good', '2026-01-01T00:00:01.000Z')),
+    });
+    t.after(() => rmSync(spool, { recursive: true, force: true }));
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.ok(rx.posts.some((p) => p.id === 'msg_good'), 'the good batch was delivered');
     assert.deepEqual(readdirSync(`${spool}/bad`), ['2026-01-01T00-00-00-000Z_msg_trunc.json']);
     assert.match(r.stdout, /msg_trunc\.json/);
   } finally {
     await rx.stop();
-    deleteNamespace(ns);
-    rmSync(dir, { recursive: true, force: true });
   }
 });
 
@@ -412,22 +431,14 @@ test('watch: operator environment errors exit 2 with file:line:col, a busy port 
 test('watch --once against a failing receiver: one attempt per sink, the rest stays spooled (#10, end to end)', async (t) => {
   if (!needsRootAnd(t, 'ip', 'ss', 'nsenter')) return;
   const rx = await new Receiver(fail500).start();
-  const ns = createNamespace('once');
-  const dir = mkdtempSync(`${tmpdir()}/pw-sinks-`);
   try {
-    const spool = `${dir}/state/spool/webhook-1`;
-    mkdirSync(spool, { recursive: true });
-    for (let i = 0; i < 5; i++) writeFileSync(`${spool}/2026-01-01T00-00-0${i}-000Z_msg_${i}.json`, JSON.stringify(batch(`msg_${i}`, `2026-01-01T00:00:0${i}.000Z`)));
-    writeFileSync(`${dir}/policy.yaml`, 'version: 1\nrules:\n  - { name: web, port: 8080 }\n');
-    writeFileSync(`${dir}/config.yaml`, `policy: ${dir}/policy.yaml\nstate_dir: ${dir}/state\nnetns: ${ns}\nexposure: false\nsinks:\n  - type: webhook\n    url: http://127.0.0.1:${rx.port}/hook\n`);
-    const started = Date.now();
-    const r = await runCli(['watch', '--config', `${dir}/config.yaml`, '--once']);
+    const batches = Object.fromEntries([0, 1, 2, 3, 4].map((i) => [`2026-01-01T00-00-0${i}-000Z_msg_${i}.json`, JSON.stringify(batch(`msg_${i}`, `2026-01-01T00:00:0${i}.000Z`))]));
+    const { spool, r, ms } = await watchOnceWithSpool(rx, batches);
+    t.after(() => rmSync(spool, { recursive: true, force: true }));
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.equal(rx.posts.length, 1, `one POST, not a retry loop (${rx.posts.length} in ${Date.now() - started} ms)`);
+    assert.equal(rx.posts.length, 1, `one POST, not a retry loop (${rx.posts.length} in ${ms} ms)`);
     assert.equal(readdirSync(spool).filter((f) => f.endsWith('.json')).length, 5, 'every batch is still spooled');
   } finally {
     await rx.stop();
-    deleteNamespace(ns);
-    rmSync(dir, { recursive: true, force: true });
   }
 });
