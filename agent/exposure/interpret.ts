@@ -5,9 +5,9 @@
 // its own chain. The input hook is a connection to this host; the forward hook one that a DNAT
 // sent on to a container; the prerouting nat chains say which sources that DNAT catches. Pure.
 import { CT_DIRECTIONS, PKTTYPES, PROTOCOLS, TCP_FLAGS, compare, evaluate, leafOf } from './fields.js';
-import { IntervalSet, prefixRange, toBig, type Fam, type Range } from './intervals.js';
+import { IntervalSet, prefixRange, prefixSet, toBig, type Fam, type Range } from './intervals.js';
 import { exprText, valueText } from './nft-text.js';
-import { baseChains, chainKey, isObj, type Hook, type Obj, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
+import { baseChains, chainKey, elemValue, isObj, type Hook, type Obj, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
 
 export interface Packet {
   family: Fam;
@@ -65,7 +65,6 @@ export interface PacketMarks {
 
 export const freshMarks = (fam: Fam, ct?: MarkPart[]): PacketMarks => ({ meta: [{ value: 0, region: IntervalSet.full(fam) }], ct: ct ?? [{ value: 0, region: IntervalSet.full(fam) }] });
 
-const prefixRange4or6 = (fam: Fam, addr: string) => IntervalSet.of(fam, [prefixRange(fam, addr)]);
 const protocolOf = (fam: Fam) => (fam === 4 ? 'ip' : 'ip6');
 
 /** Where a client's source port lies: some unprivileged port, which one is not known. */
@@ -216,7 +215,7 @@ function portIndexOf(pairs: Json[]): ((port: number) => Obj | undefined) | null 
       ok = false;
       break;
     }
-    const k = isObj(pair[0]) && isObj(pair[0].elem) && 'val' in pair[0].elem ? pair[0].elem.val : pair[0];
+    const k = elemValue(pair[0]!);
     if (typeof k === 'number') spans.push([k, k, pair[1]]);
     else if (isObj(k) && Array.isArray(k.range) && typeof k.range[0] === 'number' && typeof k.range[1] === 'number') spans.push([k.range[0], k.range[1], pair[1]]);
     else {
@@ -306,11 +305,9 @@ export class Interpreter {
       const set = this.rs.sets.get(chainKey(chain.family, chain.table, right.slice(1)));
       if (!set) throw new Undecidable(`unknown set ${right}`);
       if (namedSetCache.has(set)) return []; // addressSet() answers from its cache
-      return set.elem.map((e) => (isObj(e) && 'elem' in e ? (e.elem as Obj).val ?? e.elem : e)) as Json[];
+      return set.elem.map(elemValue);
     }
-    // An element with a comment or timeout is wrapped: {"elem": {"val": …, "comment": …}}.
-    const unwrap = (it: Json): Json => (isObj(it) && isObj(it.elem) && 'val' in it.elem ? it.elem.val! : it);
-    if (isObj(right) && Array.isArray(right.set)) return right.set.map(unwrap);
+    if (isObj(right) && Array.isArray(right.set)) return right.set.map(elemValue);
     if (Array.isArray(right)) return right;
     return [right];
   }
@@ -558,7 +555,7 @@ export class Interpreter {
       // The client's address type: local when it is one of this host's own addresses.
       if (fib.result === 'type' && fib.flags?.length === 1 && fib.flags[0] === (this.p.reply ? 'daddr' : 'saddr')) {
         if (!this.p.localAddrs) throw new Undecidable(`${valueText(left)} (this host's addresses are not known)`);
-        const local = this.p.localAddrs.filter((a) => (a.includes(':') ? 6 : 4) === this.p.family).reduce((u, a) => u.union(prefixRange4or6(this.p.family, a)), IntervalSet.empty(this.p.family));
+        const local = this.p.localAddrs.filter((a) => (a.includes(':') ? 6 : 4) === this.p.family).reduce((u, a) => u.union(prefixSet(this.p.family, a)), IntervalSet.empty(this.p.family));
         const set = items.reduce<IntervalSet>((u, i) => (i === 'local' ? u.union(local) : i === 'unicast' ? u.union(local.complement()) : u), IntervalSet.empty(this.p.family));
         return { kind: 'sources', set: negate ? set.complement() : set };
       }
@@ -705,7 +702,7 @@ export class Interpreter {
     for (const pair of pairs) {
       if (left.isEmpty()) break;
       if (!Array.isArray(pair) || pair.length !== 2 || !isObj(pair[1])) throw new Undecidable(`vmap element ${short(pair)}`);
-      const key = isObj(pair[0]) && isObj(pair[0].elem) && 'val' in pair[0].elem ? pair[0].elem.val! : (pair[0] as Json);
+      const key = elemValue(pair[0] as Json);
       const r = this.match({ op: '==', left: v.key as Json, right: key }, chain);
       const hit = r.kind === 'const' ? (r.value ? left : IntervalSet.empty(fam)) : left.intersect(r.set);
       if (hit.isEmpty()) continue;

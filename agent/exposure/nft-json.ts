@@ -5,6 +5,9 @@ export type Json = null | boolean | number | string | Json[] | { [k: string]: Js
 export type Obj = { [k: string]: Json };
 export const isObj = (j: Json | undefined): j is Obj => typeof j === 'object' && j !== null && !Array.isArray(j);
 
+/** A set element as written: an element with a comment or timeout is wrapped as {"elem": {"val": …}}. */
+export const elemValue = (j: Json): Json => (isObj(j) && isObj(j.elem) ? ('val' in j.elem ? j.elem.val! : j.elem) : j);
+
 export interface NftRule {
   handle: number | null;
   comment: string | null;

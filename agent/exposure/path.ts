@@ -36,16 +36,21 @@ export interface PathHost {
   forwarding?: { 4: boolean; 6: boolean };
 }
 
-/** The interface the route to `address` leaves through (longest match), or null. */
-export function routeVia(routes: readonly Route[], address: string): string | null {
+/** The item whose prefix holds `address` with the longest match, or null. */
+function longestMatch<T>(items: readonly T[], cidrOf: (t: T) => string, address: string): T | null {
   const fam = address.includes(':') ? 6 : 4;
-  let best: Route | null = null;
-  for (const r of routes) {
-    if (r.family !== fam || !prefixSet(fam, r.dst).has(address)) continue;
-    if (!best || Number(r.dst.split('/')[1]) > Number(best.dst.split('/')[1])) best = r;
+  let best: { item: T; len: number } | null = null;
+  for (const item of items) {
+    const cidr = cidrOf(item);
+    if (cidr.includes(':') !== (fam === 6)) continue;
+    const len = Number(cidr.split('/')[1] ?? (fam === 4 ? 32 : 128));
+    if ((!best || len > best.len) && prefixSet(fam, cidr).has(address)) best = { item, len };
   }
-  return best?.iface ?? null;
+  return best?.item ?? null;
 }
+
+/** The interface the route to `address` leaves through (longest match), or null. */
+export const routeVia = (routes: readonly Route[], address: string): string | null => longestMatch(routes, (r) => r.dst, address)?.iface ?? null;
 
 export interface PathResult extends Passing {
   /** Sources the prerouting nat chains send elsewhere, by target ("addr:port"; null: not said). */
@@ -87,16 +92,7 @@ export function splitTarget(to: string): { addr: string; port: number | null } {
 }
 
 /** The interface whose prefix holds `address` (longest match), or null. */
-export function interfaceTowards(address: string, addrs: readonly InterfaceAddress[]): string | null {
-  const fam = address.includes(':') ? 6 : 4;
-  let best: { iface: string; len: number } | null = null;
-  for (const a of addrs) {
-    if (a.cidr.includes(':') !== (fam === 6)) continue;
-    const len = Number(a.cidr.split('/')[1] ?? (fam === 4 ? 32 : 128));
-    if (prefixSet(fam, a.cidr).has(address) && (!best || len > best.len)) best = { iface: a.iface, len };
-  }
-  return best?.iface ?? null;
-}
+export const interfaceTowards = (address: string, addrs: readonly InterfaceAddress[]): string | null => longestMatch(addrs, (a) => a.cidr, address)?.iface ?? null;
 
 /**
  * Follows a connection from `region` through the live ruleset. A source reaches the service when
