@@ -9,25 +9,27 @@ import { addLegacy, fillXt } from './iptables-save.js';
 import { fillDevices, parseNftJson } from './nft-json.js';
 import { findPublished } from './published.js';
 
-/** Names of the iptables-legacy tables that exist (/proc/net/ip_tables_names is per namespace). */
-async function legacyTables(netns: string | undefined, exec: Exec, file: string): Promise<boolean> {
-  if (netns === undefined) return readFile(file, 'utf8').then((t) => t.trim() !== '', () => false);
+/** A per-namespace /proc file (ip_tables_names, a sysctl) as the namespace sees it; null: unreadable. */
+async function readProcFile(netns: string | undefined, exec: Exec, file: string): Promise<string | null> {
+  if (netns === undefined) return readFile(file, 'utf8').catch(() => null);
   const r = await exec(...inNetns(netns, 'cat', [file])).catch(() => null);
-  return !!r && r.code === 0 && r.stdout.trim() !== '';
+  return r && r.code === 0 ? r.stdout : null;
 }
+
+/** Whether iptables-legacy holds tables of this family (/proc/net/ip_tables_names lists them). */
+const legacyTables = async (netns: string | undefined, exec: Exec, file: string) => ((await readProcFile(netns, exec, file))?.trim() ?? '') !== '';
 
 export async function readFirewall(netns?: string, exec: Exec = defaultExec): Promise<FirewallView> {
   const run = (cmd: string, args: string[]): Promise<ExecResult | Error> => exec(...inNetns(netns, cmd, args)).catch((err: Error) => err);
   const ok = (r: ExecResult | Error | null): string | null => (r && !(r instanceof Error) && r.code === 0 ? r.stdout : null);
   // iptables-legacy-save only where legacy tables exist (it would load the kernel module), and
   // iptables-nft-save only when nft shows rules it cannot print (xt expressions).
-  const sysctl = (path: string) => (netns === undefined ? readFile(path, 'utf8').then((stdout) => ({ code: 0, stdout, stderr: '' }), (err: Error) => err) : run('cat', [path]));
   const [links, routes4, routes6, forward4, forward6, nft, has4, has6] = await Promise.all([
     run('ip', ['-j', 'addr', 'show']),
     run('ip', ['-j', '-4', 'route', 'show']),
     run('ip', ['-j', '-6', 'route', 'show']),
-    sysctl('/proc/sys/net/ipv4/conf/all/forwarding'),
-    sysctl('/proc/sys/net/ipv6/conf/all/forwarding'),
+    readProcFile(netns, exec, '/proc/sys/net/ipv4/conf/all/forwarding'),
+    readProcFile(netns, exec, '/proc/sys/net/ipv6/conf/all/forwarding'),
     run('nft', ['-j', 'list', 'ruleset']),
     legacyTables(netns, exec, '/proc/net/ip_tables_names'),
     legacyTables(netns, exec, '/proc/net/ip6_tables_names'),
@@ -47,8 +49,7 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec): Pr
     view.interfaces = ifs.map((i) => i.ifname).filter((n) => n !== 'lo');
     view.addresses = ifs.flatMap((i) => (i.addr_info ?? []).filter((a) => a.local && a.prefixlen !== undefined).map((a) => ({ iface: i.ifname, cidr: `${a.local}/${a.prefixlen}` })));
   }
-  const fwd = [ok(forward4), ok(forward6)];
-  if (fwd.every((t) => t !== null)) view.forwarding = { 4: fwd[0]!.trim() === '1', 6: fwd[1]!.trim() === '1' };
+  if (forward4 !== null && forward6 !== null) view.forwarding = { 4: forward4.trim() === '1', 6: forward6.trim() === '1' };
   const routeText = [ok(routes4), ok(routes6)];
   if (routeText.every((t) => t !== null)) view.routes = routeText.flatMap((t, i) => parseRoutes(t!, i === 0 ? 4 : 6));
   const notInstalled = nft instanceof Error && (nft as NodeJS.ErrnoException).code === 'ENOENT';
