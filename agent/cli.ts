@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   watch: async () => (await import('./commands/watch.js')).runWatch,
   alerts: async () => (await import('./commands/alerts.js')).runAlerts,
   explain: async () => (await import('./commands/explain.js')).runExplain,
+  probe: async () => (await import('./commands/probe.js')).runProbe,
   '_rollback-timer': async () => (await import('./commands/apply.js')).runRollbackTimer,
 };
 
@@ -41,11 +42,13 @@ const USAGE = `usage: portwarden <command> [options]
             (apply, confirm, rollback, remove, status also take --state-dir DIR and --netns NAME)
   explain   PORT[/PROTO] --from ADDR [--iif IFACE] [--to ADDR] [--json] [--netns NAME]
                                                           follow one connection, packet by packet, through the live firewall
+  probe     HOST [--policy FILE] [--source ADDR] [--json] [--timeout SECONDS] [--concurrency N] [--all-ports]
+                                                          from another machine: what HOST shows this source, against the policy
   watch     [--config FILE] [--once]                      the agent: scheduled checks and drift alerts
   alerts    [--since DURATION] [--open] [--json] [--state-dir DIR]
                                                           review opened/resolved/reminder events
 
-exit codes: 0 ok · 1 findings at or above --fail-on · 2 bad input or usage · 3 runtime failure
+exit codes: 0 ok · 1 findings at or above --fail-on (probe: a mismatch) · 2 bad input or usage · 3 runtime failure
 `;
 
 async function main(argv: string[]): Promise<number> {

@@ -3,6 +3,7 @@ import { loadPolicy, DEFAULT_POLICY_PATH } from '../policy/load.js';
 import { evaluate, sortFindings } from '../policy/evaluate.js';
 import { compareExposure } from '../exposure/compare.js';
 import { readFirewall } from '../exposure/read.js';
+import { checkServices } from '../service/host.js';
 import { SEVERITIES, severityRank, type Finding, type Severity } from '../model.js';
 import { parse, parseSeverity } from './args.js';
 import { paintSeverity, printable, useColor } from './output.js';
@@ -59,7 +60,8 @@ export async function runCheck(argv: string[]): Promise<number> {
   const loaded = loadPolicy(values.policy ?? DEFAULT_POLICY_PATH);
   printWarnings(loaded.warnings);
   const [snap, fw] = await Promise.all([snapshotFor(values.netns), readFirewall(values.netns)]);
-  const findings = sortFindings([...evaluate(loaded.policy, snap.listeners), ...compareExposure(loaded.policy, snap.listeners, fw)]);
+  const services = await checkServices(loaded.policy, snap.listeners, { netns: values.netns });
+  const findings = sortFindings([...evaluate(loaded.policy, snap.listeners), ...compareExposure(loaded.policy, snap.listeners, fw), ...services]);
   if (values.json) {
     process.stdout.write(JSON.stringify({ findings: findings.map(findingJson), listeners: snap.listeners.map((l) => listenerJson(l)) }, null, 2) + '\n');
   } else {
