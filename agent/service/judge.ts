@@ -3,7 +3,7 @@
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import type { Finding, FindingKind, Severity } from '../model.js';
 import { tlsMode, type Expect } from './expect.js';
-import type { Observation } from './observe.js';
+import { RELAY_TO, type Observation } from './observe.js';
 import { tlsVersionNumber } from './protocols.js';
 
 export type CheckName = Extract<FindingKind, 'service-unanswered' | 'tls-missing' | 'tls-weak' | 'cert-expiring' | 'cert-name-mismatch' | 'smtp-plaintext-auth' | 'open-relay'>;
@@ -76,7 +76,7 @@ export function judge(expect: Expect, obs: Observation, now: Date): Check[] {
   }
   if (expect.smtp?.relay === 'refuse' && obs.relay) {
     const accepted = obs.relay.code >= 200 && obs.relay.code < 300;
-    add('open-relay', !accepted, 'critical', `RCPT TO:<…@example.net> from a stranger: ${obs.relay.code} ${obs.relay.text}`);
+    add('open-relay', !accepted, 'critical', `RCPT TO:<${RELAY_TO}> (a domain this server is not responsible for): ${obs.relay.code} ${obs.relay.text}`);
   }
   return out;
 }
