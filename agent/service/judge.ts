@@ -21,7 +21,7 @@ const DAY_MS = 86_400_000;
 const REMEDY: Record<CheckName, string> = {
   'service-unanswered': 'see whether the service hangs (its logs, its process), or whether it still speaks the protocol the port suggests',
   'tls-missing': 'configure TLS for the service (certificate and key; STARTTLS or implicit TLS as the rule expects), then reload it',
-  'tls-weak': 'raise the minimum TLS version in the service configuration (e.g. smtpd_tls_protocols = >=TLSv1.2), then reload it',
+  'tls-weak': 'raise the minimum TLS version in the service configuration (Postfix: smtpd_tls_protocols = >=TLSv1.2; Dovecot: ssl_min_protocol), then reload it',
   'cert-expiring': 'renew the certificate and reload the service (certbot renew, or your CA), and check the renewal job',
   'cert-name-mismatch': 'get a certificate for the names clients use (subjectAltName), or correct cert_names in the policy',
   'smtp-plaintext-auth': 'offer AUTH only after STARTTLS (Postfix: smtpd_tls_auth_only = yes), then reload it',

@@ -5,6 +5,9 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket, type ConnectionOptions } from 'node:tls';
 import type { Parsed } from './protocols.js';
 
+/** More than this without a whole answer is not the protocol we speak (or a flood): give up. */
+const MAX_ANSWER = 64 * 1024;
+
 /** The server did not answer in time: a finding of its own (service-unanswered). */
 export class SilentError extends Error {}
 
@@ -57,6 +60,7 @@ export class Session {
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => {
       this.buffer += d;
+      if (this.buffer.length > MAX_ANSWER) this.fail(new Error(`more than ${MAX_ANSWER / 1024} KiB without a whole answer`));
       this.wake?.();
     });
     socket.on('error', (err) => this.fail(err));

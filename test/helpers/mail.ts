@@ -139,3 +139,59 @@ export async function startMail(ns: string): Promise<Mail> {
     stop,
   };
 }
+
+/**
+ * Dovecot serving IMAP (143 STARTTLS, 993 TLS) and POP3 (110 STLS, 995 TLS) inside a namespace,
+ * with a certificate valid `days` days; `ssl: false` offers no TLS at all (993/995 still listen,
+ * speaking plain text).
+ */
+export async function startImap(ns: string, opts: { ssl: boolean; days: number }): Promise<{ stop(): Promise<void> }> {
+  const dir = mkdtempSync(`${tmpdir()}/pw-imap-`);
+  chmodSync(dir, 0o755);
+  let child: ChildProcess | null = null;
+  // At process exit: no waiting, just gone.
+  const kill = () => {
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+  };
+  running.add(kill);
+  /** nsenter execs Dovecot's master: SIGTERM takes its login processes down, then it exits. */
+  const stop = async () => {
+    const c = child;
+    if (c && c.exitCode === null && c.signalCode === null) {
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGTERM');
+      const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    child = null;
+    running.delete(kill);
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  };
+  try {
+    makeCertificate(dir, opts.days);
+    writeFileSync(`${dir}/users`, '');
+    writeFileSync(`${dir}/dovecot.conf`, [
+      `base_dir = ${dir}/run`,
+      `state_dir = ${dir}/state`,
+      `log_path = ${dir}/dovecot.log`,
+      'protocols = imap pop3',
+      'listen = *',
+      opts.ssl ? `ssl = yes\nssl_cert = <${dir}/cert.pem\nssl_key = <${dir}/key.pem` : 'ssl = no',
+      `mail_location = maildir:${dir}/mail/%u`,
+      `passdb {\n  driver = passwd-file\n  args = scheme=PLAIN ${dir}/users\n}`,
+      'userdb {\n  driver = static\n  args = uid=nobody gid=nogroup home=/nonexistent\n}',
+      // Without TLS, 993/995 are plain listeners: what a broken configuration looks like.
+      opts.ssl ? '' : 'service imap-login {\n  inet_listener imaps {\n    port = 993\n    ssl = no\n  }\n}\nservice pop3-login {\n  inet_listener pop3s {\n    port = 995\n    ssl = no\n  }\n}',
+      '',
+    ].join('\n'));
+    child = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', 'dovecot', '-c', `${dir}/dovecot.conf`, '-F'], { stdio: 'ignore' });
+    for (let i = 0; i < 100 && !existsSync(`${dir}/run/master.pid`); i++) await sleep(50);
+    await sleep(300); // the login processes are listening once the master has started them
+    if (!existsSync(`${dir}/run/master.pid`)) throw new Error(`dovecot did not start: ${existsSync(`${dir}/dovecot.log`) ? readFileSync(`${dir}/dovecot.log`, 'utf8').slice(-500) : ''}`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { stop };
+}

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { needsRootAnd } from '../helpers/env.js';
 import { createLab, nsRun, startListeners, type Lab } from '../helpers/lab.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
-import { startMail, type Mail } from '../helpers/mail.js';
+import { startImap, startMail, type Mail } from '../helpers/mail.js';
 import { CLI } from '../helpers/paths.js';
 
 interface ProbeJson {
@@ -168,6 +168,39 @@ test('probe, check and the agent against a real Postfix with STARTTLS, submissio
       assert.deepEqual(service, ['opened cert-expiring:tcp/25', 'opened cert-expiring:tcp/465', 'opened cert-expiring:tcp/587', 'opened smtp-plaintext-auth:tcp/25']);
     });
 
+    await t.test('IMAP STARTTLS and POP3 STLS against a real Dovecot: offered, then not', async () => {
+      const p3 = `${dir}/imap.yaml`;
+      writeFileSync(p3, [
+        'version: 1', 'default: allow', 'rules:',
+        '  - { name: imap, port: 143, expect: { tls: starttls, cert_days: 14, cert_names: [mail.example.test] } }',
+        '  - { name: imaps, port: 993, expect: { tls: implicit, tls_min: "1.3" } }',
+        '  - { name: pop3, port: 110, expect: { tls: starttls, cert_names: [pop.example.org] } }',
+        '  - { name: pop3s, port: 995, expect: { tls: implicit } }',
+        '',
+      ].join('\n'));
+      nsRun(server, 'nft', ['flush', 'ruleset']); // the first policy's firewall refuses these ports
+      let imap = await startImap(server, { ssl: true, days: 7 });
+      try {
+        const b = await probe(stranger.ns, p3);
+        assert.deepEqual(b.json.ports.filter((p) => p.rule).map((p) => `${p.port} ${p.observed} ${p.checks.map((c) => `${c.name}:${c.ok}`).join(',')}`), [
+          '110 open tls-missing:true,cert-name-mismatch:false',
+          '143 open tls-missing:true,cert-expiring:false,cert-name-mismatch:true',
+          '993 open tls-missing:true,tls-weak:false',
+          '995 open tls-missing:true',
+        ]);
+      } finally {
+        await imap.stop();
+      }
+      imap = await startImap(server, { ssl: false, days: 7 });
+      try {
+        assert.deepEqual((await serviceFindings(server, p3)).filter((id) => /:tcp\/(110|143|993|995)$/.test(id)), [
+          'tls-missing:tcp/110', 'tls-missing:tcp/143', 'tls-missing:tcp/993', 'tls-missing:tcp/995',
+        ]);
+      } finally {
+        await imap.stop();
+      }
+    });
+
     await t.test('a server that accepts and never speaks is a finding within the timeout', async () => {
       const silent = spawn('nsenter', [`--net=/run/netns/${server}`, '--', process.execPath, '-e',
         "require('net').createServer(() => {}).listen(2525, () => console.log('ready')); process.stdin.resume(); process.stdin.on('end', () => process.exit(0));"]);
@@ -175,7 +208,6 @@ test('probe, check and the agent against a real Postfix with STARTTLS, submissio
       await new Promise((r) => silent.stdout.once('data', r));
       const p2 = `${dir}/silent.yaml`;
       writeFileSync(p2, 'version: 1\ndefault: allow\nrules:\n  - { name: silent, port: 2525, expect: { tls: implicit } }\n');
-      nsRun(server, 'nft', ['flush', 'ruleset']);
       const t0 = Date.now();
       const b = await probe(stranger.ns, p2, ['--timeout', '1']);
       assert.ok(Date.now() - t0 < 8000, `the probe took ${Date.now() - t0} ms`);
