@@ -7,6 +7,8 @@ import type { Observation } from '../agent/service/observe.js';
 import { mismatch, probeFailed, probeJson, probePlan, probeResult, namedPorts } from '../agent/service/probe.js';
 import { loadPolicy } from '../agent/policy/load.js';
 import { InputError } from '../agent/errors.js';
+import { runCli } from './helpers/cli.js';
+import { ROOT } from './helpers/paths.js';
 
 test('SMTP replies are whole only at the last line; EHLO extensions are read from them', () => {
   assert.equal(smtpReply('250-mail.example\r\n250-STARTTLS\r\n'), null);
@@ -104,4 +106,21 @@ test('probe plan: what each source should see, and what is a mismatch', () => {
   assert.equal(probeFailed(r), true);
   assert.deepEqual(Object.keys(probeJson(r)), ['target', 'source', 'ports']);
   assert.deepEqual(Object.keys(probeJson(r).ports[0]!), ['proto', 'port', 'expected', 'observed', 'rule', 'checks']);
+});
+
+test('probe: bad usage is exit 2 with one line, before any packet is sent', async () => {
+  const policy = `${ROOT}rules/examples/mail-relay.yaml`;
+  const cases: [string[], RegExp][] = [
+    [['probe', '--policy', policy], /^portwarden: usage: portwarden probe HOST /],
+    [['probe', '192.0.2.1', '--policy', policy, '--timeout', '0'], /^portwarden: --timeout must be a number from 0\.1 to 120, not "0"$/m],
+    [['probe', '192.0.2.1', '--policy', policy, '--concurrency', '1.5'], /^portwarden: --concurrency must be a whole number from 1 to 256, not "1\.5"$/m],
+    [['probe', '192.0.2.1', '--policy', policy, '--source', 'nope'], /^portwarden: --source must be an IP address, not "nope"$/m],
+    [['probe', '192.0.2.1', '--policy', policy, '--source', '2001:db8::1'], /^portwarden: --source 2001:db8::1 and 192\.0\.2\.1 \(192\.0\.2\.1\) are not the same address family$/m],
+  ];
+  for (const [args, message] of cases) {
+    const r = await runCli(args);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.stderr, message);
+    assert.equal(r.stdout, '');
+  }
 });

@@ -274,8 +274,8 @@ export class Agent {
     if (fw) findings.push(...compareExposure(policy.policy, snap.listeners, fw));
     // Services of rules with expect: connected to at most every service_interval.
     findings.push(...(await this.services.findings(policy.policy, snap.listeners, config.netns, config.serviceIntervalMs).catch((err: Error) => {
-      this.log.warn({ error: err.message }, 'cannot check the services');
-      return [];
+      this.log.warn({ error: err.message }, 'cannot check the services: keeping the last results');
+      return this.services.last;
     })));
     const drift = await firewallDrift(new StateDir(config.stateDir), config.netns).catch((err: Error) => {
       this.log.warn({ error: err.message }, 'cannot read the firewall for drift');

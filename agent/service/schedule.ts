@@ -5,7 +5,8 @@ import type { CompiledPolicy } from '../policy/compile.js';
 import { checkServices, hostTargets } from './host.js';
 
 export class ServiceSchedule {
-  private last: Finding[] = [];
+  /** The last results: what stands while a check cannot run (the namespace is gone, a tool failed). */
+  last: Finding[] = [];
   private at = -Infinity;
   /** What was checked: a new policy or a new service on a checked port checks again at once. */
   private key = '';
