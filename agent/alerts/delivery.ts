@@ -8,6 +8,7 @@
 // kept in memory and the failure is reported once through onWriteError.
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { hostFinding } from '../model.js';
 import { ensureDir, writeJson } from '../state-files.js';
 import type { JournalEvent } from './journal.js';
 import { redact } from './sinks/redact.js';
@@ -225,11 +226,13 @@ export class SinkQueue {
         event: 'opened',
         at,
         host: this.o.host,
-        finding: {
-          id: `alerts-dropped:${this.name}`, kind: 'alerts-dropped', severity: 'high', proto: null, port: null, address: null, rule: null, processes: [],
-          message: `dropped ${dropped} events: sink ${this.name} could not deliver and its spool (${this.o.limit} batches) was full`,
-          remedy: `check that ${this.name} is reachable, then review what was missed with portwarden alerts`,
-        },
+        finding: hostFinding(
+          'alerts-dropped',
+          'high',
+          `dropped ${dropped} events: sink ${this.name} could not deliver and its spool (${this.o.limit} batches) was full`,
+          `check that ${this.name} is reachable, then review what was missed with portwarden alerts`,
+          `alerts-dropped:${this.name}`,
+        ),
       }],
     }, false);
   }

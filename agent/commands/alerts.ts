@@ -2,15 +2,14 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { isDriftState, openFindings } from '../alerts/drift.js';
 import { readJournal } from '../alerts/journal.js';
-import { STATE_FILE } from '../daemon/agent.js';
-import { parseDuration } from '../daemon/config.js';
-import { DEFAULT_STATE_DIR } from '../firewall/apply.js';
+import { parseDuration } from '../duration.js';
+import { DEFAULT_STATE_DIR, STATE_FILE } from '../paths.js';
 import { RuntimeError, UsageError } from '../errors.js';
 import { fsError } from '../fs-atomic.js';
 import type { Finding } from '../model.js';
 import { readJson } from '../state-files.js';
 import { parse } from './args.js';
-import { findingJson } from './check.js';
+import { findingJson } from '../serialize.js';
 import { table } from './output.js';
 
 const program = (f: Finding) => [...new Set(f.processes.map((p) => p.name))].join(',') || '-';

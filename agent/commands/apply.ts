@@ -3,18 +3,19 @@ import { statSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { RuntimeError, UsageError } from '../errors.js';
 import {
-  CLI_PATH, DEFAULT_STATE_DIR, MAX_CONFIRM_SECONDS, StateDir, confirm, executeApply, liveState, planApply, removeAll, rollback, rollbackTimer,
+  CLI_PATH, MAX_CONFIRM_SECONDS, StateDir, confirm, executeApply, liveState, planApply, removeAll, rollback, rollbackTimer,
 } from '../firewall/apply.js';
 import { describeAll, type DiffMode } from '../firewall/diff.js';
 import { liveBackend } from '../firewall/live.js';
 import { publishedPolicyRefuses } from '../exposure/compare.js';
 import { readFirewall } from '../exposure/read.js';
 import { lockoutWarning } from '../firewall/oracle.js';
-import { DEFAULT_POLICY_PATH, loadPolicy } from '../policy/load.js';
+import { DEFAULT_POLICY_PATH, DEFAULT_STATE_DIR } from '../paths.js';
+import { loadPolicy } from '../policy/load.js';
 import { parse } from './args.js';
-import { printWarnings } from './check.js';
+import { printWarnings } from './output.js';
 import { parseBackend } from './rules.js';
-import { checkNetns } from './scan.js';
+import { checkNetns } from '../collect/snapshot.js';
 
 const common = { 'state-dir': { type: 'string' }, netns: { type: 'string' } } as const;
 

@@ -7,7 +7,7 @@ import { familyOf, prefixSet } from '../exposure/intervals.js';
 import { verdictOf, walkPath } from '../exposure/path.js';
 import { readFirewall } from '../exposure/read.js';
 import { parse } from './args.js';
-import { checkNetns } from './scan.js';
+import { checkNetns } from '../collect/snapshot.js';
 
 const USAGE = 'usage: portwarden explain PORT[/tcp|/udp] --from ADDR [--iif IFACE] [--to ADDR] [--json] [--netns NAME]';
 

@@ -4,8 +4,8 @@ import { hostname } from 'node:os';
 import { UsageError } from '../errors.js';
 import { starterPolicy } from '../policy/starter.js';
 import { parse } from './args.js';
+import { snapshotFor } from '../collect/snapshot.js';
 import { checkOutputPath, writeOutput } from './output.js';
-import { snapshotFor } from './scan.js';
 
 export async function runInit(argv: string[]): Promise<number> {
   const { values } = parse(argv, { output: { type: 'string' }, force: { type: 'boolean' }, netns: { type: 'string' } });

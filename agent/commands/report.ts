@@ -6,13 +6,14 @@ import { evaluate, sortFindings } from '../policy/evaluate.js';
 import { compareExposure } from '../exposure/compare.js';
 import { exposureOf } from '../exposure/exposure.js';
 import { readFirewall } from '../exposure/read.js';
-import { BUNDLED_POLICY_PATH, DEFAULT_POLICY_PATH, loadPolicy } from '../policy/load.js';
+import { BUNDLED_POLICY_PATH, DEFAULT_POLICY_PATH } from '../paths.js';
+import { loadPolicy } from '../policy/load.js';
 import { lockoutWarning } from '../firewall/oracle.js';
 import { renderRuleset } from '../firewall/render.js';
 import { parse } from './args.js';
-import { findingsText, printWarnings } from './check.js';
-import { printable, useColor } from './output.js';
-import { listenersTable, publishedRows, snapshotFor, snapshotNote } from './scan.js';
+import { snapshotFor } from '../collect/snapshot.js';
+import { printable, printWarnings, useColor } from './output.js';
+import { findingsText, listenersTable, publishedRows, snapshotNote } from './present.js';
 
 export async function runReport(argv: string[]): Promise<number> {
   const { values } = parse(argv, { policy: { type: 'string' }, netns: { type: 'string' } });

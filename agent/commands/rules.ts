@@ -2,10 +2,10 @@
 import { UsageError } from '../errors.js';
 import { lockoutWarning } from '../firewall/oracle.js';
 import { BACKENDS, renderRuleset, type Backend } from '../firewall/render.js';
-import { DEFAULT_POLICY_PATH, loadPolicy } from '../policy/load.js';
+import { DEFAULT_POLICY_PATH } from '../paths.js';
+import { loadPolicy } from '../policy/load.js';
 import { parse } from './args.js';
-import { printWarnings } from './check.js';
-import { checkOutputPath, writeOutput } from './output.js';
+import { checkOutputPath, printWarnings, writeOutput } from './output.js';
 
 export function parseBackend(text: string | undefined, allowed: readonly Backend[] = BACKENDS): Backend {
   const b = (text ?? 'nft') as Backend;

@@ -1,7 +1,8 @@
 // portwarden validate [--policy FILE]: problems at their line:col, exit 2 when invalid.
-import { loadPolicy, DEFAULT_POLICY_PATH } from '../policy/load.js';
+import { DEFAULT_POLICY_PATH } from '../paths.js';
+import { loadPolicy } from '../policy/load.js';
 import { parse } from './args.js';
-import { printWarnings } from './check.js';
+import { printWarnings } from './output.js';
 
 export async function runValidate(argv: string[]): Promise<number> {
   const { values } = parse(argv, { policy: { type: 'string' } });

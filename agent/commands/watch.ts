@@ -1,7 +1,7 @@
 // portwarden watch [--config FILE] [--once]: the agent. SIGHUP reloads; SIGTERM/SIGINT stop within
 // a few seconds (deliveries in flight stay spooled) and exit 0.
 import { Agent } from '../daemon/agent.js';
-import { DEFAULT_CONFIG_PATH } from '../daemon/config.js';
+import { DEFAULT_CONFIG_PATH } from '../paths.js';
 import { RuntimeError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { parse } from './args.js';

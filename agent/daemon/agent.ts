@@ -19,27 +19,23 @@ import { alive, ensureDir, readStateText, removeFile, tryLock, writeJson } from 
 import { FsError, fsError, writeFileAtomic } from '../fs-atomic.js';
 import { checkTrustedDir } from '../file-perms.js';
 import { emptyState, isDriftState, stateFromEvents, step, type DriftState } from '../alerts/drift.js';
-import { appendEvents, JOURNAL, readJournal, type JournalEvent } from '../alerts/journal.js';
+import { appendEvents, readJournal, type JournalEvent } from '../alerts/journal.js';
+import { JOURNAL, STATE_FILE } from '../paths.js';
 import { SinkQueue } from '../alerts/delivery.js';
 import type { Sender } from '../alerts/sinks/sink.js';
 import { webhookSender } from '../alerts/sinks/webhook.js';
 import { emailSender } from '../alerts/sinks/email.js';
 import { Metrics, serveMetrics, writeTextfile } from '../alerts/sinks/prometheus.js';
-import { findingJson } from '../commands/check.js';
 import { PortwardenError, UsageError } from '../errors.js';
-import type { Finding } from '../model.js';
+import { hostFinding, type Finding } from '../model.js';
+import { findingJson } from '../serialize.js';
 import { loadConfig, type Config } from './config.js';
 
-export const STATE_FILE = 'state.json';
 export const LOCK_FILE = 'watch.lock';
 /** Events kept in memory per sink (and for the journal) while the state dir cannot be written. */
 const HELD_LIMIT = 1000;
 /** How long SIGTERM waits for the cycle and the deliveries in flight (the unit allows 60 s). */
 export const STOP_WAIT_MS = 3000;
-
-const agentFinding = (kind: 'state-write-failed' | 'state-corrupt', message: string, remedy: string): Finding => ({
-  id: kind, kind, severity: 'high', proto: null, port: null, address: null, rule: null, processes: [], message, remedy,
-});
 
 /** Copies of state.json kept aside as corrupt, oldest first: state-corrupt stays open while any is left. */
 function corruptStateFinding(dir: string): Finding | null {
@@ -51,8 +47,9 @@ function corruptStateFinding(dir: string): Finding | null {
   }
   if (!kept.length) return null;
   const paths = kept.map((f) => `${dir}/${f}`).join(', ');
-  return agentFinding(
+  return hostFinding(
     'state-corrupt',
+    'high',
     `${dir}/${STATE_FILE} could not be read and was kept aside as ${paths}; the open findings were rebuilt from ${JOURNAL}`,
     `look at the copy for what damaged it (a full disk, an edit, a crash), then delete ${paths}; this finding then resolves`,
   );
@@ -96,18 +93,13 @@ export async function firewallDrift(state: StateDir, netns: string | undefined):
   if (live === 'in place') return null;
   const what = applied.backend === 'nft' ? 'table inet portwarden' : 'the PORTWARDEN-* chains';
   const plural = applied.backend !== 'nft';
-  return {
-    id: `firewall-drift:${applied.backend}`,
-    kind: 'firewall-drift',
-    severity: 'high',
-    proto: null,
-    port: null,
-    address: null,
-    rule: null,
-    processes: [],
-    message: live === 'changed' ? `${what} ${plural ? 'differ' : 'differs'} from what portwarden applied at ${applied.at} (${applied.policy})` : `${what} that portwarden applied at ${applied.at} ${plural ? 'are' : 'is'} missing`,
-    remedy: 'find out who changed the firewall; then run portwarden apply to restore the policy, or portwarden remove if it should go',
-  };
+  return hostFinding(
+    'firewall-drift',
+    'high',
+    live === 'changed' ? `${what} ${plural ? 'differ' : 'differs'} from what portwarden applied at ${applied.at} (${applied.policy})` : `${what} that portwarden applied at ${applied.at} ${plural ? 'are' : 'is'} missing`,
+    'find out who changed the firewall; then run portwarden apply to restore the policy, or portwarden remove if it should go',
+    `firewall-drift:${applied.backend}`,
+  );
 }
 
 interface Loaded {
@@ -276,17 +268,19 @@ export class Agent {
     });
     if (drift) findings.push(drift);
     if (this.configProblem) {
-      findings.push({
-        id: 'agent-config-invalid', kind: 'agent-config-invalid', severity: 'high', proto: null, port: null, address: null, rule: null, processes: [],
-        message: `reload refused, still running the previous policy and config: ${this.configProblem}`,
-        remedy: 'fix the file (portwarden validate --policy FILE) and send SIGHUP again',
-      });
+      findings.push(hostFinding(
+        'agent-config-invalid',
+        'high',
+        `reload refused, still running the previous policy and config: ${this.configProblem}`,
+        'fix the file (portwarden validate --policy FILE) and send SIGHUP again',
+      ));
     }
     const corrupt = corruptStateFinding(config.stateDir);
     if (corrupt) findings.push(corrupt);
     if (this.writeProblem) {
-      findings.push(agentFinding(
+      findings.push(hostFinding(
         'state-write-failed',
+        'high',
         `cannot write ${this.writeProblem}; scanning and alerting go on from memory, but the journal, state and spool fall behind`,
         `free space or fix ${config.stateDir} (df -h, ls -la); this finding resolves once the writes work again`,
       ));

@@ -3,6 +3,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { checkTrustedFile } from '../file-perms.js';
 import { readValidatedYaml, locate, type Located } from '../validated-yaml.js';
 import { InputError } from '../errors.js';
+import { parseDuration } from '../duration.js';
+import { DEFAULT_POLICY_PATH, DEFAULT_STATE_DIR } from '../paths.js';
 import { redactUrl } from '../alerts/sinks/redact.js';
 import { secretKey } from '../alerts/sinks/webhook.js';
 import type { AgentConfig, EmailSink, PrometheusSink, WebhookSink } from './config-types.js';
@@ -10,7 +12,6 @@ import cron from 'node-cron';
 
 const schemaUrl = new URL('../../../rules/config.schema.json', import.meta.url);
 export const configSchema = JSON.parse(readFileSync(schemaUrl, 'utf8')) as object;
-export const DEFAULT_CONFIG_PATH = '/etc/portwarden/config.yaml';
 
 /** A sink with its name and, for webhook and email, the secret read from secret_file/_env
  *  (password_file/_env) at load. */
@@ -29,16 +30,6 @@ export interface Config {
   spoolLimit: number;
 }
 
-const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
-/** "24h" → ms; "0" or 0 → 0. Throws on anything else. */
-export function parseDuration(text: string | number): number {
-  if (text === 0 || text === '0') return 0;
-  const m = /^([1-9][0-9]*)(s|m|h|d)$/.exec(String(text));
-  if (!m) throw new Error(`invalid duration ${JSON.stringify(text)} (like 90s, 30m, 24h, 7d)`);
-  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
-}
-
 export function withDefaults(doc: AgentConfig, file: string | null, secrets: readonly (string | null)[] = []): Config {
   const counts = new Map<string, number>();
   const sinks = (doc.sinks ?? []).map((s, i): NamedSink => {
@@ -51,8 +42,8 @@ export function withDefaults(doc: AgentConfig, file: string | null, secrets: rea
   });
   return {
     file,
-    policy: doc.policy ?? '/etc/portwarden/policy.yaml',
-    stateDir: doc.state_dir ?? '/var/lib/portwarden',
+    policy: doc.policy ?? DEFAULT_POLICY_PATH,
+    stateDir: doc.state_dir ?? DEFAULT_STATE_DIR,
     schedule: doc.schedule ?? '*/30 * * * * *',
     settle: doc.settle ?? 2,
     repeatMs: parseDuration(doc.repeat ?? '24h'),

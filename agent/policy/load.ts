@@ -10,10 +10,6 @@ import type { Policy } from './policy-types.js';
 const schemaUrl = new URL('../../../rules/policy.schema.json', import.meta.url);
 export const policySchema = JSON.parse(readFileSync(schemaUrl, 'utf8')) as object;
 
-export const DEFAULT_POLICY_PATH = '/etc/portwarden/policy.yaml';
-/** The policy shipped with the package, used by `npm start` when /etc has none. */
-export const BUNDLED_POLICY_PATH = new URL('../../../rules/default.yaml', import.meta.url).pathname;
-
 export interface LoadedPolicy {
   file: string;
   policy: CompiledPolicy;

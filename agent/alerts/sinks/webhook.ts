@@ -1,7 +1,7 @@
 // Webhook sink: Standard Webhooks (webhook-id / webhook-timestamp / webhook-signature v1 HMAC-SHA256
 // of "id.timestamp.body" with the base64 key of a whsec_ secret), or a Slack-compatible message.
 import { createHmac } from 'node:crypto';
-import { findingJson } from '../../commands/check.js';
+import { findingJson } from '../../serialize.js';
 import { redact, redactUrl } from './redact.js';
 import { DeliveryError, eventLine, worstSeverity, type Batch, type Sender } from './sink.js';
 
