@@ -9,6 +9,7 @@ import { fsError } from '../fs-atomic.js';
 import type { Finding } from '../model.js';
 import { readJson } from '../state-files.js';
 import { parse } from './args.js';
+import { SPECS } from './specs.js';
 import { findingJson } from '../serialize.js';
 import { table } from './output.js';
 
@@ -42,7 +43,7 @@ function stateDirReadable(dir: string, given: boolean): boolean {
 }
 
 export async function runAlerts(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { since: { type: 'string' }, open: { type: 'boolean' }, json: { type: 'boolean' }, 'state-dir': { type: 'string' } });
+  const { values } = parse(argv, SPECS.alerts.options);
   const dir = values['state-dir'] ?? DEFAULT_STATE_DIR;
   const readable = stateDirReadable(dir, values['state-dir'] !== undefined);
   if (values.open) {

@@ -7,18 +7,12 @@ import { readFirewall } from '../exposure/read.js';
 import { snapshotFor } from '../collect/snapshot.js';
 import { findingJson, listenerJson } from '../serialize.js';
 import { parse, parseSeverity } from './args.js';
+import { SPECS } from './specs.js';
 import { printWarnings, useColor } from './output.js';
 import { exitFor, findingsText } from './present.js';
 
-export const checkOptions = {
-  policy: { type: 'string' },
-  json: { type: 'boolean' },
-  'fail-on': { type: 'string' },
-  netns: { type: 'string' },
-} as const;
-
 export async function runCheck(argv: string[]): Promise<number> {
-  const { values } = parse(argv, checkOptions);
+  const { values } = parse(argv, SPECS.check.options);
   const failOn = parseSeverity(values['fail-on'], 'low');
   const loaded = loadPolicy(values.policy ?? DEFAULT_POLICY_PATH);
   printWarnings(loaded.warnings);

@@ -11,12 +11,13 @@ import { loadPolicy } from '../policy/load.js';
 import { lockoutWarning } from '../firewall/oracle.js';
 import { renderRuleset } from '../firewall/render.js';
 import { parse } from './args.js';
+import { SPECS } from './specs.js';
 import { snapshotFor } from '../collect/snapshot.js';
 import { printable, printWarnings, useColor } from './output.js';
 import { findingsText, listenersTable, publishedRows, snapshotNote } from './present.js';
 
 export async function runReport(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { policy: { type: 'string' }, netns: { type: 'string' } });
+  const { values } = parse(argv, SPECS.report.options);
   const file = values.policy ?? (existsSync(DEFAULT_POLICY_PATH) ? DEFAULT_POLICY_PATH : BUNDLED_POLICY_PATH);
   const loaded = loadPolicy(file);
   printWarnings(loaded.warnings);

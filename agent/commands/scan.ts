@@ -4,17 +4,12 @@ import { exposureOf } from '../exposure/exposure.js';
 import { readFirewall } from '../exposure/read.js';
 import { listenerJson } from '../serialize.js';
 import { parse } from './args.js';
+import { SPECS } from './specs.js';
 import { printable } from './output.js';
 import { listenersTable, publishedRows, snapshotNote } from './present.js';
 
-export const scanOptions = {
-  json: { type: 'boolean' },
-  netns: { type: 'string' },
-  cmdline: { type: 'boolean' },
-} as const;
-
 export async function runScan(argv: string[]): Promise<number> {
-  const { values } = parse(argv, scanOptions);
+  const { values } = parse(argv, SPECS.scan.options);
   const [snap, fw] = await Promise.all([snapshotFor(values.netns, { cmdline: values.cmdline }), readFirewall(values.netns)]);
   const exposures = snap.listeners.map((l) => exposureOf(l, fw));
   const published = publishedRows(fw, snap.listeners);
