@@ -20,13 +20,13 @@ export interface DeliveryLog {
   error(obj: object, msg: string): void;
 }
 
-export type Outcome = 'delivered' | 'failed' | 'rejected' | 'dropped';
+export type DeliveryOutcome = 'delivered' | 'failed' | 'rejected' | 'dropped';
 
 export interface QueueOptions {
   spoolDir: string;
   limit: number;
   log: DeliveryLog;
-  onOutcome: (sink: string, outcome: Outcome, n?: number) => void;
+  onOutcome: (sink: string, outcome: DeliveryOutcome, n?: number) => void;
   baseDelayMs?: number;
   maxDelayMs?: number;
   /** Tries for a batch the sink rejects outright (4xx other than 408/429, SMTP 5xx). */
