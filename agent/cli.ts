@@ -27,7 +27,8 @@ const USAGE = `usage: portwarden <command> [options]
   scan      [--json] [--cmdline] [--netns NAME]             listening sockets and their programs
   check     [--policy FILE] [--json] [--fail-on SEVERITY] [--netns NAME]
                                                           listeners against the policy
-  validate  [--policy FILE]                               check a policy file
+  validate  [--policy FILE] [--hostname NAME] [--json]
+                                                          check a policy and its fragments; what NAME enforces
   init      [--output FILE] [--force] [--netns NAME]      starter policy from what listens now
   rules     [--policy FILE] [--backend nft|iptables|ip6tables] [--output FILE]
                                                           firewall rules that enforce the policy
