@@ -31,7 +31,7 @@ test('promtool check rules: the shipped rules load', async (t) => {
   if (!needsPromtool(t)) return;
   const r = await promtool(['check', 'rules', RULES], DIR);
   assert.equal(r.code, 0, r.out);
-  assert.match(r.out, /SUCCESS: 8 rules found/);
+  assert.match(r.out, /SUCCESS: 9 rules found/);
 });
 
 test('promtool test rules: series in, alerts out, for every shipped alert', async (t) => {
@@ -50,6 +50,7 @@ const BROKEN: [string, string, string][] = [
   ['PortwardenAlertDeliveryFailing', 'unless on (instance, sink)', 'and on (instance, sink)'],
   ['PortwardenRefusedConnectionSurge', '(rate(portwarden_refused_connections_total[5m])) > 5', '(rate(portwarden_refused_connections_total[5m])) > 0.5'],
   ['PortwardenRateLimitSurge', '(rate(portwarden_rate_limited_total[5m])) > 1', '(rate(portwarden_rate_limited_total[5m])) > 3'],
+  ['PortwardenProbeMismatch', '(portwarden_probe_mismatch) == 1', '(portwarden_probe_mismatch) >= 0'],
 ];
 
 test('promtool test rules fails when a rule threshold is broken', async (t) => {
