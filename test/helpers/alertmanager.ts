@@ -35,6 +35,11 @@ export class Alertmanager {
   log = '';
   port = 0;
 
+  /** The running process's pid (for CPU accounting in the bench), or null. */
+  get pid(): number | null {
+    return this.proc?.pid ?? null;
+  }
+
   get url(): string {
     return `http://127.0.0.1:${this.port}`;
   }
