@@ -11,6 +11,8 @@ import type { JournalEvent } from '../agent/alerts/journal.js';
 import { loadConfig } from '../agent/daemon/config.js';
 import { InputError } from '../agent/errors.js';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { DeliveryError } from '../agent/alerts/sinks/sink.js';
 import { hostname } from 'node:os';
 import { hasCommand, needsRootAnd } from './helpers/env.js';
 import { createNamespace, deleteNamespace, startListeners } from './helpers/lab.js';
@@ -226,4 +228,33 @@ test('watch: an open finding reaches both Alertmanagers with its labels, stays a
   listener.kill();
   for (const am of ams) await pollAlerts(am, (as) => mine(as).length === 0).catch((e: Error) => assert.fail(`${e.message}\n${log}`));
   assert.match(log, /"sink":"am#2"/, 'each instance is its own queue, named NAME#N');
+});
+
+test('alertmanager sender: POST /api/v2/alerts with the Authorization header; 400 is not retried, 503 is', async (t) => {
+  const seen: { url: string; auth: string; body: string }[] = [];
+  let status = 200;
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      seen.push({ url: req.url ?? '', auth: String(req.headers.authorization ?? ''), body });
+      res.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.after(() => new Promise((r) => server.close(r)));
+  const port = (server.address() as { port: number }).port;
+  const s = alertmanagerSender({ name: 'am#1', url: `http://127.0.0.1:${port}/`, authorization: authorization({ bearer_token_file: '/x' }, 'tok-1'), resendMs: 60_000, timeoutMs: 5000 });
+  const batch = { id: 'b1', createdAt: new Date().toISOString(), attempts: 0, events: [ev('opened', 1), ev('opened', 2), ev('resolved', 1)] };
+  await s.send(batch);
+  assert.equal(seen[0]!.url, '/api/v2/alerts');
+  assert.equal(seen[0]!.auth, 'Bearer tok-1');
+  const alerts = JSON.parse(seen[0]!.body) as { labels: Record<string, string>; endsAt: string; startsAt: string }[];
+  assert.equal(alerts.length, 2, 'one alert per finding: its last event in the batch decides');
+  const first = alerts.find((a) => a.labels.port === '6001')!;
+  assert.equal(first.endsAt, first.startsAt, 'opened then resolved in one batch: posted resolved');
+  status = 400;
+  await assert.rejects(s.send(batch), (e: unknown) => e instanceof DeliveryError && !e.retryable && /HTTP 400/.test(e.message));
+  status = 503;
+  await assert.rejects(s.send(batch), (e: unknown) => e instanceof DeliveryError && e.retryable);
 });
