@@ -188,6 +188,9 @@ test('config: alertmanager sink keys, credentials in URLs refused, one auth only
   bad(`sinks:\n  - type: alertmanager\n    urls: [http://am:9093]\n    bearer_token_file: ${dir}/token\n    basic_auth: { user: a, password_file: ${dir}/token }\n`, /c\.yaml:2:5: sinks\[0\]: give bearer_token_file or basic_auth, not both/);
   bad('sinks:\n  - type: alertmanager\n    urls: []\n', /c\.yaml:3:11: .*urls/);
   bad('sinks:\n  - type: alertmanager\n    urls: [http://am:9093]\n    resend: 1\n', /c\.yaml:4:13: .*resend/);
+  writeFileSync(`${dir}/token2`, 'tok\nsecond line\n');
+  chmodSync(`${dir}/token2`, 0o600);
+  bad(`sinks:\n  - type: alertmanager\n    urls: [http://am:9093]\n    bearer_token_file: ${dir}/token2\n`, /c\.yaml:4:24: sinks\[0\]\.bearer_token_file: .*token2 must hold one token of printable ASCII/);
   if (process.getuid?.() === 0) {
     chmodSync(`${dir}/token`, 0o644);
     bad(`sinks:\n  - type: alertmanager\n    urls: [http://am:9093]\n    basic_auth: { user: a, password_file: ${dir}/token }\n`, /c\.yaml:4:43: sinks\[0\]\.basic_auth\.password_file: .*readable by group or others/);

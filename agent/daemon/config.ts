@@ -147,7 +147,12 @@ function checkSinks(value: AgentConfig, src: Located, problems: string[]): (stri
         const problem = webhookUrlProblem(url, 'use bearer_token_file or basic_auth instead');
         if (problem) problems.push(`${locate(src, ['sinks', i, 'urls', j])}: sinks[${i}].urls[${j}]: ${problem}`);
       });
-      if (s.bearer_token_file) return secret(i, s.bearer_token_file, undefined, ['bearer_token_file', 'bearer_token_file']);
+      if (s.bearer_token_file) {
+        const token = secret(i, s.bearer_token_file, undefined, ['bearer_token_file', 'bearer_token_file']);
+        // It goes into an HTTP header as it is: a second line or a control character would fail every send.
+        if (token !== null && !/^[\x21-\x7e]+$/.test(token)) at(i, 'bearer_token_file', `${s.bearer_token_file} must hold one token of printable ASCII without spaces`);
+        return token;
+      }
       if (s.basic_auth) {
         const r = resolveSecret({ file: s.basic_auth.password_file });
         if ('problem' in r) problems.push(`${locate(src, ['sinks', i, 'basic_auth', 'password_file'])}: sinks[${i}].basic_auth.password_file: ${r.problem}`);
