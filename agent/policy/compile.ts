@@ -4,13 +4,13 @@
 import { isIP } from 'node:net';
 import { mergeCidr, normalizeCidr } from 'cidr-tools';
 import type { Policy as PolicyDoc, Rule as RuleDoc, PortItem } from './policy-types.js';
-
-/** A file named by the policy's include: a policy with only version, sources, rules and hosts. */
-export type FragmentDoc = Partial<Pick<PolicyDoc, 'version' | 'sources' | 'rules' | 'hosts'>>;
 import type { Proto } from '../model.js';
 import { PortFill } from './port-index.js';
 
 import type { DocPath } from '../validated-yaml.js';
+
+/** A file named by the policy's include: a policy with only version, sources, rules and hosts. */
+export type FragmentDoc = Partial<Pick<PolicyDoc, 'version' | 'sources' | 'rules' | 'hosts'>>;
 
 export interface Problem {
   path: DocPath;
@@ -109,7 +109,8 @@ function ipv4Mapped(addr: string): string | null {
 }
 
 /**
- * Hostname glob (and include's file-name glob, case-sensitive): * any run of characters, ? exactly one; case-insensitive. Greedy with one
+ * Hostname glob (case-insensitive) and include's file-name glob (case-sensitive): * any run of
+ * characters, ? exactly one. Greedy with one
  * backtrack point (the last *), so O(glob × name) at worst: a regex of many ".*" backtracks
  * exponentially.
  */
