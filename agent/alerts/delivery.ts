@@ -104,6 +104,11 @@ export class SinkQueue {
     }
   }
 
+  /** How many batches wait (the Alertmanager resend only adds one to an empty queue). */
+  get waiting(): number {
+    return this.backlog().length;
+  }
+
   /** Batches waiting, on disk or in memory. */
   private backlog(): string[] {
     return [...new Set([...this.pending(), ...this.held.keys()])].sort();

@@ -36,7 +36,10 @@ export const SPECS = {
     summary: 'listeners against the policy',
     options: { policy, json, 'fail-on': { type: 'string', arg: 'SEVERITY', help: 'exit 1 at or above: critical, high, medium, low (default), info, none' }, netns },
   },
-  validate: { summary: 'check a policy file', options: { policy } },
+  validate: {
+    summary: 'check a policy and its fragments; what NAME enforces',
+    options: { policy, hostname: { type: 'string', arg: 'NAME', help: "show the compiled policy this host name enforces, each rule with its file:line:col" }, json },
+  },
   init: {
     summary: 'starter policy from what listens now',
     options: { output, force: { type: 'boolean', help: 'replace an existing --output file' }, netns },

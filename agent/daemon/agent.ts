@@ -18,15 +18,17 @@ import { liveState, StateDir } from '../firewall/apply.js';
 import { alive, ensureDir, readStateText, removeFile, tryLock, writeJson } from '../state-files.js';
 import { FsError, fsError, writeFileAtomic } from '../fs-atomic.js';
 import { checkTrustedDir } from '../file-perms.js';
-import { emptyState, isDriftState, stateFromEvents, step, type DriftState } from '../alerts/drift.js';
+import { emptyState, isDriftState, openFindings, stateFromEvents, step, type DriftState } from '../alerts/drift.js';
 import { appendEvents, readJournal, type JournalEvent } from '../alerts/journal.js';
 import { JOURNAL, STATE_FILE } from '../paths.js';
 import { SinkQueue } from '../alerts/delivery.js';
 import type { Sender } from '../alerts/sinks/sink.js';
 import { webhookSender } from '../alerts/sinks/webhook.js';
 import { emailSender } from '../alerts/sinks/email.js';
+import { alertmanagerSender, authorization, Resender } from '../alerts/sinks/alertmanager.js';
 import { Metrics, serveMetrics, writeTextfile } from '../alerts/sinks/prometheus.js';
 import { PortwardenError, UsageError } from '../errors.js';
+import { parseDuration } from '../duration.js';
 import { hostFinding, type Finding } from '../model.js';
 import { findingJson } from '../serialize.js';
 import { loadConfig, type Config } from './config.js';
@@ -67,6 +69,8 @@ function watching(pid: number): boolean {
 /** A sink's queue (it keeps batches in memory itself while its spool cannot be written). */
 interface Outlet {
   queue: SinkQueue;
+  /** Alertmanager: re-posts the open findings while they are open. */
+  resend?: Resender;
 }
 
 function readSecret(file: string | undefined, env: string | undefined, what: string): string | null {
@@ -139,6 +143,7 @@ export class Agent {
     const spoolDir = `${config.stateDir}/spool`;
     const outlets: Outlet[] = [];
     const add = (sender: Sender, common: ConstructorParameters<typeof SinkQueue>[1]) => outlets.push({ queue: new SinkQueue(sender, common) });
+    const open = () => openFindings(this.state).map((t): JournalEvent => ({ event: 'opened', at: t.openedAt ?? t.firstSeen, host: this.host, finding: t.finding }));
     for (const s of config.sinks) {
       const common = {
         spoolDir,
@@ -157,6 +162,12 @@ export class Agent {
         const password = readSecret(s.password_file, s.password_env, `sink ${s.name}`) ?? undefined;
         const tls = s.tls ?? 'starttls';
         add(emailSender({ name: s.name, host: s.host, port: s.port ?? (tls === 'implicit' ? 465 : 25), tls, from: s.from, to: s.to, user: s.user, password, timeoutMs: (s.timeout ?? 20) * 1000 }), common);
+      } else if (s.type === 'alertmanager') {
+        const resendMs = parseDuration(s.resend ?? '1m');
+        s.urls.forEach((url, j) => {
+          const queue = new SinkQueue(alertmanagerSender({ name: `${s.name}#${j + 1}`, url, authorization: authorization(s, s.credential), resendMs, timeoutMs: (s.timeout ?? 10) * 1000 }), common);
+          outlets.push({ queue, resend: new Resender(queue, resendMs, open) });
+        });
       }
     }
     return { config, policy, outlets };
@@ -228,6 +239,7 @@ export class Agent {
       if (s.type === 'prometheus' && s.listen) this.servers.push(await serveMetrics(s.listen, this.metrics));
     }
     this.loaded.outlets.forEach((o) => o.queue.kick()); // deliver what an earlier run left in the spool
+    if (!this.once) this.loaded.outlets.forEach((o) => o.resend?.start());
     this.log.info({ config: this.configFile, policy: this.loaded.config.policy, schedule: this.loaded.config.schedule, sinks: this.loaded.config.sinks.map((s) => s.name) }, 'portwarden agent started');
   }
 
@@ -304,6 +316,7 @@ export class Agent {
     }
     for (const e of journal) this.log.info({ event: e.event, finding: findingJson(e.finding) }, `${e.event}: ${e.finding.message}`);
     for (const o of outlets) {
+      if (this.once) o.resend?.tick(); // a run from cron re-posts what is open (when nothing else waits)
       const problem = this.deliver(o, journal);
       if (problem) problems.push(problem);
     }
@@ -331,13 +344,17 @@ export class Agent {
       const config = loadConfig(this.configFile);
       if (config.stateDir !== this.loaded.config.stateDir) throw new Error(`state_dir changed from ${this.loaded.config.stateDir} to ${config.stateDir}: restart the agent to move it`);
       const next = this.build(config);
+      this.loaded.outlets.forEach((o) => o.resend?.stop());
       await Promise.all(this.loaded.outlets.map((o) => o.queue.stop()));
       if (next.config.schedule !== this.loaded.config.schedule && this.task) {
         void this.task.stop();
         this.loaded = next;
         this.schedule();
       } else this.loaded = next;
-      this.loaded.outlets.forEach((o) => o.queue.kick());
+      this.loaded.outlets.forEach((o) => {
+        o.queue.kick();
+        o.resend?.start();
+      });
       this.configProblem = null;
       this.log.info({ policy: next.config.policy }, 'reloaded policy and config');
     } catch (err) {
@@ -380,6 +397,7 @@ export class Agent {
   async stop(waitMs = STOP_WAIT_MS): Promise<void> {
     this.stopping = true;
     if (this.task) await this.task.stop();
+    this.loaded.outlets.forEach((o) => o.resend?.stop());
     const settled = (async () => {
       if (this.inFlight) await this.inFlight;
       // Sends still running when the wait is nearly over are aborted; their batches stay spooled.

@@ -7,15 +7,20 @@ import { parseDuration } from '../duration.js';
 import { DEFAULT_POLICY_PATH, DEFAULT_STATE_DIR } from '../paths.js';
 import { redactUrl } from '../alerts/sinks/redact.js';
 import { secretKey } from '../alerts/sinks/webhook.js';
-import type { AgentConfig, EmailSink, PrometheusSink, WebhookSink } from './config-types.js';
+import type { AgentConfig, AlertmanagerSink, EmailSink, PrometheusSink, WebhookSink } from './config-types.js';
 import cron from 'node-cron';
 
 const schemaUrl = new URL('../../../rules/config.schema.json', import.meta.url);
 export const configSchema = JSON.parse(readFileSync(schemaUrl, 'utf8')) as object;
 
 /** A sink with its name and, for webhook and email, the secret read from secret_file/_env
- *  (password_file/_env) at load. */
-export type NamedSink = ((WebhookSink & { secret?: string | null }) | (EmailSink & { password?: string | null }) | PrometheusSink) & { name: string };
+ *  (password_file/_env) at load; for alertmanager, the bearer token or basic-auth password. */
+export type NamedSink = (
+  | (WebhookSink & { secret?: string | null })
+  | (EmailSink & { password?: string | null })
+  | PrometheusSink
+  | (AlertmanagerSink & { credential?: string | null })
+) & { name: string };
 
 export interface Config {
   file: string | null;
@@ -38,6 +43,7 @@ export function withDefaults(doc: AgentConfig, file: string | null, secrets: rea
     const name = s.name ?? `${s.type}-${n}`;
     if (s.type === 'webhook') return { ...s, name, secret: secrets[i] ?? null };
     if (s.type === 'email') return { ...s, name, password: secrets[i] ?? null };
+    if (s.type === 'alertmanager') return { ...s, name, credential: secrets[i] ?? null };
     return { ...s, name };
   });
   return {
@@ -55,14 +61,14 @@ export function withDefaults(doc: AgentConfig, file: string | null, secrets: rea
 }
 
 /** Why a webhook URL can never deliver, or null. Says nothing of what the URL holds (it may hold secrets). */
-export function webhookUrlProblem(url: string): string | null {
+export function webhookUrlProblem(url: string, instead = 'the receiver can check the signature (secret_file) instead'): string | null {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
     return `${redactUrl(url)} is not a valid URL (check the host and the port, 1-65535)`;
   }
-  if (u.username || u.password) return 'credentials in the URL (user:pass@) are not allowed: they would show in logs; the receiver can check the signature (secret_file) instead';
+  if (u.username || u.password) return `credentials in the URL (user:pass@) are not allowed: they would show in logs; ${instead}`;
   if (!u.hostname) return `${redactUrl(url)} has no host`;
   if (u.port === '0') return `${redactUrl(url)}: port 0 cannot be connected to`;
   return null;
@@ -127,6 +133,24 @@ function checkSinks(value: AgentConfig, src: Located, problems: string[]): (stri
       return value;
     }
     if (s.type === 'email') return secret(i, s.password_file, s.password_env, ['password_file', 'password_env']);
+    if (s.type === 'alertmanager') {
+      s.urls.forEach((url, j) => {
+        const problem = webhookUrlProblem(url, 'use bearer_token_file or basic_auth instead');
+        if (problem) problems.push(`${locate(src, ['sinks', i, 'urls', j])}: sinks[${i}].urls[${j}]: ${problem}`);
+      });
+      if (s.bearer_token_file) {
+        const token = secret(i, s.bearer_token_file, undefined, ['bearer_token_file', 'bearer_token_file']);
+        // It goes into an HTTP header as it is: a second line or a control character would fail every send.
+        if (token !== null && !/^[\x21-\x7e]+$/.test(token)) at(i, 'bearer_token_file', `${s.bearer_token_file} must hold one token of printable ASCII without spaces`);
+        return token;
+      }
+      if (s.basic_auth) {
+        const r = resolveSecret({ file: s.basic_auth.password_file });
+        if ('problem' in r) problems.push(`${locate(src, ['sinks', i, 'basic_auth', 'password_file'])}: sinks[${i}].basic_auth.password_file: ${r.problem}`);
+        return 'value' in r ? r.value : null;
+      }
+      return null;
+    }
     if (s.listen) {
       const port = Number(s.listen.slice(s.listen.lastIndexOf(':') + 1));
       if (port > 65535) at(i, 'listen', `port ${port} is out of range (1-65535, or 0 for any free port)`);
@@ -148,6 +172,7 @@ export function loadConfig(file: string, text?: string): Config {
     if (s.name) names.add(s.name);
     if (s.type === 'webhook' && s.secret_file && s.secret_env) problems.push(`${locate(src, ['sinks', i])}: sinks[${i}]: give secret_file or secret_env, not both`);
     if (s.type === 'email' && s.password_file && s.password_env) problems.push(`${locate(src, ['sinks', i])}: sinks[${i}]: give password_file or password_env, not both`);
+    if (s.type === 'alertmanager' && s.bearer_token_file && s.basic_auth) problems.push(`${locate(src, ['sinks', i])}: sinks[${i}]: give bearer_token_file or basic_auth, not both`);
     if (s.type === 'prometheus' && !s.textfile && !s.listen) problems.push(`${locate(src, ['sinks', i])}: sinks[${i}]: a prometheus sink needs textfile, listen or both`);
   });
   const secrets = checkSinks(value, src, problems);

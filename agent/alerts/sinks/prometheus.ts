@@ -5,7 +5,8 @@ import { RuntimeError } from '../../errors.js';
 import { writeFileAtomic } from '../../fs-atomic.js';
 import type { Finding, Listener } from '../../model.js';
 
-const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+/** A label value in the text exposition format: backslash, newline and double quote escaped. */
+export const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
 export class Metrics {
   findings = new Map<string, number>();
