@@ -32,6 +32,8 @@ const USAGE = `usage: portwarden <command> [options]
   rules     [--policy FILE] [--backend nft|iptables|ip6tables] [--output FILE]
                                                           firewall rules that enforce the policy
   report    [--policy FILE] [--netns NAME]                scan + check + suggested nft rules (npm start)
+  report    --html FILE [--policy FILE] [--netns NAME] [--state-dir DIR] [--since DURATION]
+                                                          the review page: findings, exposure map, history
   apply     [--policy FILE] [--backend nft|iptables] [--confirm SECONDS] [--diff full|summary|none] [--yes] [--force-lockout]
                                                           check, back up and load the rules; roll back unless confirmed
   confirm                                                 keep what the last apply loaded
