@@ -3,7 +3,7 @@
 // behind it, every colour a word or symbol beside it, and every string from the system or the
 // policy is escaped. Pure: PageData in, text out.
 import { SEVERITIES, type Severity } from '../model.js';
-import type { CellState, MapCell, MapColumn, PageData, PageFinding, HistoryLane } from './model.js';
+import { TRACED_KINDS, type CellState, type MapCell, type MapColumn, type PageData, type PageFinding, type HistoryLane } from './model.js';
 
 const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 /** Text for element content and (double-quoted) attribute values alike. */
@@ -15,9 +15,10 @@ function list(prefixes: readonly string[], n = 6): string {
   return prefixes.length > n ? `${prefixes.slice(0, n).join(', ')} … and ${prefixes.length - n} more` : prefixes.join(', ');
 }
 
+/** What a cell shows besides its colour: a symbol, and a word where it matters (gap, blocked). */
 const CELL: Record<CellState, { mark: string; word: string }> = {
-  gap: { mark: '✖', word: 'gap' },
-  blocked: { mark: '⊘', word: 'blocked' },
+  gap: { mark: '✖ gap', word: 'gap' },
+  blocked: { mark: '⊘ blocked', word: 'blocked' },
   open: { mark: '✔', word: 'allowed' },
   closed: { mark: '·', word: 'closed' },
   unknown: { mark: '?', word: 'unknown' },
@@ -39,13 +40,13 @@ dl.counts{display:flex;flex-wrap:wrap;gap:.5em 1.5em}dl.counts div{border:1px so
 table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid var(--line);padding:.15em .4em;text-align:left;vertical-align:top}thead th{background:#f4f4f4}
 code,.mono{font-family:ui-monospace,monospace;font-size:.92em}
 .sev{font-weight:600;text-transform:uppercase}.sev-critical{color:#7d0000}.sev-high{color:var(--gap)}.sev-medium{color:var(--blk)}.sev-low{color:#0b5c7a}.sev-info{color:var(--mute)}
-article.f{border-left:4px solid var(--line);padding:.2em .8em;margin:.6em 0}article.b-critical,article.b-high{border-color:var(--gap)}article.b-medium{border-color:var(--blk)}
+article.f small{color:var(--mute)}article.f{border-left:4px solid var(--line);padding:.2em .8em;margin:.6em 0}article.b-critical,article.b-high{border-color:var(--gap)}article.b-medium{border-color:var(--blk)}
 .remedy::before{content:"→ "}.muted{color:var(--mute)}
-table.map td.c{text-align:center;white-space:nowrap}
+table.map tbody td:nth-child(n+5){text-align:center;white-space:nowrap}
 .c-gap{background:var(--gapbg);color:var(--gap);font-weight:700;outline:2px solid var(--gap)}.c-blocked{background:var(--blkbg);color:var(--blk);font-weight:600}
 .c-open{background:var(--okbg);color:var(--ok)}.c-closed{color:var(--mute)}.c-unknown{background:var(--unkbg);color:var(--unk)}
 svg.tl{width:100%;height:auto;border:1px solid var(--line)}svg .ax{stroke:#999;stroke-width:.5}svg text{font:9px sans-serif;fill:#333}
-svg .e-opened{stroke:var(--gap);stroke-width:1.5}svg .e-resolved{stroke:var(--ok);stroke-width:1.5}svg .e-reminder{stroke:var(--blk);stroke-width:1}svg .open{fill:var(--gapbg)}
+svg .e-reminder{stroke:#222;stroke-width:1.5}svg .open{fill:var(--gapbg);stroke:var(--gap);stroke-width:1}
 @media print{body{max-width:none;margin:0;font-size:10pt}h2{break-after:avoid}table,article.f,svg{break-inside:avoid}thead{display:table-header-group}
 .c-gap,.c-blocked,.c-open,.c-unknown{-webkit-print-color-adjust:exact;print-color-adjust:exact}a{color:inherit;text-decoration:none}}
 `.trim();
@@ -70,7 +71,7 @@ function counts(d: PageData): string {
 
 function trace(f: PageFinding): string {
   const t = f.explain;
-  if (!t) return '';
+  if (!t) return TRACED_KINDS.has(f.kind) && f.port !== null ? `<p class="muted">trace: portwarden explain ${f.port}/${esc(f.proto)} --from ADDR</p>` : '';
   const rows = t.steps.map((s) => `<tr><td>${esc(s.packet)}</td><td class="mono">${esc(s.chain)}${s.handle !== null ? ` handle ${s.handle}` : ''}${s.comment ? ` "${esc(s.comment)}"` : ''}</td><td class="mono">${esc(s.rule)}</td><td>${esc(s.outcome)}</td></tr>`).join('');
   return `<details open><summary>explain ${esc(f.port)}/${esc(f.proto)} --from ${esc(t.from)} --iif ${esc(t.iif)}${t.to ? ` --to ${esc(t.to)}` : ''}: <strong>${esc(t.verdict)}</strong></summary>
 ${rows ? `<table class="trace"><thead><tr><th scope="col">Packet</th><th scope="col">Chain</th><th scope="col">Rule</th><th scope="col">Outcome</th></tr></thead><tbody>${rows}</tbody></table>` : '<p>no rule matches any of its packets</p>'}${t.reasons.map((r) => `<p class="muted">${esc(r)}</p>`).join('')}</details>`;
@@ -84,28 +85,31 @@ function findings(d: PageData): string {
     if (!group.length) continue;
     out += `<h3 class="sev sev-${sev}">${sev} (${group.length})</h3>`;
     for (const f of group) {
-      out += `<article class="f b-${sev}" id="f-${esc(f.id)}" data-kind="${esc(f.kind)}"><p><strong>${esc(f.kind)}</strong>${f.rule ? ` (rule ${esc(f.rule)})` : ''}: ${esc(f.message)}</p><p class="remedy">${esc(f.remedy)}</p><p class="muted">${f.since ? `open since <time datetime="${esc(f.since)}">${esc(f.since)}</time>` : 'seen in this scan'}</p>${trace(f)}</article>`;
+      out += `<article class="f b-${sev}" id="${esc(f.id)}"><p><strong>${esc(f.kind)}</strong>${f.rule ? ` (rule ${esc(f.rule)})` : ''}: ${esc(f.message)}<br><span class="remedy">${esc(f.remedy)}</span><br><small>${f.since ? `open since <time>${esc(f.since)}</time>` : 'seen in this scan'}</small></p>${trace(f)}</article>`;
     }
   }
   return out + '</section>';
 }
 
+/** The cell's prefixes for its title (none: no title; the legend says what the state means). */
+/** The cell's prefixes for its title (none: no title; the legend says what the state means). */
 function cellTitle(c: MapCell, col: MapColumn): string {
   const whole = (p: readonly string[]) => (p.length && p.join() === col.prefixes.join() ? `all of ${col.label}` : list(p));
-  const parts = [`${MEANING[c.state]}`, `reachable: ${whole(c.reachable)}`, `allowed: ${whole(c.allowed)}`];
+  const same = c.reachable.join() === c.allowed.join();
+  const parts = !c.reachable.length && !c.allowed.length ? [] : same ? [`allowed and reachable: ${whole(c.reachable)}`] : [`reachable: ${whole(c.reachable)}`, `allowed: ${whole(c.allowed)}`];
   if (c.gap.length) parts.push(`gap: ${list(c.gap)}`);
   if (c.blocked.length) parts.push(`blocked: ${list(c.blocked)}`);
-  return parts.join('\n');
+  return parts.length ? ` title="${esc(parts.join('\n'))}"` : '';
 }
 
 function exposureMap(d: PageData): string {
   const cols = d.map.columns;
   const head = cols.map((c) => `<th scope="col" class="col-${c.kind}" title="${esc(`${c.kind}: ${list(c.prefixes)}`)}">${esc(c.label)}</th>`).join('');
   const rows = d.map.rows.map((r) => {
-    const cells = r.cells.map((c, i) => `<td class="c c-${c.state}" title="${esc(cellTitle(c, cols[i]!))}">${CELL[c.state].mark} ${CELL[c.state].word}</td>`).join('');
+    const cells = r.cells.map((c, i) => (c.state === 'closed' ? '<td>·</td>' : `<td class="c-${c.state}"${cellTitle(c, cols[i]!)}>${CELL[c.state].mark}</td>`)).join('');
     return `<tr><th scope="row">${r.proto}/${r.port}</th><td class="mono">${esc(r.address)}</td><td>${esc(r.program)}</td><td>${esc(r.rule ?? '-')}</td>${cells}</tr>`;
   }).join('\n');
-  const legend = (Object.keys(CELL) as CellState[]).map((s) => `<li><span class="c c-${s}">${CELL[s].mark} ${CELL[s].word}</span>: ${MEANING[s]}</li>`).join('');
+  const legend = (Object.keys(CELL) as CellState[]).map((s) => `<li><span class="c-${s}">${CELL[s].mark}</span> ${CELL[s].word}: ${MEANING[s]}</li>`).join('');
   return `<section id="map"><h2>Exposure map</h2><p>Each listening port against each group of sources: one column per source list of the policy's rules, loopback, every other source, and each interface (the sources routed through it). Hover a cell for its prefixes.</p><ul class="legend">${legend}</ul>
 <table class="map"><caption>Allowed by the policy × reachable through the live firewall</caption><thead><tr><th scope="col">Port</th><th scope="col">Address</th><th scope="col">Program</th><th scope="col">Rule</th>${head}</tr></thead><tbody>
 ${rows}
@@ -120,7 +124,7 @@ function timeline(d: PageData): string {
   const lanes = d.history.lanes;
   const t0 = Date.parse(d.history.since);
   const t1 = Math.max(Date.parse(d.history.until), t0 + 1);
-  const x = (at: string) => (LEFT + ((Date.parse(at) - t0) / (t1 - t0)) * (W - LEFT)).toFixed(1);
+  const x = (at: string) => Math.round(LEFT + ((Date.parse(at) - t0) / (t1 - t0)) * (W - LEFT));
   const h = lanes.length * LANE + 14;
   const marks = lanes.map((lane, i) => svgLane(lane, i, x, W)).join('');
   const ticks = Array.from({ length: 5 }, (_, k) => {
@@ -131,26 +135,24 @@ function timeline(d: PageData): string {
   return `<svg class="tl" viewBox="0 0 ${W} ${h}" role="img" aria-labelledby="tl-t" xmlns="http://www.w3.org/2000/svg"><title id="tl-t">Timeline of opened, resolved and reminder events per finding from ${esc(d.history.since)} to ${esc(d.history.until)}; the table below lists them</title>${ticks}${marks}</svg>`;
 }
 
-/** One lane: shaded while open; a tall mark per opened, a short one per resolved, a dot-mark per reminder. */
-function svgLane(lane: HistoryLane, i: number, x: (at: string) => string, w: number): string {
+/** One lane: a bar while open (its ends are the opened and resolved events), a mark per reminder. */
+function svgLane(lane: HistoryLane, i: number, x: (at: string) => number, w: number): string {
   const y = i * LANE;
-  const paths: Record<string, string[]> = { opened: [], resolved: [], reminder: [] };
   const spans: string[] = [];
-  let openAt: string | null = null;
+  const marks: string[] = [];
+  let openAt: number | null = null;
+  const bar = (from: number, to: number) => spans.push(`M${from} ${y + 2}h${Math.max(to - from, 1)}v${LANE - 4}h${-Math.max(to - from, 1)}z`);
   for (const e of lane.events) {
     const px = x(e.at);
-    if (e.event === 'opened') {
-      paths.opened!.push(`M${px} ${y + 1}v${LANE - 2}`);
-      openAt ??= px;
-    } else if (e.event === 'resolved') {
-      paths.resolved!.push(`M${px} ${y + 3}v${LANE - 6}`);
-      if (openAt !== null) spans.push(`M${openAt} ${y + 2}H${px}v${LANE - 4}H${openAt}z`);
+    if (e.event === 'opened') openAt ??= px;
+    else if (e.event === 'resolved') {
+      bar(openAt ?? 0, px); // resolved without an opening in the window: open since before it
       openAt = null;
-    } else paths.reminder!.push(`M${px} ${y + 5}v2`);
+    } else marks.push(`M${px} ${y}v${LANE}`);
   }
-  if (openAt !== null) spans.push(`M${openAt} ${y + 2}H${w}v${LANE - 4}H${openAt}z`);
+  if (openAt !== null) bar(openAt, w);
   const p = (cls: string, parts: string[]) => (parts.length ? `<path class="${cls}" d="${parts.join('')}"/>` : '');
-  return `<g><title>${esc(lane.id)}</title>${p('open', spans)}${p('e-opened', paths.opened!)}${p('e-resolved', paths.resolved!)}${p('e-reminder', paths.reminder!)}</g>`;
+  return `<g><title>${esc(lane.id)}</title>${p('open', spans)}${p('e-reminder', marks)}</g>`;
 }
 
 function historySection(d: PageData): string {
@@ -160,7 +162,7 @@ function historySection(d: PageData): string {
     const n = (k: string) => l.events.filter((e) => e.event === k).length;
     return `<tr><th scope="row" class="mono">${esc(l.id)}</th><td class="sev sev-${l.severity}">${l.severity}</td><td>${n('opened')}</td><td>${n('resolved')}</td><td>${n('reminder')}</td><td>${esc(l.events[0]!.at)}</td><td>${esc(l.events.at(-1)!.at)} (${esc(l.events.at(-1)!.event)})</td></tr>`;
   }).join('\n');
-  return `<section id="history"><h2>History</h2><p>Events from ${esc(d.history.since)} to ${esc(d.history.until)}, one lane per finding (in the order of the table): tall red marks opened, short green marks resolved, small marks reminders; shaded while open.</p>${timeline(d)}
+  return `<section id="history"><h2>History</h2><p>Events from ${esc(d.history.since)} to ${esc(d.history.until)}, one lane per finding (in the order of the table): a bar from opened to resolved (to the right edge while still open), a dark mark per reminder.</p>${timeline(d)}
 <table class="history"><thead><tr><th scope="col">Finding</th><th scope="col">Severity</th><th scope="col">Opened</th><th scope="col">Resolved</th><th scope="col">Reminders</th><th scope="col">First event</th><th scope="col">Last event</th></tr></thead><tbody>
 ${rows}
 </tbody></table></section>`;

@@ -106,6 +106,9 @@ export interface PageData {
 }
 
 const FAMS: Fam[] = [4, 6];
+/** Findings whose page entry carries an explain trace, and at most how many (each is a walk, and ~1 KB of page). */
+export const TRACED_KINDS: ReadonlySet<string> = new Set(['firewall-gap', 'blocked-service', 'published-container-port']);
+export const MAX_TRACES = 50;
 const LOOPBACK: Record<Fam, string> = { 4: '127.0.0.0/8', 6: '::1/128' };
 type Region = Record<Fam, IntervalSet>;
 
@@ -172,12 +175,10 @@ function mapRows(input: PageInput, columns: ReturnType<typeof mapColumns>): MapR
     const all = byFam(fams, (f) => IntervalSet.full(f));
     const cells = columns.map(({ column, region }) => {
       if (column.kind === 'loopback') {
-        // Connections from this host itself go over lo, which the generated ruleset accepts first;
-        // the policy allows them on any port a rule opens (or every port, for a loopback-only
-        // listener when loopback: allow).
+        // Connections from this host itself go over lo, which the generated ruleset accepts before
+        // any rule: the policy refuses them only where a rule denies the port.
         if (!l) return cellOf(none, none, none, region as Region);
-        const rule = idx >= 0 ? policy.rules[idx]! : null;
-        const ok = rule ? rule.action === 'allow' : policy.default === 'allow' || (policy.loopback === 'allow' && l.scope === 'loopback');
+        const ok = idx < 0 || policy.rules[idx]!.action === 'allow';
         return cellOf(ok ? all : none, all, none, region as Region);
       }
       if (l?.scope === 'loopback') return cellOf(none, none, none, byFam(fams, (f) => IntervalSet.full(f)));
@@ -217,7 +218,7 @@ export function sampleAddress(s: IntervalSet): string | null {
  * firewall blocks. The same walk explain does (exposure/path.ts).
  */
 export function explainFor(f: Finding, input: PageInput): ExplainTrace | null {
-  if (f.kind !== 'firewall-gap' && f.kind !== 'blocked-service' && f.kind !== 'published-container-port') return null;
+  if (!TRACED_KINDS.has(f.kind)) return null;
   const { fw, policy: { compiled: policy } } = input;
   if (!fw.ruleset || f.proto === null || f.port === null) return null;
   const l = input.snapshot.listeners.find((x) => x.proto === f.proto && x.port === f.port && x.scope !== 'loopback' && (f.address === null || x.address === f.address));
@@ -272,6 +273,8 @@ export function buildPage(input: PageInput): PageData {
   const bySeverity = Object.fromEntries(SEVERITIES.map((s) => [s, findings.filter((f) => f.severity === s).length])) as Record<Severity, number>;
   const lanes = history(input.events, input.since);
   const cells = rows.flatMap((r) => r.cells);
+  // The worst MAX_TRACES exposure findings get a trace; the page says how to get the others'.
+  const traced = new Set(findings.flatMap((f, i) => (TRACED_KINDS.has(f.kind) ? [i] : [])).slice(0, MAX_TRACES));
   const published = fw.published.map((p) => {
     const e = targetExposure(publishedTarget(p), fw);
     return { proto: p.proto, port: p.port, to: p.to, where: p.where, exposure: e.verdict, sources: e.sources };
@@ -293,10 +296,10 @@ export function buildPage(input: PageInput): PageData {
       published: published.length,
     },
     firewallError: fw.error,
-    findings: findings.map((f) => ({
+    findings: findings.map((f, i) => ({
       id: f.id, kind: f.kind, severity: f.severity, proto: f.proto, port: f.port, rule: f.rule, message: f.message, remedy: f.remedy,
       since: input.openedAt.get(f.id) ?? null,
-      explain: explainFor(f, input),
+      explain: traced.has(i) ? explainFor(f, input) : null,
     })),
     map: { columns: columns.map((c) => c.column), rows },
     history: { since: input.since.toISOString(), until: input.generatedAt.toISOString(), lanes },
