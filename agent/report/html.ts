@@ -109,16 +109,17 @@ function exposureMap(d: PageData): string {
     const cells = r.cells.map((c, i) => (c.state === 'closed' ? '<td>·</td>' : `<td class="c-${c.state}"${cellTitle(c, cols[i]!)}>${CELL[c.state].mark}</td>`)).join('');
     return `<tr><th scope="row">${r.proto}/${r.port}</th><td class="mono">${esc(r.address)}</td><td>${esc(r.program)}</td><td>${esc(r.rule ?? '-')}</td>${cells}</tr>`;
   }).join('\n');
-  const legend = (Object.keys(CELL) as CellState[]).map((s) => `<li><span class="c-${s}">${CELL[s].mark}</span> ${CELL[s].word}: ${MEANING[s]}</li>`).join('');
+  const legend = (Object.keys(CELL) as CellState[]).map((s) => `<li><span class="c-${s}">${CELL[s].mark}</span>${CELL[s].mark.includes(CELL[s].word) ? '' : ` ${CELL[s].word}`}: ${MEANING[s]}</li>`).join('');
   return `<section id="map"><h2>Exposure map</h2><p>Each listening port against each group of sources: one column per source list of the policy's rules, loopback, every other source, and each interface (the sources routed through it). Hover a cell for its prefixes.</p><ul class="legend">${legend}</ul>
 <table class="map"><caption>Allowed by the policy × reachable through the live firewall</caption><thead><tr><th scope="col">Port</th><th scope="col">Address</th><th scope="col">Program</th><th scope="col">Rule</th>${head}</tr></thead><tbody>
 ${rows}
 </tbody></table></section>`;
 }
 
-const W = 800;
+const W = 1000;
 const LANE = 12;
-const LEFT = 0;
+/** Room for the lanes' names, left of the time axis. */
+const LEFT = 250;
 
 function timeline(d: PageData): string {
   const lanes = d.history.lanes;
@@ -129,7 +130,7 @@ function timeline(d: PageData): string {
   const marks = lanes.map((lane, i) => svgLane(lane, i, x, W)).join('');
   const ticks = Array.from({ length: 5 }, (_, k) => {
     const at = new Date(t0 + ((t1 - t0) * k) / 4).toISOString();
-    const px = ((W * k) / 4).toFixed(0);
+    const px = (LEFT + ((W - LEFT) * k) / 4).toFixed(0);
     return `<path class="ax" d="M${px} 0V${h - 12}"/><text x="${px}" y="${h - 2}" text-anchor="${k === 0 ? 'start' : k === 4 ? 'end' : 'middle'}">${esc(at.slice(0, 16).replace('T', ' '))}</text>`;
   }).join('');
   return `<svg class="tl" viewBox="0 0 ${W} ${h}" role="img" aria-labelledby="tl-t" xmlns="http://www.w3.org/2000/svg"><title id="tl-t">Timeline of opened, resolved and reminder events per finding from ${esc(d.history.since)} to ${esc(d.history.until)}; the table below lists them</title>${ticks}${marks}</svg>`;
@@ -141,18 +142,19 @@ function svgLane(lane: HistoryLane, i: number, x: (at: string) => number, w: num
   const spans: string[] = [];
   const marks: string[] = [];
   let openAt: number | null = null;
-  const bar = (from: number, to: number) => spans.push(`M${from} ${y + 2}h${Math.max(to - from, 1)}v${LANE - 4}h${-Math.max(to - from, 1)}z`);
+  const bar = (from: number, to: number) => spans.push(`M${from} ${y + 2}h${Math.max(to - from, 2)}v${LANE - 4}h${-Math.max(to - from, 2)}z`);
   for (const e of lane.events) {
     const px = x(e.at);
     if (e.event === 'opened') openAt ??= px;
     else if (e.event === 'resolved') {
-      bar(openAt ?? 0, px); // resolved without an opening in the window: open since before it
+      bar(openAt ?? LEFT, px); // resolved without an opening in the window: open since before it
       openAt = null;
     } else marks.push(`M${px} ${y}v${LANE}`);
   }
   if (openAt !== null) bar(openAt, w);
   const p = (cls: string, parts: string[]) => (parts.length ? `<path class="${cls}" d="${parts.join('')}"/>` : '');
-  return `<g><title>${esc(lane.id)}</title>${p('open', spans)}${p('e-reminder', marks)}</g>`;
+  const name = lane.id.length > 48 ? `${lane.id.slice(0, 47)}…` : lane.id;
+  return `<g><title>${esc(lane.id)}</title><text x="2" y="${y + LANE - 3}">${esc(name)}</text>${p('open', spans)}${p('e-reminder', marks)}</g>`;
 }
 
 function historySection(d: PageData): string {
