@@ -74,6 +74,8 @@ test('exposure map: policy source lists, loopback, other and each interface; cel
   assert.deepEqual(blocked.reachable, ['198.51.100.7/32']);
   assert.ok(blocked.blocked.includes('198.51.100.0/30') && !blocked.gap.length);
   assert.deepEqual(state(page, 25, 'other').allowed, []);
+  assert.deepEqual(state(page, 9100, 'loopback').reachable, ['127.0.0.0/8'], 'an IPv4-only socket: not ::1');
+  assert.deepEqual(state(page, 22, 'loopback').reachable, ['127.0.0.0/8', '::1/128']);
   assert.equal(page.counts.gapCells, 5);
   assert.equal(page.counts.blockedCells, 1);
 });

@@ -177,9 +177,10 @@ function mapRows(input: PageInput, columns: ReturnType<typeof mapColumns>): MapR
       if (column.kind === 'loopback') {
         // Connections from this host itself go over lo, which the generated ruleset accepts before
         // any rule: the policy refuses them only where a rule denies the port.
-        if (!l) return cellOf(none, none, none, region as Region);
+        const own = byFam(fams, (f) => (region as Region)[f]); // ::1 does not reach an IPv4-only socket
+        if (!l) return cellOf(none, none, none, own);
         const ok = idx < 0 || policy.rules[idx]!.action === 'allow';
-        return cellOf(ok ? all : none, all, none, region as Region);
+        return cellOf(ok ? all : none, all, none, own);
       }
       if (l?.scope === 'loopback') return cellOf(none, none, none, byFam(fams, (f) => IntervalSet.full(f)));
       if (!r) return cellOf(none, none, all, column.kind === 'interface' ? all : (region as Region)); // firewall unread
