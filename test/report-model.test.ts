@@ -3,6 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parseNftJson } from '../agent/exposure/nft-json.js';
+import { fillXt } from '../agent/exposure/iptables-save.js';
+import { findPublished } from '../agent/exposure/published.js';
 import type { FirewallView } from '../agent/exposure/exposure.js';
 import { prefixSet } from '../agent/exposure/intervals.js';
 import { compareExposure } from '../agent/exposure/compare.js';
@@ -125,6 +127,24 @@ test('history: one lane per finding id over --since, in time order; older events
     'firewall-gap:tcp/25:wildcard:opened,reminder',
   ]);
   assert.equal(page.history.since, '2026-11-21T12:00:00.000Z');
+});
+
+test('published container ports: listed with where they lead, a map row when nothing listens, an explain trace through the forward path', () => {
+  const fw: FirewallView = { ruleset: parseNftJson(readFileSync(`${FIXTURES}nft/docker-iptables-nft.json`, 'utf8')), error: null, interfaces: ['eth0', 'docker0'], legacyRules: 0, published: [] };
+  fillXt(fw.ruleset!, readFileSync(`${FIXTURES}nft/docker-iptables-nft.save`, 'utf8'), 4);
+  fw.published = findPublished(fw.ruleset!);
+  fw.addresses = [{ iface: 'eth0', cidr: '203.0.113.1/24' }, { iface: 'docker0', cidr: '172.17.0.1/16' }];
+  const page = buildPage(input(fw, []));
+  assert.ok(page.published.length > 0);
+  const p = page.published[0]!;
+  const row = page.map.rows.find((r) => r.port === p.port && r.address === 'published');
+  assert.ok(row, 'a row for the published port nothing on the host listens on');
+  assert.deepEqual(page.map.columns.map((c) => c.label).slice(-2), ['eth0', 'docker0']);
+  const f = page.findings.find((x) => x.kind === 'published-container-port');
+  assert.ok(f, 'the policy has no rule for it: published-container-port');
+  assert.equal(f.explain?.verdict, 'accept');
+  assert.ok(f.explain.steps.some((s) => /DNAT|dnat/.test(s.rule)), 'the DNAT is in the trace');
+  assert.match(renderPage(page), new RegExp(`<th scope="row">tcp/${p.port}</th><td class="mono">${p.to}`));
 });
 
 test('firewall unreadable: exposure cells are unknown, never a gap or "closed"', () => {
