@@ -21,7 +21,7 @@ const port = (f: Finding) => (f.proto ? `${f.proto}/${f.port}` : '-');
  * a missing default dir only means the agent has not run here (said on stderr); a dir this user
  * may not read is a runtime failure (exit 3): never a silent "no events".
  */
-function stateDirReadable(dir: string, given: boolean): boolean {
+export function stateDirReadable(dir: string, given: boolean): boolean {
   let isDir: boolean;
   try {
     isDir = statSync(dir).isDirectory();

@@ -48,7 +48,16 @@ export const SPECS = {
     summary: 'firewall rules that enforce the policy',
     options: { policy, backend: { type: 'string', arg: 'nft|iptables|ip6tables', help: 'the ruleset format (default nft)' }, output },
   },
-  report: { summary: 'scan + check + suggested nft rules (npm start)', options: { policy, netns } },
+  report: {
+    summary: 'scan + check + suggested nft rules (npm start); --html: the review page',
+    options: {
+      policy,
+      netns,
+      html: { type: 'string', arg: 'FILE', help: 'write the review page there: one self-contained HTML file' },
+      'state-dir': { type: 'string', arg: 'DIR', help: 'with --html: where the journal and state are (default /var/lib/portwarden)' },
+      since: { type: 'string', arg: 'DURATION', help: 'with --html: the history shown (default 7d)' },
+    },
+  },
   apply: {
     summary: 'check, back up and load the rules; roll back unless confirmed',
     options: {

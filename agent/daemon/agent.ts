@@ -27,6 +27,7 @@ import { webhookSender } from '../alerts/sinks/webhook.js';
 import { emailSender } from '../alerts/sinks/email.js';
 import { alertmanagerSender, authorization, Resender } from '../alerts/sinks/alertmanager.js';
 import { Metrics, serveMetrics, writeTextfile } from '../alerts/sinks/prometheus.js';
+import { reportPages, type CycleView } from '../report/serve.js';
 import { PortwardenError, UsageError } from '../errors.js';
 import { parseDuration } from '../duration.js';
 import { hostFinding, type Finding } from '../model.js';
@@ -129,6 +130,8 @@ export class Agent {
   private writeProblem: string | null = null;
   private lockPath: string | null = null;
   private stopping = false;
+  /** The last cycle, for the review page served beside /metrics. */
+  private lastCycle: CycleView | null = null;
 
   constructor(
     private readonly configFile: string,
@@ -236,7 +239,7 @@ export class Agent {
       throw err;
     }
     for (const s of this.loaded.config.sinks) {
-      if (s.type === 'prometheus' && s.listen) this.servers.push(await serveMetrics(s.listen, this.metrics));
+      if (s.type === 'prometheus' && s.listen) this.servers.push(await serveMetrics(s.listen, this.metrics, reportPages(() => this.pageContext())));
     }
     this.loaded.outlets.forEach((o) => o.queue.kick()); // deliver what an earlier run left in the spool
     if (!this.once) this.loaded.outlets.forEach((o) => o.resend?.start());
@@ -326,6 +329,7 @@ export class Agent {
     }
     this.noteWriteProblem(problems[0] ?? null);
     this.metrics.observeScan(findings, snap.listeners, new Date(), (performance.now() - t0) / 1000);
+    this.lastCycle = { snapshot: snap, fw, findings, at: started };
     for (const s of config.sinks) {
       if (s.type === 'prometheus' && s.textfile) {
         try {
@@ -336,6 +340,12 @@ export class Agent {
       }
     }
     this.log.debug({ listeners: snap.listeners.length, findings: findings.length, events: events.length, ms: performance.now() - t0 }, 'cycle done');
+  }
+
+  /** What the review page (/ and /report.json) is built from. */
+  private pageContext() {
+    const openedAt = new Map(Object.entries(this.state.tracked).flatMap(([id, t]) => (t.status === 'open' && t.openedAt ? [[id, t.openedAt] as const] : [])));
+    return { cycle: this.lastCycle, policy: this.loaded.policy, stateDir: this.loaded.config.stateDir, netns: this.loaded.config.netns, openedAt };
   }
 
   /** SIGHUP: load the files again; if they are bad, keep the old ones and say why. */
