@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // argv → command. No logic of its own: errors become their exit codes (2 input, 3 runtime).
 import { PortwardenError, UsageError } from './errors.js';
+import { SPECS, commandHelp, usageText, type CommandName, type CommandSpec } from './commands/specs.js';
 type Command = (argv: string[]) => Promise<number>;
 
 // Loaded on demand: a scan should not pay for the policy validator or the renderers.
-const COMMANDS: Record<string, () => Promise<Command>> = {
+const COMMANDS: Record<CommandName, () => Promise<Command>> = {
   scan: async () => (await import('./commands/scan.js')).runScan,
   check: async () => (await import('./commands/check.js')).runCheck,
   validate: async () => (await import('./commands/validate.js')).runValidate,
@@ -23,42 +24,19 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   '_rollback-timer': async () => (await import('./commands/apply.js')).runRollbackTimer,
 };
 
-const USAGE = `usage: portwarden <command> [options]
-
-  scan      [--json] [--cmdline] [--netns NAME]             listening sockets and their programs
-  check     [--policy FILE] [--json] [--fail-on SEVERITY] [--netns NAME]
-                                                          listeners against the policy
-  validate  [--policy FILE]                               check a policy file
-  init      [--output FILE] [--force] [--netns NAME]      starter policy from what listens now
-  rules     [--policy FILE] [--backend nft|iptables|ip6tables] [--output FILE]
-                                                          firewall rules that enforce the policy
-  report    [--policy FILE] [--netns NAME]                scan + check + suggested nft rules (npm start)
-  apply     [--policy FILE] [--backend nft|iptables] [--confirm SECONDS] [--diff full|summary|none] [--yes] [--force-lockout]
-                                                          check, back up and load the rules; roll back unless confirmed
-  confirm                                                 keep what the last apply loaded
-  rollback                                                restore what was loaded before the last apply
-  remove                                                  take all of portwarden's rules out
-  status    [--json]                                      what is applied, and whether a confirmation is pending
-            (apply, confirm, rollback, remove, status also take --state-dir DIR and --netns NAME)
-  explain   PORT[/PROTO] --from ADDR [--iif IFACE] [--to ADDR] [--json] [--netns NAME]
-                                                          follow one connection, packet by packet, through the live firewall
-  probe     HOST [--policy FILE] [--source ADDR] [--json] [--timeout SECONDS] [--concurrency N] [--all-ports]
-                                                          from another machine: what HOST shows this source, against the policy
-  watch     [--config FILE] [--once]                      the agent: scheduled checks and drift alerts
-  alerts    [--since DURATION] [--open] [--json] [--state-dir DIR]
-                                                          review opened/resolved/reminder events
-
-exit codes: 0 ok · 1 findings at or above --fail-on (probe: a mismatch) · 2 bad input or usage · 3 runtime failure
-`;
 
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(USAGE);
+    process.stdout.write(usageText());
     return name === undefined ? 2 : 0;
   }
-  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (!load) throw new UsageError(`unknown command "${name}"\n\n${USAGE}`);
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name as CommandName] : undefined;
+  if (!load) throw new UsageError(`unknown command "${name}"\n\n${usageText()}`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(commandHelp(name, (SPECS as Record<string, CommandSpec>)[name]!));
+    return 0;
+  }
   return (await load())(rest);
 }
 

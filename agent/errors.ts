@@ -1,4 +1,4 @@
-// A small error hierarchy: each carries the exit code the CLI uses (DESIGN.md "Exit codes").
+// A small error hierarchy: each carries the exit code the CLI uses (README, "Commands": 2 bad input, 3 runtime).
 
 export class PortwardenError extends Error {
   constructor(message: string, readonly exitCode: number) {

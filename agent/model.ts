@@ -1,4 +1,4 @@
-// The shapes that flow between collectors, evaluation and output (DESIGN.md "The model").
+// The shapes that flow between collectors, evaluation and output (docs/architecture.md, "The model").
 
 export type Proto = 'tcp' | 'udp';
 export type Family = 4 | 6;
@@ -86,6 +86,11 @@ export interface Finding {
   processes: ProcessInfo[];
   message: string;
   remedy: string;
+}
+
+/** A finding about the host as a whole (the firewall, the agent itself): no listener, no program. */
+export function hostFinding(kind: FindingKind, severity: Severity, message: string, remedy: string, id: string = kind): Finding {
+  return { id, kind, severity, proto: null, port: null, address: null, rule: null, processes: [], message, remedy };
 }
 
 export function severityRank(s: Severity): number {

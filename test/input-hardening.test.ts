@@ -12,7 +12,7 @@ import { createNamespace, deleteNamespace, startListeners, type ListenSpec } fro
 import { contractProblems, runBounded } from './helpers/bounded.js';
 import { globMatches } from '../agent/policy/compile.js';
 import { printable } from '../agent/commands/output.js';
-import { listenersTable } from '../agent/commands/scan.js';
+import { listenersTable } from '../agent/commands/present.js';
 
 function tempDir(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(`${tmpdir()}/pw-hard-`);

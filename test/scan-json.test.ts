@@ -2,7 +2,7 @@
 // is pinned here, so a faster way of building it cannot change it unnoticed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { listenerJson } from '../agent/commands/scan.js';
+import { listenerJson } from '../agent/serialize.js';
 import type { Listener, ProcessInfo } from '../agent/model.js';
 import type { Exposure } from '../agent/exposure/exposure.js';
 

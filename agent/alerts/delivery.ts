@@ -8,6 +8,7 @@
 // kept in memory and the failure is reported once through onWriteError.
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
+import { hostFinding } from '../model.js';
 import { ensureDir, writeJson } from '../state-files.js';
 import type { JournalEvent } from './journal.js';
 import { redact } from './sinks/redact.js';
@@ -19,13 +20,13 @@ export interface DeliveryLog {
   error(obj: object, msg: string): void;
 }
 
-export type Outcome = 'delivered' | 'failed' | 'rejected' | 'dropped';
+export type DeliveryOutcome = 'delivered' | 'failed' | 'rejected' | 'dropped';
 
 export interface QueueOptions {
   spoolDir: string;
   limit: number;
   log: DeliveryLog;
-  onOutcome: (sink: string, outcome: Outcome, n?: number) => void;
+  onOutcome: (sink: string, outcome: DeliveryOutcome, n?: number) => void;
   baseDelayMs?: number;
   maxDelayMs?: number;
   /** Tries for a batch the sink rejects outright (4xx other than 408/429, SMTP 5xx). */
@@ -101,6 +102,11 @@ export class SinkQueue {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.writeFailed(err as NodeJS.ErrnoException);
       return [];
     }
+  }
+
+  /** How many batches wait (the Alertmanager resend only adds one to an empty queue). */
+  get waiting(): number {
+    return this.backlog().length;
   }
 
   /** Batches waiting, on disk or in memory. */
@@ -225,11 +231,13 @@ export class SinkQueue {
         event: 'opened',
         at,
         host: this.o.host,
-        finding: {
-          id: `alerts-dropped:${this.name}`, kind: 'alerts-dropped', severity: 'high', proto: null, port: null, address: null, rule: null, processes: [],
-          message: `dropped ${dropped} events: sink ${this.name} could not deliver and its spool (${this.o.limit} batches) was full`,
-          remedy: `check that ${this.name} is reachable, then review what was missed with portwarden alerts`,
-        },
+        finding: hostFinding(
+          'alerts-dropped',
+          'high',
+          `dropped ${dropped} events: sink ${this.name} could not deliver and its spool (${this.o.limit} batches) was full`,
+          `check that ${this.name} is reachable, then review what was missed with portwarden alerts`,
+          `alerts-dropped:${this.name}`,
+        ),
       }],
     }, false);
   }

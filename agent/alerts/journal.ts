@@ -4,6 +4,7 @@
 // the next event; readers skip and count lines they cannot parse.
 import { closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { fsError } from '../fs-atomic.js';
+import { JOURNAL } from '../paths.js';
 import { readStateText } from '../state-files.js';
 import { isFinding, type DriftEvent } from './drift.js';
 
@@ -11,7 +12,6 @@ export interface JournalEvent extends DriftEvent {
   host: string;
 }
 
-export const JOURNAL = 'events.jsonl';
 const ROTATE_BYTES = 10 * 1024 * 1024;
 
 export function appendEvents(stateDir: string, events: readonly JournalEvent[], rotateBytes = ROTATE_BYTES): void {

@@ -2,15 +2,15 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { isDriftState, openFindings } from '../alerts/drift.js';
 import { readJournal } from '../alerts/journal.js';
-import { STATE_FILE } from '../daemon/agent.js';
-import { parseDuration } from '../daemon/config.js';
-import { DEFAULT_STATE_DIR } from '../firewall/apply.js';
+import { parseDuration } from '../duration.js';
+import { DEFAULT_STATE_DIR, STATE_FILE } from '../paths.js';
 import { RuntimeError, UsageError } from '../errors.js';
 import { fsError } from '../fs-atomic.js';
 import type { Finding } from '../model.js';
 import { readJson } from '../state-files.js';
 import { parse } from './args.js';
-import { findingJson } from './check.js';
+import { SPECS } from './specs.js';
+import { findingJson } from '../serialize.js';
 import { table } from './output.js';
 
 const program = (f: Finding) => [...new Set(f.processes.map((p) => p.name))].join(',') || '-';
@@ -21,7 +21,7 @@ const port = (f: Finding) => (f.proto ? `${f.proto}/${f.port}` : '-');
  * a missing default dir only means the agent has not run here (said on stderr); a dir this user
  * may not read is a runtime failure (exit 3): never a silent "no events".
  */
-function stateDirReadable(dir: string, given: boolean): boolean {
+export function stateDirReadable(dir: string, given: boolean): boolean {
   let isDir: boolean;
   try {
     isDir = statSync(dir).isDirectory();
@@ -43,7 +43,7 @@ function stateDirReadable(dir: string, given: boolean): boolean {
 }
 
 export async function runAlerts(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { since: { type: 'string' }, open: { type: 'boolean' }, json: { type: 'boolean' }, 'state-dir': { type: 'string' } });
+  const { values } = parse(argv, SPECS.alerts.options);
   const dir = values['state-dir'] ?? DEFAULT_STATE_DIR;
   const readable = stateDirReadable(dir, values['state-dir'] !== undefined);
   if (values.open) {

@@ -3,20 +3,21 @@ import { statSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { RuntimeError, UsageError } from '../errors.js';
 import {
-  CLI_PATH, DEFAULT_STATE_DIR, MAX_CONFIRM_SECONDS, StateDir, confirm, executeApply, liveState, planApply, removeAll, rollback, rollbackTimer,
+  CLI_PATH, MAX_CONFIRM_SECONDS, StateDir, confirm, executeApply, liveState, planApply, removeAll, rollback, rollbackTimer,
 } from '../firewall/apply.js';
 import { describeAll, type DiffMode } from '../firewall/diff.js';
 import { liveBackend } from '../firewall/live.js';
 import { publishedPolicyRefuses } from '../exposure/compare.js';
 import { readFirewall } from '../exposure/read.js';
 import { lockoutWarning } from '../firewall/oracle.js';
-import { DEFAULT_POLICY_PATH, loadPolicy } from '../policy/load.js';
+import { DEFAULT_POLICY_PATH, DEFAULT_STATE_DIR } from '../paths.js';
+import { loadPolicy } from '../policy/load.js';
 import { parse } from './args.js';
-import { printWarnings } from './check.js';
+import { SPECS } from './specs.js';
+import { printWarnings } from './output.js';
 import { parseBackend } from './rules.js';
-import { checkNetns } from './scan.js';
+import { checkNetns } from '../collect/snapshot.js';
 
-const common = { 'state-dir': { type: 'string' }, netns: { type: 'string' } } as const;
 
 /**
  * The state dir and netns. With mustExist (confirm, rollback, status: they act on earlier applies) a
@@ -86,15 +87,7 @@ export const runRemove = (argv: string[]) => stateErrors(() => removeCmd(argv));
 export const runStatus = (argv: string[]) => stateErrors(() => status(argv));
 
 async function apply(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    ...common,
-    policy: { type: 'string' },
-    backend: { type: 'string' },
-    confirm: { type: 'string' },
-    yes: { type: 'boolean' },
-    'force-lockout': { type: 'boolean' },
-    diff: { type: 'string' },
-  });
+  const { values } = parse(argv, SPECS.apply.options);
   const { state, netns } = stateOf(values);
   const backendName = parseBackend(values.backend, ['nft', 'iptables']) as 'nft' | 'iptables';
   const confirmSeconds = parseConfirm(values.confirm);
@@ -138,7 +131,7 @@ async function apply(argv: string[]): Promise<number> {
 }
 
 async function confirmCmd(argv: string[]): Promise<number> {
-  const { values } = parse(argv, common);
+  const { values } = parse(argv, SPECS.confirm.options);
   const { state, exists } = stateOf(values, true);
   const r = exists ? await confirm(state) : ({ kind: 'nothing-pending' } as const);
   if (r.kind === 'too-late' || r.kind === 'interrupted') throw new RuntimeError(r.message);
@@ -147,7 +140,7 @@ async function confirmCmd(argv: string[]): Promise<number> {
 }
 
 async function rollbackCmd(argv: string[]): Promise<number> {
-  const { values } = parse(argv, common);
+  const { values } = parse(argv, SPECS.rollback.options);
   const { state, exists } = stateOf(values, true);
   if (!exists) throw new RuntimeError(`nothing to roll back: no apply is recorded in ${state.dir}`);
   const from = await rollback(state, 'portwarden rollback');
@@ -156,7 +149,7 @@ async function rollbackCmd(argv: string[]): Promise<number> {
 }
 
 async function removeCmd(argv: string[]): Promise<number> {
-  const { values } = parse(argv, common);
+  const { values } = parse(argv, SPECS.remove.options);
   const { state, netns } = stateOf(values);
   const removed = await removeAll(state, netns ?? null);
   process.stdout.write(removed.length ? `removed ${removed.join('; ')}\n` : 'no portwarden rules were loaded\n');
@@ -164,7 +157,7 @@ async function removeCmd(argv: string[]): Promise<number> {
 }
 
 async function status(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { ...common, json: { type: 'boolean' } });
+  const { values } = parse(argv, SPECS.status.options);
   const { state, netns, exists } = stateOf(values, true);
   const applied = exists ? state.readApplied() : null;
   const pending = exists ? state.readPending() : null;
@@ -187,7 +180,7 @@ async function status(argv: string[]): Promise<number> {
 }
 
 export async function runRollbackTimer(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { 'state-dir': { type: 'string' }, id: { type: 'string' } });
+  const { values } = parse(argv, SPECS['_rollback-timer'].options);
   if (!values.id) throw new UsageError('--id is required');
   await rollbackTimer(new StateDir(values['state-dir'] ?? DEFAULT_STATE_DIR), values.id);
   return 0;

@@ -7,9 +7,10 @@ import { familyOf, prefixSet } from '../exposure/intervals.js';
 import { verdictOf, walkPath } from '../exposure/path.js';
 import { readFirewall } from '../exposure/read.js';
 import { parse } from './args.js';
-import { checkNetns } from './scan.js';
+import { SPECS, synopsis } from './specs.js';
+import { checkNetns } from '../collect/snapshot.js';
 
-const USAGE = 'usage: portwarden explain PORT[/tcp|/udp] --from ADDR [--iif IFACE] [--to ADDR] [--json] [--netns NAME]';
+const USAGE = `usage: portwarden explain ${synopsis(SPECS.explain)}  (PROTO: tcp or udp)`;
 
 /** The interface a client's packets come in on: the one the route back to it leaves through. */
 function interfaceFrom(fw: FirewallView, from: string): string {
@@ -20,7 +21,7 @@ function interfaceFrom(fw: FirewallView, from: string): string {
 }
 
 export async function runExplain(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, { from: { type: 'string' }, json: { type: 'boolean' }, netns: { type: 'string' }, iif: { type: 'string' }, to: { type: 'string' } }, true);
+  const { values, positionals } = parse(argv, SPECS.explain.options, true);
   const m = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(positionals[0] ?? '');
   if (!m || positionals.length !== 1 || Number(m[1]) < 1 || Number(m[1]) > 65535) throw new UsageError(USAGE);
   const from = values.from;

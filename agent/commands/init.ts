@@ -4,11 +4,12 @@ import { hostname } from 'node:os';
 import { UsageError } from '../errors.js';
 import { starterPolicy } from '../policy/starter.js';
 import { parse } from './args.js';
+import { SPECS } from './specs.js';
+import { snapshotFor } from '../collect/snapshot.js';
 import { checkOutputPath, writeOutput } from './output.js';
-import { snapshotFor } from './scan.js';
 
 export async function runInit(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { output: { type: 'string' }, force: { type: 'boolean' }, netns: { type: 'string' } });
+  const { values } = parse(argv, SPECS.init.options);
   // Before the scan: a wrong path is the operator's to fix, and should not wait for ss.
   if (values.output) checkOutputPath(values.output);
   if (values.output && existsSync(values.output) && !values.force) {

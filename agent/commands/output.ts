@@ -1,4 +1,5 @@
-// Human output helpers: aligned tables and colour (only on a TTY, never with NO_COLOR).
+// Terminal output primitives: aligned tables, colour (only on a TTY, never with NO_COLOR), safe
+// text, warnings, and --output files.
 import { lstatSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { RuntimeError, UsageError } from '../errors.js';
@@ -76,4 +77,8 @@ export function writeOutput(path: string, text: string, mode?: number): void {
   } catch (err) {
     throw new RuntimeError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
+}
+
+export function printWarnings(warnings: readonly string[]): void {
+  for (const w of warnings) process.stderr.write(w + '\n');
 }

@@ -2,21 +2,13 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { RuntimeError, UsageError } from '../errors.js';
-import { loadPolicy, DEFAULT_POLICY_PATH } from '../policy/load.js';
+import { DEFAULT_POLICY_PATH } from '../paths.js';
+import { loadPolicy } from '../policy/load.js';
 import { familyOf } from '../exposure/intervals.js';
 import { mismatch, namedPorts, probeFailed, probeJson, probePlan, probeResult, routeSource, scan, worstFailure, type ProbeResult } from '../service/probe.js';
 import { parse } from './args.js';
-import { paintSeverity, printable, table, useColor } from './output.js';
-import { printWarnings } from './check.js';
-
-const options = {
-  policy: { type: 'string' },
-  source: { type: 'string' },
-  json: { type: 'boolean' },
-  timeout: { type: 'string' },
-  concurrency: { type: 'string' },
-  'all-ports': { type: 'boolean' },
-} as const;
+import { paintSeverity, printable, printWarnings, table, useColor } from './output.js';
+import { SPECS } from './specs.js';
 
 /** At most this many new connections a second: a probe, not a flood. */
 const SPACING_MS = 10;
@@ -63,7 +55,7 @@ export function probeText(r: ProbeResult, color: boolean): string {
 }
 
 export async function runProbe(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, options, true);
+  const { values, positionals } = parse(argv, SPECS.probe.options, true);
   if (positionals.length !== 1) throw new UsageError('usage: portwarden probe HOST [--policy FILE] [--source ADDR] [--json] [--timeout SECONDS] [--concurrency N] [--all-ports]');
   const host = positionals[0]!;
   const timeoutMs = number(values.timeout, '--timeout', 5, 0.1, 120, false) * 1000;

@@ -2,10 +2,11 @@
 import { UsageError } from '../errors.js';
 import { lockoutWarning } from '../firewall/oracle.js';
 import { BACKENDS, renderRuleset, type Backend } from '../firewall/render.js';
-import { DEFAULT_POLICY_PATH, loadPolicy } from '../policy/load.js';
+import { DEFAULT_POLICY_PATH } from '../paths.js';
+import { loadPolicy } from '../policy/load.js';
 import { parse } from './args.js';
-import { printWarnings } from './check.js';
-import { checkOutputPath, writeOutput } from './output.js';
+import { SPECS } from './specs.js';
+import { checkOutputPath, printWarnings, writeOutput } from './output.js';
 
 export function parseBackend(text: string | undefined, allowed: readonly Backend[] = BACKENDS): Backend {
   const b = (text ?? 'nft') as Backend;
@@ -14,7 +15,7 @@ export function parseBackend(text: string | undefined, allowed: readonly Backend
 }
 
 export async function runRules(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { policy: { type: 'string' }, backend: { type: 'string' }, output: { type: 'string' } });
+  const { values } = parse(argv, SPECS.rules.options);
   const backend = parseBackend(values.backend);
   if (values.output) checkOutputPath(values.output);
   const loaded = loadPolicy(values.policy ?? DEFAULT_POLICY_PATH);

@@ -1,13 +1,14 @@
 // portwarden watch [--config FILE] [--once]: the agent. SIGHUP reloads; SIGTERM/SIGINT stop within
 // a few seconds (deliveries in flight stay spooled) and exit 0.
 import { Agent } from '../daemon/agent.js';
-import { DEFAULT_CONFIG_PATH } from '../daemon/config.js';
+import { DEFAULT_CONFIG_PATH } from '../paths.js';
 import { RuntimeError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { parse } from './args.js';
+import { SPECS } from './specs.js';
 
 export async function runWatch(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { config: { type: 'string' }, once: { type: 'boolean' } });
+  const { values } = parse(argv, SPECS.watch.options);
   const log = createLogger();
   const agent = new Agent(values.config ?? DEFAULT_CONFIG_PATH, log, values.once ?? false);
   // Nothing should reject unhandled (the sink queues catch their own write errors); if something

@@ -19,28 +19,27 @@ import { liveState, StateDir } from '../firewall/apply.js';
 import { alive, ensureDir, readStateText, removeFile, tryLock, writeJson } from '../state-files.js';
 import { FsError, fsError, writeFileAtomic } from '../fs-atomic.js';
 import { checkTrustedDir } from '../file-perms.js';
-import { emptyState, isDriftState, stateFromEvents, step, type DriftState } from '../alerts/drift.js';
-import { appendEvents, JOURNAL, readJournal, type JournalEvent } from '../alerts/journal.js';
+import { emptyState, isDriftState, openFindings, stateFromEvents, step, type DriftState } from '../alerts/drift.js';
+import { appendEvents, readJournal, type JournalEvent } from '../alerts/journal.js';
+import { JOURNAL, STATE_FILE } from '../paths.js';
 import { SinkQueue } from '../alerts/delivery.js';
 import type { Sender } from '../alerts/sinks/sink.js';
 import { webhookSender } from '../alerts/sinks/webhook.js';
 import { emailSender } from '../alerts/sinks/email.js';
+import { alertmanagerSender, authorization, Resender } from '../alerts/sinks/alertmanager.js';
 import { Metrics, serveMetrics, writeTextfile } from '../alerts/sinks/prometheus.js';
-import { findingJson } from '../commands/check.js';
+import { reportPages, type CycleView } from '../report/serve.js';
 import { PortwardenError, UsageError } from '../errors.js';
-import type { Finding } from '../model.js';
+import { parseDuration } from '../duration.js';
+import { hostFinding, type Finding } from '../model.js';
+import { findingJson } from '../serialize.js';
 import { loadConfig, type Config } from './config.js';
 
-export const STATE_FILE = 'state.json';
 export const LOCK_FILE = 'watch.lock';
 /** Events kept in memory per sink (and for the journal) while the state dir cannot be written. */
 const HELD_LIMIT = 1000;
 /** How long SIGTERM waits for the cycle and the deliveries in flight (the unit allows 60 s). */
 export const STOP_WAIT_MS = 3000;
-
-const agentFinding = (kind: 'state-write-failed' | 'state-corrupt', message: string, remedy: string): Finding => ({
-  id: kind, kind, severity: 'high', proto: null, port: null, address: null, rule: null, processes: [], message, remedy,
-});
 
 /** Copies of state.json kept aside as corrupt, oldest first: state-corrupt stays open while any is left. */
 function corruptStateFinding(dir: string): Finding | null {
@@ -52,8 +51,9 @@ function corruptStateFinding(dir: string): Finding | null {
   }
   if (!kept.length) return null;
   const paths = kept.map((f) => `${dir}/${f}`).join(', ');
-  return agentFinding(
+  return hostFinding(
     'state-corrupt',
+    'high',
     `${dir}/${STATE_FILE} could not be read and was kept aside as ${paths}; the open findings were rebuilt from ${JOURNAL}`,
     `look at the copy for what damaged it (a full disk, an edit, a crash), then delete ${paths}; this finding then resolves`,
   );
@@ -71,6 +71,8 @@ function watching(pid: number): boolean {
 /** A sink's queue (it keeps batches in memory itself while its spool cannot be written). */
 interface Outlet {
   queue: SinkQueue;
+  /** Alertmanager: re-posts the open findings while they are open. */
+  resend?: Resender;
 }
 
 function readSecret(file: string | undefined, env: string | undefined, what: string): string | null {
@@ -97,18 +99,13 @@ export async function firewallDrift(state: StateDir, netns: string | undefined):
   if (live === 'in place') return null;
   const what = applied.backend === 'nft' ? 'table inet portwarden' : 'the PORTWARDEN-* chains';
   const plural = applied.backend !== 'nft';
-  return {
-    id: `firewall-drift:${applied.backend}`,
-    kind: 'firewall-drift',
-    severity: 'high',
-    proto: null,
-    port: null,
-    address: null,
-    rule: null,
-    processes: [],
-    message: live === 'changed' ? `${what} ${plural ? 'differ' : 'differs'} from what portwarden applied at ${applied.at} (${applied.policy})` : `${what} that portwarden applied at ${applied.at} ${plural ? 'are' : 'is'} missing`,
-    remedy: 'find out who changed the firewall; then run portwarden apply to restore the policy, or portwarden remove if it should go',
-  };
+  return hostFinding(
+    'firewall-drift',
+    'high',
+    live === 'changed' ? `${what} ${plural ? 'differ' : 'differs'} from what portwarden applied at ${applied.at} (${applied.policy})` : `${what} that portwarden applied at ${applied.at} ${plural ? 'are' : 'is'} missing`,
+    'find out who changed the firewall; then run portwarden apply to restore the policy, or portwarden remove if it should go',
+    `firewall-drift:${applied.backend}`,
+  );
 }
 
 interface Loaded {
@@ -135,6 +132,8 @@ export class Agent {
   private writeProblem: string | null = null;
   private lockPath: string | null = null;
   private stopping = false;
+  /** The last cycle, for the review page served beside /metrics. */
+  private lastCycle: CycleView | null = null;
 
   constructor(
     private readonly configFile: string,
@@ -149,6 +148,7 @@ export class Agent {
     const spoolDir = `${config.stateDir}/spool`;
     const outlets: Outlet[] = [];
     const add = (sender: Sender, common: ConstructorParameters<typeof SinkQueue>[1]) => outlets.push({ queue: new SinkQueue(sender, common) });
+    const open = () => openFindings(this.state).map((t): JournalEvent => ({ event: 'opened', at: t.openedAt ?? t.firstSeen, host: this.host, finding: t.finding }));
     for (const s of config.sinks) {
       const common = {
         spoolDir,
@@ -167,6 +167,12 @@ export class Agent {
         const password = readSecret(s.password_file, s.password_env, `sink ${s.name}`) ?? undefined;
         const tls = s.tls ?? 'starttls';
         add(emailSender({ name: s.name, host: s.host, port: s.port ?? (tls === 'implicit' ? 465 : 25), tls, from: s.from, to: s.to, user: s.user, password, timeoutMs: (s.timeout ?? 20) * 1000 }), common);
+      } else if (s.type === 'alertmanager') {
+        const resendMs = parseDuration(s.resend ?? '1m');
+        s.urls.forEach((url, j) => {
+          const queue = new SinkQueue(alertmanagerSender({ name: `${s.name}#${j + 1}`, url, authorization: authorization(s, s.credential), resendMs, timeoutMs: (s.timeout ?? 10) * 1000 }), common);
+          outlets.push({ queue, resend: new Resender(queue, resendMs, open) });
+        });
       }
     }
     return { config, policy, outlets };
@@ -235,9 +241,10 @@ export class Agent {
       throw err;
     }
     for (const s of this.loaded.config.sinks) {
-      if (s.type === 'prometheus' && s.listen) this.servers.push(await serveMetrics(s.listen, this.metrics));
+      if (s.type === 'prometheus' && s.listen) this.servers.push(await serveMetrics(s.listen, this.metrics, reportPages(() => this.pageContext())));
     }
     this.loaded.outlets.forEach((o) => o.queue.kick()); // deliver what an earlier run left in the spool
+    if (!this.once) this.loaded.outlets.forEach((o) => o.resend?.start());
     this.log.info({ config: this.configFile, policy: this.loaded.config.policy, schedule: this.loaded.config.schedule, sinks: this.loaded.config.sinks.map((s) => s.name) }, 'portwarden agent started');
   }
 
@@ -283,17 +290,19 @@ export class Agent {
     });
     if (drift) findings.push(drift);
     if (this.configProblem) {
-      findings.push({
-        id: 'agent-config-invalid', kind: 'agent-config-invalid', severity: 'high', proto: null, port: null, address: null, rule: null, processes: [],
-        message: `reload refused, still running the previous policy and config: ${this.configProblem}`,
-        remedy: 'fix the file (portwarden validate --policy FILE) and send SIGHUP again',
-      });
+      findings.push(hostFinding(
+        'agent-config-invalid',
+        'high',
+        `reload refused, still running the previous policy and config: ${this.configProblem}`,
+        'fix the file (portwarden validate --policy FILE) and send SIGHUP again',
+      ));
     }
     const corrupt = corruptStateFinding(config.stateDir);
     if (corrupt) findings.push(corrupt);
     if (this.writeProblem) {
-      findings.push(agentFinding(
+      findings.push(hostFinding(
         'state-write-failed',
+        'high',
         `cannot write ${this.writeProblem}; scanning and alerting go on from memory, but the journal, state and spool fall behind`,
         `free space or fix ${config.stateDir} (df -h, ls -la); this finding resolves once the writes work again`,
       ));
@@ -317,6 +326,7 @@ export class Agent {
     }
     for (const e of journal) this.log.info({ event: e.event, finding: findingJson(e.finding) }, `${e.event}: ${e.finding.message}`);
     for (const o of outlets) {
+      if (this.once) o.resend?.tick(); // a run from cron re-posts what is open (when nothing else waits)
       const problem = this.deliver(o, journal);
       if (problem) problems.push(problem);
     }
@@ -326,6 +336,7 @@ export class Agent {
     }
     this.noteWriteProblem(problems[0] ?? null);
     this.metrics.observeScan(findings, snap.listeners, new Date(), (performance.now() - t0) / 1000);
+    this.lastCycle = { snapshot: snap, fw, findings, at: started };
     for (const s of config.sinks) {
       if (s.type === 'prometheus' && s.textfile) {
         try {
@@ -338,19 +349,29 @@ export class Agent {
     this.log.debug({ listeners: snap.listeners.length, findings: findings.length, events: events.length, ms: performance.now() - t0 }, 'cycle done');
   }
 
+  /** What the review page (/ and /report.json) is built from. */
+  private pageContext() {
+    const openedAt = new Map(Object.entries(this.state.tracked).flatMap(([id, t]) => (t.status === 'open' && t.openedAt ? [[id, t.openedAt] as const] : [])));
+    return { cycle: this.lastCycle, policy: this.loaded.policy, stateDir: this.loaded.config.stateDir, netns: this.loaded.config.netns, openedAt };
+  }
+
   /** SIGHUP: load the files again; if they are bad, keep the old ones and say why. */
   async reload(): Promise<void> {
     try {
       const config = loadConfig(this.configFile);
       if (config.stateDir !== this.loaded.config.stateDir) throw new Error(`state_dir changed from ${this.loaded.config.stateDir} to ${config.stateDir}: restart the agent to move it`);
       const next = this.build(config);
+      this.loaded.outlets.forEach((o) => o.resend?.stop());
       await Promise.all(this.loaded.outlets.map((o) => o.queue.stop()));
       if (next.config.schedule !== this.loaded.config.schedule && this.task) {
         void this.task.stop();
         this.loaded = next;
         this.schedule();
       } else this.loaded = next;
-      this.loaded.outlets.forEach((o) => o.queue.kick());
+      this.loaded.outlets.forEach((o) => {
+        o.queue.kick();
+        o.resend?.start();
+      });
       this.configProblem = null;
       this.log.info({ policy: next.config.policy }, 'reloaded policy and config');
     } catch (err) {
@@ -393,6 +414,7 @@ export class Agent {
   async stop(waitMs = STOP_WAIT_MS): Promise<void> {
     this.stopping = true;
     if (this.task) await this.task.stop();
+    this.loaded.outlets.forEach((o) => o.resend?.stop());
     const settled = (async () => {
       if (this.inFlight) await this.inFlight;
       // Sends still running when the wait is nearly over are aborted; their batches stay spooled.

@@ -4,7 +4,7 @@
  * One alert destination, chosen by type.
  */
 export type Sink = (Sink1 & Sink2)
-export type Sink1 = (WebhookSink | EmailSink | PrometheusSink)
+export type Sink1 = (WebhookSink | EmailSink | PrometheusSink | AlertmanagerSink)
 
 /**
  * The portwarden agent's configuration (portwarden watch): what to check, how often, and where alerts go.
@@ -156,9 +156,53 @@ textfile?: string
  */
 listen?: string
 }
+/**
+ * Posts each open finding as an alert to every Alertmanager instance (/api/v2/alerts), re-posted every resend while open and once more with endsAt when it resolves.
+ */
+export interface AlertmanagerSink {
+/**
+ * Sink type.
+ */
+type: "alertmanager"
+/**
+ * Name in logs and metrics (default: alertmanager-N); each URL is delivered as NAME#1, NAME#2, ... with its own spool and retries.
+ */
+name?: string
+/**
+ * Base URL of every Alertmanager instance (http://am-1:9093), all posted to, as Prometheus does for an HA pair; without credentials.
+ * 
+ * @minItems 1
+ */
+urls: [string, ...(string)[]]
+/**
+ * File holding a bearer token sent as Authorization: Bearer; owned by root and not readable by group or others, not empty.
+ */
+bearer_token_file?: string
+/**
+ * HTTP basic authentication (not with bearer_token_file).
+ */
+basic_auth?: {
+/**
+ * User name.
+ */
+user: string
+/**
+ * File holding the password; owned by root and not readable by group or others, not empty.
+ */
+password_file: string
+}
+/**
+ * Re-post the open findings this often (like 30s, 1m, 5m); each alert's endsAt is four resends ahead, so Alertmanager resolves them by itself if the agent stops.
+ */
+resend?: string
+/**
+ * Seconds to wait for each instance's complete response, at most 600.
+ */
+timeout?: number
+}
 export interface Sink2 {
 /**
- * webhook, email or prometheus.
+ * webhook, email, prometheus or alertmanager.
  */
-type: ("webhook" | "email" | "prometheus")
+type: ("webhook" | "email" | "prometheus" | "alertmanager")
 }

@@ -3,18 +3,24 @@ import { readFileSync, statSync } from 'node:fs';
 import { checkTrustedFile } from '../file-perms.js';
 import { readValidatedYaml, locate, type Located } from '../validated-yaml.js';
 import { InputError } from '../errors.js';
+import { parseDuration } from '../duration.js';
+import { DEFAULT_POLICY_PATH, DEFAULT_STATE_DIR } from '../paths.js';
 import { redactUrl } from '../alerts/sinks/redact.js';
 import { secretKey } from '../alerts/sinks/webhook.js';
-import type { AgentConfig, EmailSink, PrometheusSink, WebhookSink } from './config-types.js';
+import type { AgentConfig, AlertmanagerSink, EmailSink, PrometheusSink, WebhookSink } from './config-types.js';
 import cron from 'node-cron';
 
 const schemaUrl = new URL('../../../rules/config.schema.json', import.meta.url);
 export const configSchema = JSON.parse(readFileSync(schemaUrl, 'utf8')) as object;
-export const DEFAULT_CONFIG_PATH = '/etc/portwarden/config.yaml';
 
 /** A sink with its name and, for webhook and email, the secret read from secret_file/_env
- *  (password_file/_env) at load. */
-export type NamedSink = ((WebhookSink & { secret?: string | null }) | (EmailSink & { password?: string | null }) | PrometheusSink) & { name: string };
+ *  (password_file/_env) at load; for alertmanager, the bearer token or basic-auth password. */
+export type NamedSink = (
+  | (WebhookSink & { secret?: string | null })
+  | (EmailSink & { password?: string | null })
+  | PrometheusSink
+  | (AlertmanagerSink & { credential?: string | null })
+) & { name: string };
 
 export interface Config {
   file: string | null;
@@ -31,16 +37,6 @@ export interface Config {
   spoolLimit: number;
 }
 
-const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-
-/** "24h" → ms; "0" or 0 → 0. Throws on anything else. */
-export function parseDuration(text: string | number): number {
-  if (text === 0 || text === '0') return 0;
-  const m = /^([1-9][0-9]*)(s|m|h|d)$/.exec(String(text));
-  if (!m) throw new Error(`invalid duration ${JSON.stringify(text)} (like 90s, 30m, 24h, 7d)`);
-  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
-}
-
 export function withDefaults(doc: AgentConfig, file: string | null, secrets: readonly (string | null)[] = []): Config {
   const counts = new Map<string, number>();
   const sinks = (doc.sinks ?? []).map((s, i): NamedSink => {
@@ -49,12 +45,13 @@ export function withDefaults(doc: AgentConfig, file: string | null, secrets: rea
     const name = s.name ?? `${s.type}-${n}`;
     if (s.type === 'webhook') return { ...s, name, secret: secrets[i] ?? null };
     if (s.type === 'email') return { ...s, name, password: secrets[i] ?? null };
+    if (s.type === 'alertmanager') return { ...s, name, credential: secrets[i] ?? null };
     return { ...s, name };
   });
   return {
     file,
-    policy: doc.policy ?? '/etc/portwarden/policy.yaml',
-    stateDir: doc.state_dir ?? '/var/lib/portwarden',
+    policy: doc.policy ?? DEFAULT_POLICY_PATH,
+    stateDir: doc.state_dir ?? DEFAULT_STATE_DIR,
     schedule: doc.schedule ?? '*/30 * * * * *',
     settle: doc.settle ?? 2,
     repeatMs: parseDuration(doc.repeat ?? '24h'),
@@ -67,14 +64,14 @@ export function withDefaults(doc: AgentConfig, file: string | null, secrets: rea
 }
 
 /** Why a webhook URL can never deliver, or null. Says nothing of what the URL holds (it may hold secrets). */
-export function webhookUrlProblem(url: string): string | null {
+export function webhookUrlProblem(url: string, instead = 'the receiver can check the signature (secret_file) instead'): string | null {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
     return `${redactUrl(url)} is not a valid URL (check the host and the port, 1-65535)`;
   }
-  if (u.username || u.password) return 'credentials in the URL (user:pass@) are not allowed: they would show in logs; the receiver can check the signature (secret_file) instead';
+  if (u.username || u.password) return `credentials in the URL (user:pass@) are not allowed: they would show in logs; ${instead}`;
   if (!u.hostname) return `${redactUrl(url)} has no host`;
   if (u.port === '0') return `${redactUrl(url)}: port 0 cannot be connected to`;
   return null;
@@ -139,6 +136,24 @@ function checkSinks(value: AgentConfig, src: Located, problems: string[]): (stri
       return value;
     }
     if (s.type === 'email') return secret(i, s.password_file, s.password_env, ['password_file', 'password_env']);
+    if (s.type === 'alertmanager') {
+      s.urls.forEach((url, j) => {
+        const problem = webhookUrlProblem(url, 'use bearer_token_file or basic_auth instead');
+        if (problem) problems.push(`${locate(src, ['sinks', i, 'urls', j])}: sinks[${i}].urls[${j}]: ${problem}`);
+      });
+      if (s.bearer_token_file) {
+        const token = secret(i, s.bearer_token_file, undefined, ['bearer_token_file', 'bearer_token_file']);
+        // It goes into an HTTP header as it is: a second line or a control character would fail every send.
+        if (token !== null && !/^[\x21-\x7e]+$/.test(token)) at(i, 'bearer_token_file', `${s.bearer_token_file} must hold one token of printable ASCII without spaces`);
+        return token;
+      }
+      if (s.basic_auth) {
+        const r = resolveSecret({ file: s.basic_auth.password_file });
+        if ('problem' in r) problems.push(`${locate(src, ['sinks', i, 'basic_auth', 'password_file'])}: sinks[${i}].basic_auth.password_file: ${r.problem}`);
+        return 'value' in r ? r.value : null;
+      }
+      return null;
+    }
     if (s.listen) {
       const port = Number(s.listen.slice(s.listen.lastIndexOf(':') + 1));
       if (port > 65535) at(i, 'listen', `port ${port} is out of range (1-65535, or 0 for any free port)`);
@@ -160,6 +175,7 @@ export function loadConfig(file: string, text?: string): Config {
     if (s.name) names.add(s.name);
     if (s.type === 'webhook' && s.secret_file && s.secret_env) problems.push(`${locate(src, ['sinks', i])}: sinks[${i}]: give secret_file or secret_env, not both`);
     if (s.type === 'email' && s.password_file && s.password_env) problems.push(`${locate(src, ['sinks', i])}: sinks[${i}]: give password_file or password_env, not both`);
+    if (s.type === 'alertmanager' && s.bearer_token_file && s.basic_auth) problems.push(`${locate(src, ['sinks', i])}: sinks[${i}]: give bearer_token_file or basic_auth, not both`);
     if (s.type === 'prometheus' && !s.textfile && !s.listen) problems.push(`${locate(src, ['sinks', i])}: sinks[${i}]: a prometheus sink needs textfile, listen or both`);
   });
   const secrets = checkSinks(value, src, problems);

@@ -1,6 +1,6 @@
 // Live exposure against the policy: firewall-gap (the firewall admits sources the policy does not)
 // and blocked-service (the policy allows sources the firewall blocks). Pure.
-import { listenerPlace, type Finding, type Listener } from '../model.js';
+import { hostFinding, listenerPlace, type Finding, type Listener } from '../model.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import { buildPortIndex, decidingRule } from '../policy/port-index.js';
 import { IntervalSet, prefixSet, type Fam } from './intervals.js';
@@ -29,11 +29,12 @@ function sample(sets: IntervalSet[]): string {
 export function mixedFirewall(fw: FirewallView): Finding | null {
   const nftRules = fw.ruleset ? [...fw.ruleset.chains.values()].filter((c) => !c.table.endsWith(LEGACY_SUFFIX)).reduce((n, c) => n + c.rules.length, 0) : 0;
   if (!fw.legacyRules || !nftRules) return null;
-  return {
-    id: 'mixed-firewall', kind: 'mixed-firewall', severity: 'medium', proto: null, port: null, address: null, rule: null, processes: [],
-    message: `both iptables-legacy (${fw.legacyRules} rules) and nftables (${nftRules} rules) filter packets here; both run, and neither listing shows the other`,
-    remedy: 'move the legacy rules to nftables (iptables-legacy-save | iptables-restore-translate) or to iptables-nft, then flush the legacy tables',
-  };
+  return hostFinding(
+    'mixed-firewall',
+    'medium',
+    `both iptables-legacy (${fw.legacyRules} rules) and nftables (${nftRules} rules) filter packets here; both run, and neither listing shows the other`,
+    'move the legacy rules to nftables (iptables-legacy-save | iptables-restore-translate) or to iptables-nft, then flush the legacy tables',
+  );
 }
 
 export function compareExposure(policy: CompiledPolicy, listeners: readonly Listener[], fw: FirewallView): Finding[] {

@@ -13,7 +13,8 @@ function raw(j: Json): string {
 export function valueText(v: Json): string {
   if (typeof v === 'number') return String(v);
   if (typeof v === 'string') return v.startsWith('@') || /^[A-Za-z0-9_.:/-]+$/.test(v) ? v : JSON.stringify(v);
-  if (Array.isArray(v)) return v.map(valueText).join(' . ');
+  // A bare list is a set of flags or values (ct state established,related); concatenations are {concat}.
+  if (Array.isArray(v)) return v.map(valueText).join(',');
   if (!isObj(v)) return raw(v);
   if (isObj(v.prefix)) return `${String(v.prefix.addr)}/${String(v.prefix.len)}`;
   if (Array.isArray(v.range)) return `${valueText(v.range[0]!)}-${valueText(v.range[1]!)}`;
@@ -45,7 +46,14 @@ export function exprText(e: Json): string {
     case 'log':
       return isObj(v) && v.prefix !== undefined ? `log prefix ${JSON.stringify(v.prefix)}` : 'log';
     case 'limit':
-      return isObj(v) && v.rate !== undefined ? `limit rate ${isObj(v) && v.inv ? 'over ' : ''}${String(v.rate)}/${String(v.per ?? 'second')}` : 'limit';
+      return isObj(v) && v.rate !== undefined
+        ? `limit rate ${v.inv ? 'over ' : ''}${String(v.rate)}/${String(v.per ?? 'second')}${typeof v.burst === 'number' && v.burst > 0 ? ` burst ${v.burst} packets` : ''}`
+        : 'limit';
+    case 'set':
+      // update @rate_0_smtp_v4 { ip saddr limit rate over 30/minute }: a per-source meter.
+      return isObj(v) && typeof v.set === 'string'
+        ? `${String(v.op ?? 'add')} ${v.set} { ${valueText(v.elem!)}${Array.isArray(v.stmt) ? v.stmt.map((s) => ` ${exprText(s)}`).join('') : ''} }`
+        : raw(e);
     case 'dnat':
       return isObj(v) ? `dnat to ${valueText(v.addr ?? '?')}${v.port !== undefined ? `:${valueText(v.port)}` : ''}` : raw(e);
     case 'redirect':

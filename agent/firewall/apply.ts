@@ -12,7 +12,6 @@ import { writeFileAtomic } from '../fs-atomic.js';
 import { ensureDir, readJson, removeFile, withLock, writeJson } from '../state-files.js';
 import { liveBackend, type BaseChains, type LiveBackend, type Texts } from './live.js';
 
-export const DEFAULT_STATE_DIR = '/var/lib/portwarden';
 const KEEP_BACKUPS = 10;
 /** The longest --confirm window: a day. */
 export const MAX_CONFIRM_SECONDS = 86_400;

@@ -10,12 +10,17 @@ import { expectProblems, type Expect } from '../service/expect.js';
 
 import type { DocPath } from '../validated-yaml.js';
 
+/** A file named by the policy's include: a policy with only version, sources, rules and hosts. */
+export type FragmentDoc = Partial<Pick<PolicyDoc, 'version' | 'sources' | 'rules' | 'hosts'>>;
+
 export interface Problem {
   path: DocPath;
   message: string;
   level: 'error' | 'warning';
   /** Point at the key of the last path element rather than its value. */
   atKey?: boolean;
+  /** The file the path is in: 0 (or absent) the main file, k the k-th fragment. */
+  source?: number;
 }
 
 export interface PortRange {
@@ -35,6 +40,8 @@ export interface CompiledRule {
   name: string;
   /** Where the rule sits in the document (for messages). */
   path: DocPath;
+  /** The file it is in: 0 (or absent) the main file, k the k-th included fragment. */
+  source?: number;
   proto: Proto;
   ports: PortRange[];
   from: Sources;
@@ -51,7 +58,8 @@ export interface CompiledPolicy {
   default: 'deny' | 'allow';
   loopback: 'allow' | 'audit';
   refuse: 'drop' | 'reject';
-  /** Effective rules in decision order: matching host overlays first, then the base rules. */
+  /** Effective rules in decision order: matching host overlays first (the main file's, then each
+   *  fragment's), then the main file's rules, then each fragment's rules. */
   rules: CompiledRule[];
 }
 
@@ -104,13 +112,14 @@ function ipv4Mapped(addr: string): string | null {
 }
 
 /**
- * Hostname glob: * any run of characters, ? exactly one; case-insensitive. Greedy with one
+ * Hostname glob (case-insensitive) and include's file-name glob (case-sensitive): * any run of
+ * characters, ? exactly one. Greedy with one
  * backtrack point (the last *), so O(glob × name) at worst: a regex of many ".*" backtracks
  * exponentially.
  */
-export function globMatches(glob: string, name: string): boolean {
-  const g = glob.toLowerCase();
-  const s = name.toLowerCase();
+export function globMatches(glob: string, name: string, caseSensitive = false): boolean {
+  const g = caseSensitive ? glob : glob.toLowerCase();
+  const s = caseSensitive ? name : name.toLowerCase();
   let gi = 0;
   let si = 0;
   let star = -1;
@@ -166,8 +175,7 @@ const saturate = (n: number) => Math.min(n, MAX_SOURCES_PER_LIST + 1);
  * cycles and groups over the limit. Iterative (an explicit stack): a long chain of groups must not
  * overflow the call stack.
  */
-function resolveGroups(doc: PolicyDoc, problems: Problem[]): Map<string, Group> {
-  const groups = doc.sources ?? {};
+function resolveGroups(groups: Record<string, string[]>, origin: Map<string, number>, problems: Problem[]): Map<string, Group> {
   const done = new Map<string, Group>();
   const visiting = new Set<string>();
   for (const root of Object.keys(groups)) {
@@ -186,7 +194,7 @@ function resolveGroups(doc: PolicyDoc, problems: Problem[]): Map<string, Group> 
         visiting.delete(top.name);
         done.set(top.name, top.group);
         if (top.group.size > MAX_SOURCES_PER_LIST) {
-          problems.push({ path: ['sources', top.name], message: `expands to more than ${MAX_SOURCES_PER_LIST} addresses and prefixes, the most a group may have: use wider prefixes`, level: 'error', atKey: true });
+          problems.push({ path: ['sources', top.name], message: `expands to more than ${MAX_SOURCES_PER_LIST} addresses and prefixes, the most a group may have: use wider prefixes`, level: 'error', atKey: true, source: origin.get(top.name) });
         }
         const parent = stack[stack.length - 1];
         if (parent) parent.group.size = saturate(parent.group.size + top.group.size);
@@ -195,17 +203,18 @@ function resolveGroups(doc: PolicyDoc, problems: Problem[]): Map<string, Group> 
       const i = top.i++;
       const item = items[i]!;
       const path = ['sources', top.name, i];
+      const source = origin.get(top.name);
       if (looksLikeAddress(item)) {
         const p = parsePrefix(item);
-        if ('error' in p) problems.push({ path, message: p.error, level: 'error' });
+        if ('error' in p) problems.push({ path, message: p.error, level: 'error', source });
         else {
           (p.family === 4 ? top.group.v4 : top.group.v6).push(p.prefix);
           top.group.size = saturate(top.group.size + 1);
         }
       } else if (!Object.hasOwn(groups, item)) {
-        problems.push({ path, message: `unknown source group ${JSON.stringify(item)}`, level: 'error' });
+        problems.push({ path, message: `unknown source group ${JSON.stringify(item)}`, level: 'error', source });
       } else if (visiting.has(item)) {
-        problems.push({ path: ['sources', item], message: `group cycle: ${[...stack.map((f) => f.name), item].join(' → ')}`, level: 'error', atKey: true });
+        problems.push({ path: ['sources', item], message: `group cycle: ${[...stack.map((f) => f.name), item].join(' → ')}`, level: 'error', atKey: true, source: origin.get(item) });
       } else {
         top.group.subgroups.push(item);
         const sub = done.get(item);
@@ -295,7 +304,14 @@ function compileSources(
   return { kind: 'list', ...merged, names: items };
 }
 
-function compileRule(doc: RuleDoc, path: DocPath, groups: Map<string, Group>, problems: Problem[], mergeCache: MergeCache): CompiledRule {
+function compileRule(doc: RuleDoc, path: DocPath, source: number, groups: Map<string, Group>, all: Problem[], mergeCache: MergeCache): CompiledRule {
+  const problems: Problem[] = [];
+  const rule = compileRuleIn(doc, path, groups, problems, mergeCache);
+  for (const p of problems) all.push({ ...p, source });
+  return source ? { ...rule, source } : rule;
+}
+
+function compileRuleIn(doc: RuleDoc, path: DocPath, groups: Map<string, Group>, problems: Problem[], mergeCache: MergeCache): CompiledRule {
   const items = Array.isArray(doc.port) ? doc.port : [doc.port];
   const ports: PortRange[] = [];
   items.forEach((item, i) => {
@@ -329,7 +345,7 @@ function compileRule(doc: RuleDoc, path: DocPath, groups: Map<string, Group>, pr
 function checkUniqueNames(rules: CompiledRule[], problems: Problem[]): void {
   const seen = new Set<string>();
   for (const rule of rules) {
-    if (seen.has(rule.name)) problems.push({ path: [...rule.path, 'name'], message: `duplicate rule name "${rule.name}"`, level: 'error' });
+    if (seen.has(rule.name)) problems.push({ path: [...rule.path, 'name'], message: `duplicate rule name "${rule.name}"`, level: 'error', source: rule.source });
     seen.add(rule.name);
   }
 }
@@ -340,28 +356,57 @@ function findShadowed(rules: CompiledRule[], problems: Problem[]): void {
   for (const rule of rules) {
     const fill = filled[rule.proto];
     if (rule.ports.length && rule.ports.every((r) => fill.covered(r.lo, r.hi))) {
-      problems.push({ path: [...rule.path, 'name'], message: `rule "${rule.name}" is shadowed: earlier rules already decide all its ports`, level: 'warning' });
+      problems.push({ path: [...rule.path, 'name'], message: `rule "${rule.name}" is shadowed: earlier rules already decide all its ports`, level: 'warning', source: rule.source });
     }
     for (const r of rule.ports) fill.fill(r.lo, r.hi);
   }
 }
 
-export function compilePolicy(doc: PolicyDoc, hostname: string): { policy: CompiledPolicy; problems: Problem[] } {
+/** The source groups of the main file and its fragments, and the file each is in; a name defined
+ *  twice is an error at the later definition. */
+function collectGroups(files: readonly FragmentDoc[], names: readonly string[], problems: Problem[]): { groups: Record<string, string[]>; origin: Map<string, number> } {
+  const groups: Record<string, string[]> = {};
+  const origin = new Map<string, number>();
+  files.forEach((f, source) => {
+    for (const [name, items] of Object.entries(f.sources ?? {})) {
+      if (origin.has(name)) {
+        const where = names[origin.get(name)!] ?? 'the policy file';
+        problems.push({ path: ['sources', name], message: `source group "${name}" is already defined in ${where}: each name once across the policy and its fragments`, level: 'error', atKey: true, source });
+        continue;
+      }
+      groups[name] = items;
+      origin.set(name, source);
+    }
+  });
+  return { groups, origin };
+}
+
+/**
+ * The effective policy for a host. `fragments` are the included files in include order (they are
+ * sources 1..n in problems and rules). Overlays of every file first, then the main rules, then each
+ * fragment's rules: the first match decides. Rule names are unique across the main file and its
+ * fragments (they name rules in findings and firewall comments).
+ */
+export function compilePolicy(doc: PolicyDoc, hostname: string, fragments: readonly { file: string; doc: FragmentDoc }[] = []): { policy: CompiledPolicy; problems: Problem[] } {
   const problems: Problem[] = [];
-  const groups = resolveGroups(doc, problems);
+  const files: FragmentDoc[] = [doc, ...fragments.map((f) => f.doc)];
+  const { groups: groupDocs, origin } = collectGroups(files, ['the policy file', ...fragments.map((f) => f.file)], problems);
+  const groups = resolveGroups(groupDocs, origin, problems);
   const mergeCache: MergeCache = { lists: new Map(), expanded: 0 };
   const overlayRules: CompiledRule[] = [];
-  (doc.hosts ?? []).forEach((overlay, h) => {
-    const rules = overlay.rules.map((r, i) => compileRule(r, ['hosts', h, 'rules', i], groups, problems, mergeCache));
-    checkUniqueNames(rules, problems);
-    if (globMatches(overlay.match, hostname)) for (const r of rules) overlayRules.push(r);
-  });
-  const baseRules = doc.rules.map((r, i) => compileRule(r, ['rules', i], groups, problems, mergeCache));
+  files.forEach((f, source) =>
+    (f.hosts ?? []).forEach((overlay, h) => {
+      const rules = overlay.rules.map((r, i) => compileRule(r, ['hosts', h, 'rules', i], source, groups, problems, mergeCache));
+      checkUniqueNames(rules, problems);
+      if (globMatches(overlay.match, hostname)) for (const r of rules) overlayRules.push(r);
+    }),
+  );
+  const baseRules = files.flatMap((f, source) => (f.rules ?? []).map((r, i) => compileRule(r, ['rules', i], source, groups, problems, mergeCache)));
   checkUniqueNames(baseRules, problems);
   const rules = [...overlayRules, ...baseRules];
   for (const rule of rules) {
     if (rule.action === 'deny' && (rule.rate || rule.process)) {
-      problems.push({ path: rule.path, message: `rule "${rule.name}" denies its ports: rate and process have no effect`, level: 'warning' });
+      problems.push({ path: rule.path, message: `rule "${rule.name}" denies its ports: rate and process have no effect`, level: 'warning', source: rule.source });
     }
   }
   findShadowed(rules, problems);

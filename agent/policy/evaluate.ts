@@ -16,12 +16,12 @@ function program(l: Listener): string {
   return names.length ? names.join(',') : '-';
 }
 
-function describe(procs: readonly ProcessInfo[]): string {
+function ownersText(procs: readonly ProcessInfo[]): string {
   return procs.map((p) => `${p.name} (pid ${p.pid}${p.exe ? `, ${p.exe}` : ''})`).join(', ');
 }
 
 function owners(l: Listener): string {
-  return l.processes.length ? describe(l.processes) : 'owner unknown';
+  return l.processes.length ? ownersText(l.processes) : 'owner unknown';
 }
 
 function finding(kind: FindingKind, severity: Severity, l: Listener, rule: CompiledRule | null, message: string, remedy: string): Finding {
@@ -75,7 +75,7 @@ function judgeListener(policy: CompiledPolicy, rule: CompiledRule | null, l: Lis
       if (strangers.length) {
         out.push(
           finding('unexpected-process', exposed ? 'high' : 'medium', l, rule,
-            `${listenerPlace(l)} is held by ${describe(strangers)}; rule "${rule.name}" allows ${allowed}`,
+            `${listenerPlace(l)} is held by ${ownersText(strangers)}; rule "${rule.name}" allows ${allowed}`,
             `find out why ${strangers[0]!.name} holds ${l.proto}/${l.port}; stop it, or add it to the process list of rule "${rule.name}"`),
         );
       }

@@ -43,6 +43,10 @@ rules: Rule[]
  * Overlays for fleets: the rules of every overlay whose glob matches the hostname are placed before the base rules, in file order.
  */
 hosts?: HostOverlay[]
+/**
+ * Policy fragments (README "Policy fragments"): paths or globs (* and ? in the file name only), relative to this file's directory; each entry's matches in name order, entries in the order written, each file once; a path without a wildcard must exist. A fragment is a policy file with only version (optional), sources, rules and hosts: its groups join this file's (each name defined once), its rules come after this file's rules (first match decides), its overlays after this file's overlays.
+ */
+include?: string[]
 }
 /**
  * What may listen on one or more ports, reachable from which sources, held by which programs.

@@ -10,6 +10,7 @@ import { familyOf } from '../exposure/intervals.js';
 import { buildPortIndex, decidingRule } from '../policy/port-index.js';
 import { judge, type Check } from './judge.js';
 import { observe } from './observe.js';
+import { probeMismatch, type ProbeOutcome } from '../probe-textfile.js';
 
 /** open: allowed from this source. closed: not allowed (closed or filtered is right). any: no rule, and the policy's default is allow. */
 export type Expected = 'open' | 'closed' | 'any';
@@ -61,11 +62,8 @@ export function probePlan(policy: CompiledPolicy, source: string, allPorts = fal
   return out;
 }
 
-/** Whether what was seen contradicts the policy. UDP open|filtered contradicts nothing: it says nothing for sure. */
-export function mismatch(p: Pick<ProbePort, 'expected' | 'observed'>): boolean {
-  if (p.expected === 'any' || p.observed === 'open|filtered') return false;
-  return p.expected === 'open' ? p.observed !== 'open' : p.observed === 'open';
-}
+/** Whether what was seen contradicts the policy (one rule, shared with probe --textfile). UDP open|filtered contradicts nothing: it says nothing for sure. */
+export const mismatch = probeMismatch;
 
 /** What a result says: a mismatch or a failed check anywhere → exit 1. */
 export function probeFailed(r: ProbeResult): boolean {
@@ -73,7 +71,7 @@ export function probeFailed(r: ProbeResult): boolean {
 }
 
 /** The JSON of the contract: {target, source, ports: [{proto, port, expected, observed, rule, checks: [{name, ok, detail}]}]}. */
-export function probeJson(r: ProbeResult) {
+export function probeJson(r: ProbeResult): ProbeOutcome {
   return {
     target: r.target,
     source: r.source,

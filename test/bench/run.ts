@@ -252,6 +252,13 @@ function printApplyBench(results: Awaited<ReturnType<typeof applyBench>>[]) {
 }
 
 const applySizes = (process.env.PW_BENCH_APPLY_RULES ?? '10000').split(',').filter(Boolean).map(Number);
+// PW_BENCH_ONLY=fleet: CPU per watch cycle, bytes per Alertmanager resend, a real Alertmanager
+// under the load of 10 000 agents (docs/scale.md).
+if (process.env.PW_BENCH_ONLY === 'fleet') {
+  await (await import('./fleet.js')).fleetBench();
+  process.exit(0);
+}
+
 if (process.env.PW_BENCH_ONLY === 'apply') {
   const results = [];
   for (const n of applySizes) results.push(await applyBench(n));

@@ -1,11 +1,12 @@
 // Prometheus exposition: a node_exporter textfile written atomically each cycle, and optionally
-// a /metrics endpoint.
+// a /metrics endpoint (and beside it, read-only, the pages the agent hands in: the review page).
 import { createServer, type Server } from 'node:http';
 import { RuntimeError } from '../../errors.js';
 import { writeFileAtomic } from '../../fs-atomic.js';
 import type { Finding, Listener } from '../../model.js';
 
-const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+/** A label value in the text exposition format: backslash, newline and double quote escaped. */
+export const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
 export class Metrics {
   findings = new Map<string, number>();
@@ -53,16 +54,38 @@ export function writeTextfile(path: string, metrics: Metrics): void {
   writeFileAtomic(path, metrics.render(), 0o644);
 }
 
-export function serveMetrics(listen: string, metrics: Metrics): Promise<Server> {
+/** A read-only page served beside /metrics: its body, or null while there is nothing to show yet. */
+export type PageHandler = (query: URLSearchParams) => Promise<{ type: string; body: string; headers?: Record<string, string> } | null>;
+
+export function serveMetrics(listen: string, metrics: Metrics, pages: Record<string, PageHandler> = {}): Promise<Server> {
   const colon = listen.lastIndexOf(':');
   const host = listen.slice(0, colon).replace(/^\[|\]$/g, '');
   const port = Number(listen.slice(colon + 1));
   const server = createServer((req, res) => {
-    if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      res.writeHead(400).end('bad request\n');
+      return;
+    }
+    const page = Object.hasOwn(pages, url.pathname) ? pages[url.pathname] : undefined;
+    if (url.pathname !== '/metrics' && !page) {
+      res.writeHead(404).end('not found\n');
+    } else if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end('read-only: GET only\n');
+    } else if (!page) {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
       res.end(metrics.render());
     } else {
-      res.writeHead(404).end('not found\n');
+      page(url.searchParams).then(
+        (p) => {
+          if (!p) res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '5' }).end('no scan yet: the page follows the first cycle\n');
+          else res.writeHead(200, { 'content-type': p.type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...p.headers }).end(p.body);
+        },
+        // Bad input in the query is the client's (400); anything else one line, never a stack.
+        (err: Error & { exitCode?: number }) => res.writeHead(err.exitCode === 2 ? 400 : 500, { 'content-type': 'text/plain; charset=utf-8' }).end(`${err.message}\n`),
+      );
     }
   });
   return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 // Webhook sink: Standard Webhooks (webhook-id / webhook-timestamp / webhook-signature v1 HMAC-SHA256
 // of "id.timestamp.body" with the base64 key of a whsec_ secret), or a Slack-compatible message.
 import { createHmac } from 'node:crypto';
-import { findingJson } from '../../commands/check.js';
+import { findingJson } from '../../serialize.js';
 import { redact, redactUrl } from './redact.js';
 import { DeliveryError, eventLine, worstSeverity, type Batch, type Sender } from './sink.js';
 
@@ -65,29 +65,35 @@ export function webhookSender(o: WebhookOptions): Sender {
         headers['webhook-timestamp'] = String(ts);
         if (o.secret) headers['webhook-signature'] = sign(o.secret, batch.id, ts, body);
       }
-      const target = redactUrl(o.url);
-      // One signal for the request, the headers and the body; the timer stays referenced (and is
-      // cleared) here, so a receiver that stalls the body cannot outlive the timeout.
-      const ac = new AbortController();
-      const timer = setTimeout(() => ac.abort(new Error(`timed out: no complete response within ${o.timeoutMs / 1000} s`)), o.timeoutMs);
-      const onStop = () => ac.abort(new Error('aborted: the queue is stopping'));
-      if (signal?.aborted) onStop();
-      signal?.addEventListener('abort', onStop, { once: true });
-      try {
-        const res = await fetch(o.url, { method: 'POST', headers, body, signal: ac.signal, redirect: 'error' });
-        await res.arrayBuffer();
-        if (res.ok) return;
-        const retryable = res.status >= 500 || res.status === 429 || res.status === 408;
-        throw new DeliveryError(`POST ${target}: HTTP ${res.status}`, retryable, retryAfterMs(res.headers.get('retry-after')));
-      } catch (err) {
-        if (err instanceof DeliveryError) throw err;
-        // fetch wraps the network error (ECONNREFUSED) in a generic "fetch failed"; an abort says why.
-        const why = ac.signal.aborted ? (ac.signal.reason as Error).message : ((err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message);
-        throw new DeliveryError(redact(`POST ${target}: ${why}`), true);
-      } finally {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onStop);
-      }
+      await postOnce(o.url, headers, body, o.timeoutMs, signal);
     },
   };
+}
+
+/** One POST that succeeds on 2xx or throws a DeliveryError (retryable on 5xx, 408, 429 and network
+ *  errors; Retry-After honoured), with the URL redacted. `signal` (the queue stopping) aborts it. */
+export async function postOnce(url: string, headers: Record<string, string>, body: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  const target = redactUrl(url);
+  // One signal for the request, the headers and the body; the timer stays referenced (and is
+  // cleared) here, so a receiver that stalls the body cannot outlive the timeout.
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new Error(`timed out: no complete response within ${timeoutMs / 1000} s`)), timeoutMs);
+  const onStop = () => ac.abort(new Error('aborted: the queue is stopping'));
+  if (signal?.aborted) onStop();
+  signal?.addEventListener('abort', onStop, { once: true });
+  try {
+    const res = await fetch(url, { method: 'POST', headers, body, signal: ac.signal, redirect: 'error' });
+    await res.arrayBuffer();
+    if (res.ok) return;
+    const retryable = res.status >= 500 || res.status === 429 || res.status === 408;
+    throw new DeliveryError(`POST ${target}: HTTP ${res.status}`, retryable, retryAfterMs(res.headers.get('retry-after')));
+  } catch (err) {
+    if (err instanceof DeliveryError) throw err;
+    // fetch wraps the network error (ECONNREFUSED) in a generic "fetch failed"; an abort says why.
+    const why = ac.signal.aborted ? (ac.signal.reason as Error).message : ((err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message);
+    throw new DeliveryError(redact(`POST ${target}: ${why}`), true);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onStop);
+  }
 }
