@@ -20,6 +20,7 @@ const COMMANDS: Record<CommandName, () => Promise<Command>> = {
   watch: async () => (await import('./commands/watch.js')).runWatch,
   alerts: async () => (await import('./commands/alerts.js')).runAlerts,
   explain: async () => (await import('./commands/explain.js')).runExplain,
+  probe: async () => (await import('./commands/probe.js')).runProbe,
   '_rollback-timer': async () => (await import('./commands/apply.js')).runRollbackTimer,
 };
 

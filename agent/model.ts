@@ -62,7 +62,16 @@ export type FindingKind =
   | 'alerts-dropped'
   /** The agent itself: its state dir cannot be written (full disk); state.json was unreadable. */
   | 'state-write-failed'
-  | 'state-corrupt';
+  | 'state-corrupt'
+  /** A rule's expect, checked by connecting to the service (agent/service). */
+  | 'tls-missing'
+  | 'tls-weak'
+  | 'cert-expiring'
+  | 'cert-name-mismatch'
+  | 'smtp-plaintext-auth'
+  | 'service-unanswered'
+  /** probe only: the SMTP server relays mail for strangers. */
+  | 'open-relay';
 
 export interface Finding {
   /** Stable across scans: kind, proto/port, scope, program — never a pid. */

@@ -4,6 +4,7 @@ import { loadPolicy } from '../policy/load.js';
 import { evaluate, sortFindings } from '../policy/evaluate.js';
 import { compareExposure } from '../exposure/compare.js';
 import { readFirewall } from '../exposure/read.js';
+import { checkServices } from '../service/host.js';
 import { snapshotFor } from '../collect/snapshot.js';
 import { findingJson, listenerJson } from '../serialize.js';
 import { parse, parseSeverity } from './args.js';
@@ -17,7 +18,8 @@ export async function runCheck(argv: string[]): Promise<number> {
   const loaded = loadPolicy(values.policy ?? DEFAULT_POLICY_PATH);
   printWarnings(loaded.warnings);
   const [snap, fw] = await Promise.all([snapshotFor(values.netns), readFirewall(values.netns)]);
-  const findings = sortFindings([...evaluate(loaded.policy, snap.listeners), ...compareExposure(loaded.policy, snap.listeners, fw)]);
+  const services = await checkServices(loaded.policy, snap.listeners, { netns: values.netns });
+  const findings = sortFindings([...evaluate(loaded.policy, snap.listeners), ...compareExposure(loaded.policy, snap.listeners, fw), ...services]);
   if (values.json) {
     process.stdout.write(JSON.stringify({ findings: findings.map(findingJson), listeners: snap.listeners.map((l) => listenerJson(l)) }, null, 2) + '\n');
   } else {

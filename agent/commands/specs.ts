@@ -85,6 +85,18 @@ export const SPECS = {
       netns,
     },
   },
+  probe: {
+    summary: 'from another machine: what HOST shows this source, against the policy (exit 1 on a mismatch)',
+    args: 'HOST',
+    options: {
+      policy,
+      source: { type: 'string', arg: 'ADDR', help: 'the address the policy is asked about (default: the local address the route to HOST uses)' },
+      json,
+      timeout: { type: 'string', arg: 'SECONDS', help: 'bound on each connection and service dialogue (default 5)' },
+      concurrency: { type: 'string', arg: 'N', help: 'connections at once (default 8; at most 100 new ones a second)' },
+      'all-ports': { type: 'boolean', help: 'also every TCP port 1-65535 (only the open ones are listed)' },
+    },
+  },
   watch: {
     summary: 'the agent: scheduled checks and drift alerts',
     options: { config: { type: 'string', arg: 'FILE', help: 'the agent config (default /etc/portwarden/config.yaml)' }, once: { type: 'boolean', help: 'run one cycle and exit' } },

@@ -13,6 +13,7 @@ import { collectSnapshot } from '../collect/listeners.js';
 import { evaluate, sortFindings } from '../policy/evaluate.js';
 import { compareExposure } from '../exposure/compare.js';
 import { readFirewall } from '../exposure/read.js';
+import { ServiceSchedule } from '../service/schedule.js';
 import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
 import { liveState, StateDir } from '../firewall/apply.js';
 import { alive, ensureDir, readStateText, removeFile, tryLock, writeJson } from '../state-files.js';
@@ -116,6 +117,7 @@ interface Loaded {
 export class Agent {
   private loaded!: Loaded;
   private readonly owners = new OwnerIndex();
+  private readonly services = new ServiceSchedule();
   readonly metrics = new Metrics();
   private readonly servers: Server[] = [];
   private task: ScheduledTask | null = null;
@@ -277,6 +279,11 @@ export class Agent {
       if (this.firewallError) this.log.warn({ error: this.firewallError }, 'cannot read the firewall: no exposure findings until it can');
     }
     if (fw) findings.push(...compareExposure(policy.policy, snap.listeners, fw));
+    // Services of rules with expect: connected to at most every service_interval.
+    findings.push(...(await this.services.findings(policy.policy, snap.listeners, config.netns, config.serviceIntervalMs).catch((err: Error) => {
+      this.log.warn({ error: err.message }, 'cannot check the services: keeping the last results');
+      return this.services.last;
+    })));
     const drift = await firewallDrift(new StateDir(config.stateDir), config.netns).catch((err: Error) => {
       this.log.warn({ error: err.message }, 'cannot read the firewall for drift');
       return null;

@@ -35,6 +35,10 @@ repeat?: (0 | string)
  */
 exposure?: boolean
 /**
+ * How often to connect to the services whose policy rule has expect (TLS, certificate, SMTP checks), e.g. 1h, 30m; between checks the last results stand.
+ */
+service_interval?: string
+/**
  * Watch this network namespace (/run/netns/NAME) instead of the host's own.
  */
 netns?: string

@@ -31,6 +31,8 @@ export interface Config {
   repeatMs: number;
   netns: string | undefined;
   exposure: boolean;
+  /** How often the services of rules with expect are connected to (agent/service). */
+  serviceIntervalMs: number;
   sinks: NamedSink[];
   spoolLimit: number;
 }
@@ -55,6 +57,7 @@ export function withDefaults(doc: AgentConfig, file: string | null, secrets: rea
     repeatMs: parseDuration(doc.repeat ?? '24h'),
     netns: doc.netns,
     exposure: doc.exposure ?? true,
+    serviceIntervalMs: parseDuration(doc.service_interval ?? '1h'),
     sinks,
     spoolLimit: doc.spool_limit ?? 1000,
   };

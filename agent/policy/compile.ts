@@ -6,6 +6,7 @@ import { mergeCidr, normalizeCidr } from 'cidr-tools';
 import type { Policy as PolicyDoc, Rule as RuleDoc, PortItem } from './policy-types.js';
 import type { Proto } from '../model.js';
 import { PortFill } from './port-index.js';
+import { expectProblems, type Expect } from '../service/expect.js';
 
 import type { DocPath } from '../validated-yaml.js';
 
@@ -49,6 +50,8 @@ export interface CompiledRule {
   rate: { count: number; unit: RateUnit } | null;
   log: boolean;
   action: 'allow' | 'deny';
+  /** What the service must offer (TLS, certificate, SMTP), checked by connecting to it. */
+  expect: Expect | null;
 }
 
 export interface CompiledPolicy {
@@ -322,6 +325,7 @@ function compileRuleIn(doc: RuleDoc, path: DocPath, groups: Map<string, Group>, 
     const [count, unit] = doc.rate.split('/');
     rate = { count: Number(count), unit: unit as RateUnit };
   }
+  if (doc.expect) problems.push(...expectProblems(doc.expect, doc.proto ?? 'tcp', ports, path));
   return {
     name: doc.name,
     path,
@@ -333,6 +337,7 @@ function compileRuleIn(doc: RuleDoc, path: DocPath, groups: Map<string, Group>, 
     rate,
     log: doc.log ?? false,
     action: doc.action ?? 'allow',
+    expect: doc.expect ?? null,
   };
 }
 

@@ -90,6 +90,44 @@ log?: boolean
  * allow: the rule opens its ports to its sources. deny: listening on these ports is a finding and the firewall refuses them.
  */
 action?: ("allow" | "deny")
+expect?: ServiceExpect
+}
+/**
+ * What the service on the rule's TCP ports must offer, checked by connecting to it: by check and by the agent (every service_interval) on the host, and by probe from outside.
+ */
+export interface ServiceExpect {
+/**
+ * implicit: TLS from the first byte (465, 993, 995, any port). starttls: the service's own upgrade (SMTP on 25/587, IMAP 143, POP3 110, PostgreSQL 5432). none: no TLS expected.
+ */
+tls?: ("implicit" | "starttls" | "none")
+/**
+ * Lowest TLS version the service may accept; a handshake at an older version is tls-weak.
+ */
+tls_min?: ("1.2" | "1.3")
+/**
+ * The certificate must stay valid at least this many more days (cert-expiring).
+ */
+cert_days?: number
+/**
+ * Names the certificate must be valid for, checked as a client checks them (wildcards included): cert-name-mismatch.
+ * 
+ * @minItems 1
+ */
+cert_names?: [string, ...(string)[]]
+smtp?: SmtpExpect
+}
+/**
+ * SMTP only (ports 25, 465, 587).
+ */
+export interface SmtpExpect {
+/**
+ * refuse: mail for a domain the server is not responsible for must be refused to strangers (probe's relay test; open-relay).
+ */
+relay?: "refuse"
+/**
+ * tls-only: AUTH must not be offered before STARTTLS (smtp-plaintext-auth).
+ */
+auth?: "tls-only"
 }
 /**
  * Rules that apply only on hosts whose name matches a glob.
