@@ -92,7 +92,6 @@ function findings(d: PageData): string {
 }
 
 /** The cell's prefixes for its title (none: no title; the legend says what the state means). */
-/** The cell's prefixes for its title (none: no title; the legend says what the state means). */
 function cellTitle(c: MapCell, col: MapColumn): string {
   const whole = (p: readonly string[]) => (p.length && p.join() === col.prefixes.join() ? `all of ${col.label}` : list(p));
   const same = c.reachable.join() === c.allowed.join();
