@@ -1,14 +1,12 @@
 // portwarden alerts [--since DURATION] [--open] [--json] [--state-dir DIR]: the event history.
-import { accessSync, constants, statSync } from 'node:fs';
 import { isDriftState, openFindings } from '../alerts/drift.js';
 import { readJournal } from '../alerts/journal.js';
 import { parseDuration } from '../duration.js';
 import { DEFAULT_STATE_DIR, STATE_FILE } from '../paths.js';
 import { RuntimeError, UsageError } from '../errors.js';
-import { fsError } from '../fs-atomic.js';
 import type { Finding } from '../model.js';
 import { readJson } from '../state-files.js';
-import { parse } from './args.js';
+import { parse, stateDirReadable } from './args.js';
 import { SPECS } from './specs.js';
 import { findingJson } from '../serialize.js';
 import { table } from './output.js';
@@ -16,31 +14,6 @@ import { table } from './output.js';
 const program = (f: Finding) => [...new Set(f.processes.map((p) => p.name))].join(',') || '-';
 const port = (f: Finding) => (f.proto ? `${f.proto}/${f.port}` : '-');
 
-/**
- * Whether there is a state dir to read. A missing or mistyped --state-dir is bad input (exit 2);
- * a missing default dir only means the agent has not run here (said on stderr); a dir this user
- * may not read is a runtime failure (exit 3): never a silent "no events".
- */
-export function stateDirReadable(dir: string, given: boolean): boolean {
-  let isDir: boolean;
-  try {
-    isDir = statSync(dir).isDirectory();
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      if (given) throw new UsageError(`${dir}: no such directory (--state-dir)`);
-      process.stderr.write(`portwarden: ${dir}: no such directory: the agent has not run here\n`);
-      return false;
-    }
-    throw fsError(dir, err);
-  }
-  if (!isDir) throw new UsageError(`${dir}: not a directory (--state-dir)`);
-  try {
-    accessSync(dir, constants.R_OK | constants.X_OK);
-  } catch (err) {
-    throw fsError(dir, err);
-  }
-  return true;
-}
 
 export async function runAlerts(argv: string[]): Promise<number> {
   const { values } = parse(argv, SPECS.alerts.options);

@@ -10,7 +10,6 @@ import { UsageError } from '../errors.js';
 import { buildPage } from '../report/model.js';
 import { renderPage } from '../report/html.js';
 import { DEFAULT_SINCE, fileSha256, readStateForPage } from '../report/read.js';
-import { stateDirReadable } from './alerts.js';
 import { evaluate, sortFindings } from '../policy/evaluate.js';
 import { compareExposure } from '../exposure/compare.js';
 import { exposureOf } from '../exposure/exposure.js';
@@ -19,7 +18,7 @@ import { BUNDLED_POLICY_PATH, DEFAULT_POLICY_PATH, DEFAULT_STATE_DIR } from '../
 import { loadPolicy } from '../policy/load.js';
 import { lockoutWarning } from '../firewall/oracle.js';
 import { renderRuleset } from '../firewall/render.js';
-import { parse } from './args.js';
+import { parse, stateDirReadable } from './args.js';
 import { SPECS } from './specs.js';
 import { snapshotFor } from '../collect/snapshot.js';
 import { checkOutputPath, printable, printWarnings, useColor, writeOutput } from './output.js';
