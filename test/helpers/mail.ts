@@ -9,8 +9,8 @@ export interface Mail {
   dir: string;
   /** postconf -c DIR KEY=VALUE …, then postfix reload. */
   set(settings: Record<string, string>): Promise<void>;
-  /** A new certificate for mail.example.test, valid this many days; postfix reload. */
-  certificate(days: number): Promise<void>;
+  /** A new certificate for mail.example.test, valid this many days, and settings as set(); one reload. */
+  certificate(days: number, settings?: Record<string, string>): Promise<void>;
   stop(): void;
 }
 
@@ -133,7 +133,8 @@ export async function startMail(ns: string): Promise<Mail> {
       quiet('postconf', ['-c', pf, ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)]);
       await reload();
     },
-    async certificate(days) {
+    async certificate(days, settings = {}) {
+      if (Object.keys(settings).length) quiet('postconf', ['-c', pf, ...Object.entries(settings).map(([k, v]) => `${k}=${v}`)]);
       makeCertificate(dir, days);
       await reload();
     },

@@ -139,9 +139,7 @@ test('probe, check and the agent against a real Postfix with STARTTLS, submissio
     await t.test('old TLS versions, a certificate that expires tomorrow, STARTTLS removed, AUTH before STARTTLS: findings in check', async () => {
       await mail!.set({ smtpd_tls_protocols: '>=TLSv1' });
       assert.deepEqual(await serviceFindings(server, policy), ['tls-weak:tcp/25'], 'TLS 1.0/1.1 accepted where the rule says 1.2');
-      await mail!.set({ smtpd_tls_protocols: '>=TLSv1.2' });
-
-      await mail!.certificate(1);
+      await mail!.certificate(1, { smtpd_tls_protocols: '>=TLSv1.2' });
       assert.deepEqual(await serviceFindings(server, policy), ['cert-expiring:tcp/25', 'cert-expiring:tcp/465', 'cert-expiring:tcp/587']);
       const b = await probe(stranger.ns, policy);
       assert.deepEqual(failed(b.json, 587), ['cert-expiring']);
