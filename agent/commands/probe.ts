@@ -5,10 +5,11 @@ import { RuntimeError, UsageError } from '../errors.js';
 import { DEFAULT_POLICY_PATH } from '../paths.js';
 import { loadPolicy } from '../policy/load.js';
 import { familyOf } from '../exposure/intervals.js';
+import { writeProbeTextfile } from '../probe-textfile.js';
 import { mismatch, namedPorts, probeFailed, probeJson, probePlan, probeResult, routeSource, scan, worstFailure, type ProbeResult } from '../service/probe.js';
 import { parse } from './args.js';
-import { paintSeverity, printable, printWarnings, table, useColor } from './output.js';
-import { SPECS } from './specs.js';
+import { checkOutputPath, paintSeverity, printable, printWarnings, table, useColor } from './output.js';
+import { SPECS, synopsis } from './specs.js';
 
 /** At most this many new connections a second: a probe, not a flood. */
 const SPACING_MS = 10;
@@ -56,7 +57,9 @@ export function probeText(r: ProbeResult, color: boolean): string {
 
 export async function runProbe(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, SPECS.probe.options, true);
-  if (positionals.length !== 1) throw new UsageError('usage: portwarden probe HOST [--policy FILE] [--source ADDR] [--json] [--timeout SECONDS] [--concurrency N] [--all-ports]');
+  if (positionals.length !== 1) throw new UsageError(`usage: portwarden probe ${synopsis(SPECS.probe)}`);
+  // A textfile we must not replace is refused before anything is probed (exit 2).
+  if (values.textfile !== undefined) checkOutputPath(values.textfile);
   const host = positionals[0]!;
   const timeoutMs = number(values.timeout, '--timeout', 5, 0.1, 120, false) * 1000;
   const concurrency = number(values.concurrency, '--concurrency', 8, 1, 256, true);
@@ -77,5 +80,6 @@ export async function runProbe(argv: string[]): Promise<number> {
   const seen = await scan(plan, { address, timeoutMs, concurrency, spacingMs: SPACING_MS });
   const result = probeResult(host, source, plan, seen, namedPorts(loaded.policy));
   process.stdout.write(values.json ? JSON.stringify(probeJson(result), null, 2) + '\n' : probeText(result, useColor()));
+  if (values.textfile !== undefined) writeProbeTextfile(values.textfile, [probeJson(result)]);
   return probeFailed(result) ? 1 : 0;
 }

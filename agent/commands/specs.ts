@@ -95,6 +95,7 @@ export const SPECS = {
       timeout: { type: 'string', arg: 'SECONDS', help: 'bound on each connection and service dialogue (default 5)' },
       concurrency: { type: 'string', arg: 'N', help: 'connections at once (default 8; at most 100 new ones a second)' },
       'all-ports': { type: 'boolean', help: 'also every TCP port 1-65535 (only the open ones are listed)' },
+      textfile: { type: 'string', arg: 'FILE', help: 'also write the result as node_exporter textfile metrics there (atomically)' },
     },
   },
   watch: {
