@@ -93,16 +93,23 @@ const reachCache = new WeakMap<FirewallView, Map<string, Reach>>();
 
 export function reach(t: Target, fw: FirewallView): Reach | null {
   if (!fw.ruleset) return null;
-  // Ports the ruleset cannot tell apart share one computation (port-classes.ts).
-  const key = `${t.proto}/${portClass(fw.ruleset, t.port)}/${t.families.join()}/${t.interface ?? ''}/${t.address ?? ''}/${t.listening}`;
+  // Ports the ruleset cannot tell apart share one computation (port-classes.ts), unless the answer
+  // names the port (a DNAT's reason, a redirect to it): that one is kept for its port alone.
+  const rest = `${t.proto}/${t.families.join()}/${t.interface ?? ''}/${t.address ?? ''}/${t.listening}`;
+  const classKey = `${portClass(fw.ruleset, t.port)}/${rest}`;
+  const portKey = `${t.port}:/${rest}`;
   let cache = reachCache.get(fw);
   if (!cache) reachCache.set(fw, (cache = new Map()));
-  const hit = cache.get(key);
+  const hit = cache.get(classKey) ?? cache.get(portKey);
   if (hit) return hit;
   const r = computeReach(t, fw, fw.ruleset);
-  cache.set(key, r);
+  cache.set(namesNoPort(r, t.port) ? classKey : portKey, r);
   return r;
 }
+
+/** Whether a reach holds for every port of its class: nothing in it depends on the port asked. */
+const namesNoPort = (r: Reach, port: number): boolean =>
+  r.dnatTo.length === 0 && r.redirectsFrom.length === 0 && r.perPort.size === 0 && !r.reasons.some((s) => s.includes(String(port)));
 
 /**
  * The sources a connection on `iface` can come from: those whose answers leave through it (the
