@@ -100,16 +100,19 @@ export function reach(t: Target, fw: FirewallView): Reach | null {
   const portKey = `${t.port}:/${rest}`;
   let cache = reachCache.get(fw);
   if (!cache) reachCache.set(fw, (cache = new Map()));
-  const hit = cache.get(classKey) ?? cache.get(portKey);
+  const hit = cache.get(portKey) ?? cache.get(classKey);
   if (hit) return hit;
   const r = computeReach(t, fw, fw.ruleset);
-  cache.set(namesNoPort(r, t.port) ? classKey : portKey, r);
+  cache.set(holdsForClass(r, t.port, classKey) ? classKey : portKey, r);
   return r;
 }
 
-/** Whether a reach holds for every port of its class: nothing in it depends on the port asked. */
-const namesNoPort = (r: Reach, port: number): boolean =>
-  r.dnatTo.length === 0 && r.redirectsFrom.length === 0 && r.perPort.size === 0 && !r.reasons.some((s) => s.includes(String(port)));
+/**
+ * Whether a reach holds for every port of its class: nothing in it names the port asked, and for
+ * a signature class (ports whose look-alike chains differ in name) no reason names a chain.
+ */
+const holdsForClass = (r: Reach, port: number, classKey: string): boolean =>
+  r.dnatTo.length === 0 && r.redirectsFrom.length === 0 && r.perPort.size === 0 && (classKey.startsWith('=') ? r.reasons.length === 0 : !r.reasons.some((s) => s.includes(String(port))));
 
 /**
  * The sources a connection on `iface` can come from: those whose answers leave through it (the

@@ -93,8 +93,8 @@ function partition(rs: Ruleset): Partition | null {
     if (isObj(right) && Array.isArray(right.set)) for (const e of right.set) element(e, occ);
     else element(right, occ);
   };
-  // Only what a match compares with (its right side, a verdict map's keys, a set's elements): the
-  // rest of a rule holds no port a packet is compared with.
+  // Only what a match compares with (its right side, a verdict map's keys, a set's elements) and
+  // where a translation sends to: the rest of a rule holds no port the answer depends on.
   for (const [ck, c] of rs.chains) {
     const table = `${c.family} ${c.table}`;
     c.rules.forEach((r, i) => {
@@ -107,6 +107,9 @@ function partition(rs: Ruleset): Partition | null {
         else if ('redirect' in e && !(isObj(e.redirect) && typeof e.redirect.port === 'number')) unsafe = true;
         else if (isObj(e.dnat) && e.dnat.port === undefined) unsafe = true;
         else if (isObj(e.xt) && e.xt.type === 'target') unsafe = true;
+        // The port a translation sends connections to is one the answer depends on (a listener
+        // there is also reached through it).
+        else if (isObj(e.redirect) || isObj(e.dnat)) key(((e.redirect ?? e.dnat) as Record<string, Json>).port ?? null, { loc: `${ck}#${i}.${k}` });
       });
     });
   }
