@@ -25,7 +25,8 @@ interface Partition {
   exact: Map<number, Occurrence[]>;
   /** Port ranges written in the ruleset, and where. */
   ranges: { lo: number; hi: number; occ: Occurrence }[];
-  /** Memo: port → class key; chain → id of its rules; signature → id. */
+  /** Memo: each range class's key (by index in starts); port → signature class key; chain → id of its rules; signature → id. */
+  rangeKeys: string[];
   keys: Map<number, string>;
   bodies: Map<string, string>;
   ids: Map<string, number>;
@@ -121,7 +122,7 @@ function partition(rs: Ruleset): Partition | null {
     const occ: Occurrence = { loc: `@${sk}`, table: `${s.family} ${s.table}` };
     for (const e of s.elem) element(e, occ);
   }
-  return { starts: [...cuts].sort((a, b) => a - b), exact, ranges, keys: new Map(), bodies: new Map(), ids: new Map() };
+  return { starts: [...cuts].sort((a, b) => a - b), exact, ranges, rangeKeys: [], keys: new Map(), bodies: new Map(), ids: new Map() };
 }
 
 const intern = (part: Partition, s: string): number => {
@@ -164,8 +165,6 @@ export function portClass(rs: Ruleset, port: number): string {
   let part = cache.get(rs);
   if (part === undefined) cache.set(rs, (part = partition(rs)));
   if (!part) return String(port);
-  const hit = part.keys.get(port);
-  if (hit !== undefined) return hit;
   const starts = part.starts;
   // The last start ≤ port.
   let lo = 0;
@@ -177,12 +176,12 @@ export function portClass(rs: Ruleset, port: number): string {
   }
   const a = starts[lo]!;
   const b = starts[lo + 1]! - 1;
-  let key: string;
-  if (a !== b) key = `${a}-${b}`;
-  else {
+  if (a !== b) return (part.rangeKeys[lo] ??= `${a}-${b}`);
+  let key = part.keys.get(port);
+  if (key === undefined) {
     const sig = signature(rs, part, port);
     key = sig === null ? String(port) : `=${intern(part, sig)}`;
+    part.keys.set(port, key);
   }
-  part.keys.set(port, key);
   return key;
 }
