@@ -157,10 +157,18 @@ function v6Cidrs(ranges: readonly Range[]): string[] {
   return out;
 }
 
-/** Number of bits of a positive bigint (hex is 4× shorter to print than binary). */
+const POW2 = Array.from({ length: 130 }, (_, k) => 1n << BigInt(k));
+
+/** Number of bits of a positive bigint below 2^129: a binary search of the powers of two, no allocation. */
 function bitLength(x: bigint): number {
-  const h = x.toString(16);
-  return (h.length - 1) * 4 + (32 - Math.clz32(parseInt(h[0]!, 16)));
+  let lo = 0;
+  let hi = 129;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (x < POW2[mid]!) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }
 
 /** A dotted quad as a number; -1 when the text is not one. */
@@ -231,14 +239,16 @@ export function toBig(address: string): bigint {
   return v6Big(address) ?? parseCidr(address).start;
 }
 
+const M32 = 0xffffffffn;
+
 export function fromBig(v: bigint, family: Fam): string {
   if (family === 4) {
     const n = Number(v);
     return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
   }
-  const hex = v.toString(16).padStart(32, '0');
-  const groups: string[] = [];
-  for (let i = 0; i < 32; i += 4) groups.push(parseInt(hex.slice(i, i + 4), 16).toString(16));
+  // Four 32-bit words, then eight groups: no string slicing.
+  const w = [Number(v >> 96n), Number((v >> 64n) & M32), Number((v >> 32n) & M32), Number(v & M32)];
+  const groups = w.flatMap((x) => [(x >>> 16).toString(16), (x & 0xffff).toString(16)]);
   // RFC 5952: the longest run of two or more zero groups (the first on a tie) becomes "::".
   let best = -1;
   let bestLen = 1;
