@@ -2,7 +2,7 @@
 // nft can only show as `xt` — and the interfaces with their addresses (inside --netns when given),
 // all at once. I/O edge.
 import { readFile } from 'node:fs/promises';
-import { exec as defaultExec, inNetns, type Exec, type ExecResult } from '../exec.js';
+import { exec as defaultExec, inNetns, netnsPath, type Exec, type ExecResult } from '../exec.js';
 import type { FirewallView } from './exposure.js';
 import type { Route } from './host.js';
 import { addLegacy, fillXt } from './iptables-save.js';
@@ -28,6 +28,8 @@ async function readProcFiles(netns: string | undefined, exec: Exec, files: strin
 const PROC_FILES = ['/proc/sys/net/ipv4/conf/all/forwarding', '/proc/sys/net/ipv6/conf/all/forwarding', '/proc/net/ip_tables_names', '/proc/net/ip6_tables_names'];
 
 export async function readFirewall(netns?: string, exec: Exec = defaultExec): Promise<FirewallView> {
+  // A bad name is a usage error before any child starts (none is left with an unheard rejection).
+  if (netns !== undefined) netnsPath(netns);
   const run = (cmd: string, args: string[]): Promise<ExecResult | Error> => exec(...inNetns(netns, cmd, args)).catch((err: Error) => err);
   const ok = (r: ExecResult | Error | null): string | null => (r && !(r instanceof Error) && r.code === 0 ? r.stdout : null);
   // ip addr and the IPv4 routes in one `ip -batch` (a batch line cannot ask for IPv6 routes).
