@@ -47,7 +47,10 @@ test('intervals: subtract, v4 CIDR lists and v6 text agree with their slow defin
     const text = fromBig(v, 6);
     return text === new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1) && toBig(text) === v && toBig(groups.join(':')) === v;
   }), { numRuns: 5000 });
-  assert.equal(toBig('::ffff:192.0.2.1'), 0xffffc0000201n, 'embedded IPv4 goes through cidr-tools');
+  assert.equal(toBig('::ffff:192.0.2.1'), 0xffffc0000201n, 'embedded IPv4 goes through URL\'s parser');
+  assert.equal(toBig('fe80::1%eth0'), 0xfe800000000000000000000000000001n, 'a zone does not change the address');
+  assert.throws(() => toBig('::1]@example.com/['), /not an IP address/);
+  assert.throws(() => toBig('192.0.2'), /not an IP address/);
 });
 
 test('our own generated table: exposure follows the policy, rate limits count as reaching', () => {

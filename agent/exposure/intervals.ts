@@ -1,7 +1,6 @@
 // Sets of IP addresses as sorted, disjoint [lo, hi] intervals (bigint), per family. Exposure is
 // computed over whole address ranges, never samples: one stray /32 shows up. Pure.
 import { isIP } from 'node:net';
-import { parseCidr } from 'cidr-tools';
 
 export type Fam = 4 | 6;
 export type Range = [bigint, bigint];
@@ -233,10 +232,21 @@ function v6Big(s: string): bigint | null {
 
 export function toBig(address: string): bigint {
   // Most of a ruleset's addresses are plain dotted quads or hex groups as nft prints them: parse
-  // those without the general parser, which is kept for everything else (embedded IPv4, zones).
+  // those here; everything else (embedded IPv4, a zone) goes through WHATWG URL's IPv6 parser,
+  // which writes hex groups (built in: a scan does not load an address library for a rare case).
   const q = v4Number(address);
   if (q >= 0) return BigInt(q);
-  return v6Big(address) ?? parseCidr(address).start;
+  const v = v6Big(address);
+  if (v !== null) return v;
+  let host = '';
+  try {
+    host = new URL(`http://[${address.split('%')[0]}]/`).hostname;
+  } catch {
+    /* not an address: below */
+  }
+  const u = host.startsWith('[') ? v6Big(host.slice(1, -1)) : null;
+  if (u === null) throw new Error(`not an IP address: ${JSON.stringify(address)}`);
+  return u;
 }
 
 const M32 = 0xffffffffn;
