@@ -83,16 +83,16 @@ function partition(rs: Ruleset): Partition | null {
       }
     }
   };
-  // A set's or a map's element: a key, or a map's [key, verdict] pair.
-  const element = (e: Json, occ: Occurrence): void => {
+  // A set's element (a key), or a verdict map's [key, verdict] pair.
+  const element = (e: Json, occ: Occurrence, map: boolean): void => {
     const v = elemValue(e);
-    if (Array.isArray(v) && v.length === 2 && isObj(v[1])) key(elemValue(v[0]!), { ...occ, verdict: v[1] });
+    if (map && Array.isArray(v) && v.length === 2 && isObj(v[1])) key(elemValue(v[0]!), { ...occ, verdict: v[1] });
     else key(v, occ);
   };
-  const setItems = (right: Json, occ: Occurrence) => {
+  const setItems = (right: Json, occ: Occurrence, map: boolean) => {
     if (typeof right === 'string' && right.startsWith('@')) return; // a named set: below
-    if (isObj(right) && Array.isArray(right.set)) for (const e of right.set) element(e, occ);
-    else element(right, occ);
+    if (isObj(right) && Array.isArray(right.set)) for (const e of right.set) element(e, occ, map);
+    else key(right, occ);
   };
   // Only what a match compares with (its right side, a verdict map's keys, a set's elements) and
   // where a translation sends to: the rest of a rule holds no port the answer depends on.
@@ -101,8 +101,8 @@ function partition(rs: Ruleset): Partition | null {
     c.rules.forEach((r, i) => {
       r.expr.forEach((e, k) => {
         if (!isObj(e)) return;
-        if (isObj(e.match)) setItems(e.match.right ?? null, { loc: `${ck}#${i}.${k}` });
-        else if (isObj(e.vmap)) setItems(e.vmap.data ?? null, { loc: `${ck}#${i}.${k}`, table });
+        if (isObj(e.match)) setItems(e.match.right ?? null, { loc: `${ck}#${i}.${k}` }, false);
+        else if (isObj(e.vmap)) setItems(e.vmap.data ?? null, { loc: `${ck}#${i}.${k}`, table }, true);
         // A translation that keeps the port asked for (redirect or DNAT without a port, an
         // opaque iptables target) carries the port into the result: no classes then.
         else if ('redirect' in e && !(isObj(e.redirect) && typeof e.redirect.port === 'number')) unsafe = true;
@@ -120,7 +120,7 @@ function partition(rs: Ruleset): Partition | null {
   for (const [sk, s] of rs.sets) {
     if (addressOnly(s.type)) continue;
     const occ: Occurrence = { loc: `@${sk}`, table: `${s.family} ${s.table}` };
-    for (const e of s.elem) element(e, occ);
+    for (const e of s.elem) element(e, occ, true); // a map's elements are [key, value] pairs, a set's never arrays
   }
   return { starts: [...cuts].sort((a, b) => a - b), exact, ranges, rangeKeys: [], keys: new Map(), bodies: new Map(), ids: new Map() };
 }
