@@ -9,6 +9,7 @@ import { fillDevices, parseNftJson, type Json } from '../agent/exposure/nft-json
 import { exposureOf, publishedTarget, routedVia, routeTo, targetExposure, type FirewallView } from '../agent/exposure/exposure.js';
 import { findPublished } from '../agent/exposure/published.js';
 import { fromBig, IntervalSet, prefixSet } from '../agent/exposure/intervals.js';
+import { portClass } from '../agent/exposure/port-classes.js';
 import { verdictOf, walkPath } from '../agent/exposure/path.js';
 import { parseRoutes } from '../agent/exposure/read.js';
 import { addLegacy, translateRule, tokenize } from '../agent/exposure/iptables-save.js';
@@ -285,4 +286,76 @@ test('exposure per class of ports equals exposure per listener on random ruleset
     }),
     { numRuns: 300 },
   );
+});
+
+test('exposure per signature class equals exposure per listener: verdict maps to look-alike chains, port sets, DNATs (fast-check)', () => {
+  // Ports written only in a verdict map (inline or named), a named port set, a rule, a DNAT: ports
+  // whose entries lead to chains with the same rules share a class; every shared answer must be
+  // the one the port gets alone.
+  const PORTS = [22, 80, 443, 8080, 8081, 9000, 9001, 9002];
+  const bodyArb = fc.array(fc.tuple(fc.array(matchArb, { maxLength: 2 }), fc.constantFrom<Json>({ accept: null }, { drop: null }, { reject: null }, { return: null })), { maxLength: 3 });
+  fc.assert(
+    fc.property(
+      fc.array(bodyArb, { minLength: 1, maxLength: 3 }),
+      fc.array(fc.tuple(fc.constantFrom(...PORTS), fc.nat(5)), { maxLength: 8 }),
+      fc.boolean(),
+      fc.subarray(PORTS),
+      fc.option(fc.tuple(fc.constantFrom(...PORTS), fc.constantFrom<Json>({ dnat: { addr: '192.0.2.50', port: 80 } }, { redirect: { port: 9000 } }))),
+      fc.array(fc.integer({ min: 1, max: 65535 }), { maxLength: 3 }),
+      (bodies, entries, named, setPorts, nat, others) => {
+        const items: Json[] = [{ table: { family: 'inet', name: 'r' } }];
+        const rule = (chain: string, expr: Json[]) => items.push({ rule: { family: 'inet', table: 'r', chain, expr } });
+        items.push({ chain: { family: 'inet', table: 'r', name: 'input', type: 'filter', hook: 'input', prio: 0, policy: 'drop' } });
+        // Six chains over at most three bodies: look-alikes are the rule, not the exception.
+        for (let c = 0; c < 6; c++) {
+          items.push({ chain: { family: 'inet', table: 'r', name: `c${c}` } });
+          for (const [ms, v] of bodies[c % bodies.length]!) rule(`c${c}`, [...ms, { counter: { packets: c, bytes: c * 60 } }, v]);
+        }
+        const pairs = [...new Map(entries).entries()].map(([port, c]): Json => [port, { jump: { target: `c${c}` } }]);
+        if (named) items.push({ map: { family: 'inet', table: 'r', name: 'm', type: 'inet_service', map: 'verdict', elem: pairs } });
+        items.push({ set: { family: 'inet', table: 'r', name: 'ports', type: 'inet_service', elem: setPorts } });
+        rule('input', [m(p('ip', 'saddr'), { prefix: { addr: '203.0.113.0', len: 24 } }), { drop: null }]);
+        rule('input', [m(p('tcp', 'dport'), '@ports'), m(p('ip', 'saddr'), '192.0.2.0'), { accept: null }]);
+        rule('input', [{ vmap: { key: p('tcp', 'dport'), data: named ? '@m' : { set: pairs } } }]);
+        rule('input', [m(p('ip', 'saddr'), { prefix: { addr: '198.51.100.0', len: 24 } }), { accept: null }]);
+        if (nat) {
+          items.push({ chain: { family: 'inet', table: 'r', name: 'pre', type: 'nat', hook: 'prerouting', prio: -100, policy: 'accept' } });
+          rule('pre', [m(p('tcp', 'dport'), nat[0]), nat[1]]);
+        }
+        const rs = parseNftJson(JSON.stringify({ nftables: items }));
+        const view = (): FirewallView => ({ ruleset: rs, error: null, interfaces: ['eth0'], addresses: [{ iface: 'eth0', cidr: '192.0.2.1/24' }], legacyRules: 0, published: findPublished(rs) });
+        const shared = view();
+        const ls = [...PORTS, ...others].map((port) => L(port, { family: 4, address: '0.0.0.0', dualStack: false }));
+        for (const l of ls) assert.deepEqual(exposureOf(l, shared), exposureOf(l, view()), `port ${l.port}`);
+      },
+    ),
+    { numRuns: 400 },
+  );
+});
+
+test('port classes: verdict-map entries to chains with the same rules share a class; a redirect\'s target port has its own', () => {
+  const items: Json[] = [{ table: { family: 'inet', name: 'r' } }, { chain: { family: 'inet', table: 'r', name: 'input', type: 'filter', hook: 'input', prio: 0, policy: 'drop' } }];
+  const body = (chain: string, src: string, n: number): Json[] => [
+    { chain: { family: 'inet', table: 'r', name: chain } },
+    { rule: { family: 'inet', table: 'r', chain, expr: [m(p('ip', 'saddr'), { prefix: { addr: src, len: 24 } }), { counter: { packets: n, bytes: n } }, { accept: null }] } },
+  ];
+  items.push(...body('a', '192.0.2.0', 1), ...body('b', '192.0.2.0', 7), ...body('c', '198.51.100.0', 0));
+  items.push({ map: { family: 'inet', table: 'r', name: 'tcp_ports', type: 'inet_service', map: 'verdict', elem: [[1025, { jump: { target: 'a' } }], [1125, { jump: { target: 'b' } }], [1026, { jump: { target: 'c' } }]] } });
+  items.push({ rule: { family: 'inet', table: 'r', chain: 'input', expr: [{ vmap: { key: p('tcp', 'dport'), data: '@tcp_ports' } }] } });
+  const rs = parseNftJson(JSON.stringify({ nftables: items }));
+  assert.equal(portClass(rs, 1025), portClass(rs, 1125), 'a and b hold the same rule (counters aside)');
+  assert.notEqual(portClass(rs, 1025), portClass(rs, 1026), 'c accepts other sources');
+  const view = (ruleset: typeof rs): FirewallView => ({ ruleset, error: null, interfaces: ['eth0'], addresses: [{ iface: 'eth0', cidr: '192.0.2.1/24' }], legacyRules: 0, published: findPublished(ruleset) });
+  const v4 = (port: number) => L(port, { family: 4, address: '0.0.0.0', dualStack: false });
+  assert.deepEqual(exposureOf(v4(1125), view(rs)).sources, ['192.0.2.0/24']);
+  // Port 22 redirected to 9000: the listener on 9000 is also reached through 22, its neighbour 9001 is not.
+  const redirect = parseNftJson(JSON.stringify({ nftables: [
+    { table: { family: 'inet', name: 'r' } },
+    { chain: { family: 'inet', table: 'r', name: 'pre', type: 'nat', hook: 'prerouting', prio: -100, policy: 'accept' } },
+    { rule: { family: 'inet', table: 'r', chain: 'pre', expr: [m(p('tcp', 'dport'), 22), { redirect: { port: 9000 } }] } },
+  ] }));
+  assert.notEqual(portClass(redirect, 9000), portClass(redirect, 9001));
+  const fw = view(redirect);
+  assert.equal(exposureOf(v4(9001), fw).perPort, undefined);
+  assert.deepEqual(exposureOf(v4(9000), fw).perPort, { 9000: ['0.0.0.0/0'], 22: ['0.0.0.0/0'] });
 });

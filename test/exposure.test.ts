@@ -47,7 +47,10 @@ test('intervals: subtract, v4 CIDR lists and v6 text agree with their slow defin
     const text = fromBig(v, 6);
     return text === new URL(`http://[${groups.join(':')}]/`).hostname.slice(1, -1) && toBig(text) === v && toBig(groups.join(':')) === v;
   }), { numRuns: 5000 });
-  assert.equal(toBig('::ffff:192.0.2.1'), 0xffffc0000201n, 'embedded IPv4 goes through cidr-tools');
+  assert.equal(toBig('::ffff:192.0.2.1'), 0xffffc0000201n, 'embedded IPv4 goes through URL\'s parser');
+  assert.equal(toBig('fe80::1%eth0'), 0xfe800000000000000000000000000001n, 'a zone does not change the address');
+  assert.throws(() => toBig('::1]@example.com/['), /not an IP address/);
+  assert.throws(() => toBig('192.0.2'), /not an IP address/);
 });
 
 test('our own generated table: exposure follows the policy, rate limits count as reaching', () => {
@@ -210,9 +213,12 @@ test('readFirewall asks iptables-legacy-save only where legacy tables exist, ipt
       const argv = cmd === 'nsenter' ? args.slice(2) : [cmd, ...args];
       calls.push(argv.join(' '));
       const out = (stdout: string) => ({ stdout, stderr: '', code: 0 });
-      if (argv[0] === 'cat') return out(argv[1]!.includes('ip6') ? '' : legacyNames);
+      // grep -H -s '' FILE…: each line of each file as "FILE:line".
+      if (argv[0] === 'grep') return out(argv.slice(3).flatMap((f) => (f.endsWith('/ip_tables_names') ? legacyNames : f.includes('forwarding') ? '0\n' : '').split('\n').filter(Boolean).map((l) => `${f}:${l}`)).join('\n'));
       if (argv[0] === 'nft') return out(nftJson);
-      if (argv[0] === 'ip') return out('[{"ifname":"lo","addr_info":[]},{"ifname":"eth0","addr_info":[{"local":"203.0.113.1","prefixlen":24}]}]');
+      const addrs = '[{"ifname":"lo","addr_info":[]},{"ifname":"eth0","addr_info":[{"local":"203.0.113.1","prefixlen":24}]}]';
+      if (argv[0] === 'ip' && argv.includes('-batch')) return out(`${addrs}\n[{"dst":"default","dev":"eth0"}]\n`);
+      if (argv[0] === 'ip') return out(argv.includes('addr') ? addrs : '[]');
       if (argv[0] === 'iptables-nft-save') return out(recorded('docker-iptables-nft.save'));
       if (argv[0] === 'iptables-legacy-save') return out(recorded('ufw-iptables.rules'));
       return out('');
@@ -223,6 +229,10 @@ test('readFirewall asks iptables-legacy-save only where legacy tables exist, ipt
   assert.deepEqual(plain.calls.filter((c) => c.includes('-save')), [], 'no xt, no legacy tables: neither save tool runs');
   assert.deepEqual(plain.fw.addresses, [{ iface: 'eth0', cidr: '203.0.113.1/24' }]);
   assert.deepEqual(plain.fw.interfaces, ['eth0']);
+  // One child for ip addr and the IPv4 routes, one for the IPv6 routes, one for the /proc files, one nft.
+  assert.equal(plain.calls.length, 4, plain.calls.join('\n'));
+  assert.deepEqual(plain.fw.forwarding, { 4: false, 6: false });
+  assert.deepEqual(plain.fw.routes, [{ iface: 'eth0', family: 4, dst: '0.0.0.0/0' }]);
   const docker = await run('filter\n', recorded('docker-iptables-nft.json'));
   assert.deepEqual(docker.calls.filter((c) => c.includes('-save')).sort(), ['ip6tables-nft-save', 'iptables-legacy-save', 'iptables-nft-save']);
   assert.equal(docker.fw.legacyRules, 19);

@@ -89,20 +89,37 @@ export interface Reach {
 export { interfaceTowards, splitTarget } from './path.js';
 
 /** Reach per firewall view and target class: scan/report and check ask for the same ones. */
-const reachCache = new WeakMap<FirewallView, Map<string, Reach>>();
+const reachCache = new WeakMap<FirewallView, { byClass: Map<string, Reach>; byPort: Map<string, Reach> }>();
 
 export function reach(t: Target, fw: FirewallView): Reach | null {
-  if (!fw.ruleset) return null;
-  // Ports the ruleset cannot tell apart share one computation (port-classes.ts).
-  const key = `${t.proto}/${portClass(fw.ruleset, t.port)}/${t.families.join()}/${t.interface ?? ''}/${t.address ?? ''}/${t.listening}`;
-  let cache = reachCache.get(fw);
-  if (!cache) reachCache.set(fw, (cache = new Map()));
-  const hit = cache.get(key);
-  if (hit) return hit;
-  const r = computeReach(t, fw, fw.ruleset);
-  cache.set(key, r);
-  return r;
+  return fw.ruleset ? reachOf(t, fw, fw.ruleset).reach : null;
 }
+
+/** The reach of a target, and whether it holds for every port of the target's class. */
+function reachOf(t: Target, fw: FirewallView, rs: Ruleset): { reach: Reach; forClass: boolean } {
+  // Ports the ruleset cannot tell apart share one computation (port-classes.ts), unless the answer
+  // names the port (a DNAT's reason, a redirect to it): that one is kept for its port alone.
+  let cache = reachCache.get(fw);
+  if (!cache) reachCache.set(fw, (cache = { byClass: new Map(), byPort: new Map() }));
+  const rest = `${t.proto}/${t.families.join()}/${t.interface ?? ''}/${t.address ?? ''}/${t.listening}`;
+  const classKey = `${portClass(rs, t.port)}/${rest}`;
+  const own = cache.byPort.size ? cache.byPort.get(`${t.port}/${rest}`) : undefined;
+  if (own) return { reach: own, forClass: false };
+  const hit = cache.byClass.get(classKey);
+  if (hit) return { reach: hit, forClass: true };
+  const r = computeReach(t, fw, rs);
+  const forClass = holdsForClass(r, t.port, classKey);
+  if (forClass) cache.byClass.set(classKey, r);
+  else cache.byPort.set(`${t.port}/${rest}`, r);
+  return { reach: r, forClass };
+}
+
+/**
+ * Whether a reach holds for every port of its class: nothing in it names the port asked, and for
+ * a signature class (ports whose look-alike chains differ in name) no reason names a chain.
+ */
+const holdsForClass = (r: Reach, port: number, classKey: string): boolean =>
+  r.dnatTo.length === 0 && r.redirectsFrom.length === 0 && r.perPort.size === 0 && (classKey.startsWith('=') ? r.reasons.length === 0 : !r.reasons.some((s) => s.includes(String(port))));
 
 /**
  * The sources a connection on `iface` can come from: those whose answers leave through it (the
@@ -250,20 +267,35 @@ function describe(r: Reach): Exposure {
   return { verdict, sources, reason, ...extra };
 }
 
+/** Per view: a listener's shape and port class → its exposure; a scan asks for 10 000 listeners of a few classes. */
+const exposureCache = new WeakMap<FirewallView, Map<string, Exposure>>();
+
 export function exposureOf(l: Listener, fw: FirewallView): Exposure {
   if (l.scope === 'loopback') return { verdict: 'localhost', sources: [], reason: `bound to ${l.address}: reachable from this host only` };
-  return targetExposure(listenerTarget(l), fw);
+  if (!fw.ruleset) return targetExposure(listenerTarget(l), fw);
+  let cache = exposureCache.get(fw);
+  if (!cache) exposureCache.set(fw, (cache = new Map()));
+  const key = `${portClass(fw.ruleset, l.port)}/${l.proto}/${l.family}${l.dualStack ? '+' : ''}/${l.interface ?? ''}/${l.scope === 'address' ? l.address : ''}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const { reach: r, forClass } = reachOf(listenerTarget(l), fw, fw.ruleset);
+  const e = describedOf(r);
+  if (forClass) cache.set(key, e);
+  return e;
 }
 
 /** A description per Reach: listeners of one class share both. */
 const described = new WeakMap<Reach, Exposure>();
 
-export function targetExposure(t: Target, fw: FirewallView): Exposure {
-  if (!fw.ruleset) return { verdict: 'undetermined', sources: [], reason: `cannot read the firewall: ${fw.error ?? 'unknown error'}` };
-  const r = reach(t, fw)!;
+function describedOf(r: Reach): Exposure {
   let e = described.get(r);
   if (!e) described.set(r, (e = describe(r)));
   return e;
+}
+
+export function targetExposure(t: Target, fw: FirewallView): Exposure {
+  if (!fw.ruleset) return { verdict: 'undetermined', sources: [], reason: `cannot read the firewall: ${fw.error ?? 'unknown error'}` };
+  return describedOf(reachOf(t, fw, fw.ruleset).reach);
 }
 
 /**

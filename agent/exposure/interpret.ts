@@ -5,7 +5,7 @@
 // its own chain. The input hook is a connection to this host; the forward hook one that a DNAT
 // sent on to a container; the prerouting nat chains say which sources that DNAT catches. Pure.
 import { CT_DIRECTIONS, PKTTYPES, PROTOCOLS, TCP_FLAGS, compare, evaluate, leafOf } from './fields.js';
-import { IntervalSet, prefixRange, prefixSet, toBig, type Fam, type Range } from './intervals.js';
+import { IntervalSet, prefixRange, prefixRangeOf, prefixSet, toBig, type Fam, type Range } from './intervals.js';
 import { exprText, valueText } from './nft-text.js';
 import { baseChains, chainKey, elemValue, isObj, type Hook, type Obj, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
 
@@ -319,7 +319,7 @@ export class Interpreter {
     const ranges: Range[] = [];
     for (const it of items) {
       if (typeof it === 'string') ranges.push(prefixRange(fam, it));
-      else if (isObj(it) && isObj(it.prefix)) ranges.push(prefixRange(fam, `${it.prefix.addr}/${it.prefix.len}`));
+      else if (isObj(it) && isObj(it.prefix)) ranges.push(prefixRangeOf(fam, String(it.prefix.addr), Number(it.prefix.len)));
       else if (isObj(it) && Array.isArray(it.range)) ranges.push([toBig(String(it.range[0])), toBig(String(it.range[1]))]);
       else throw new Undecidable(`address element ${short(it)}`);
     }

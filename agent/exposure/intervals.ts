@@ -1,7 +1,6 @@
 // Sets of IP addresses as sorted, disjoint [lo, hi] intervals (bigint), per family. Exposure is
 // computed over whole address ranges, never samples: one stray /32 shows up. Pure.
 import { isIP } from 'node:net';
-import { parseCidr } from 'cidr-tools';
 
 export type Fam = 4 | 6;
 export type Range = [bigint, bigint];
@@ -25,7 +24,11 @@ export class IntervalSet {
     return new IntervalSet(family, [[0n, MAX[family]]]);
   }
   static of(family: Fam, ranges: Range[]): IntervalSet {
-    const sorted = ranges.filter(([a, b]) => a <= b).sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+    let sorted = ranges.filter(([a, b]) => a <= b);
+    // nft lists a set's elements in order: sort only when they are not.
+    let inOrder = true;
+    for (let i = 1; i < sorted.length && inOrder; i++) inOrder = sorted[i - 1]![0] <= sorted[i]![0];
+    if (!inOrder) sorted = sorted.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
     const out: Range[] = [];
     for (const [a, b] of sorted) {
       const last = out[out.length - 1];
@@ -153,37 +156,109 @@ function v6Cidrs(ranges: readonly Range[]): string[] {
   return out;
 }
 
-/** Number of bits of a positive bigint (hex is 4× shorter to print than binary). */
+const POW2 = Array.from({ length: 130 }, (_, k) => 1n << BigInt(k));
+
+/** Number of bits of a positive bigint below 2^129: a binary search of the powers of two, no allocation. */
 function bitLength(x: bigint): number {
-  const h = x.toString(16);
-  return (h.length - 1) * 4 + (32 - Math.clz32(parseInt(h[0]!, 16)));
+  let lo = 0;
+  let hi = 129;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (x < POW2[mid]!) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/** A dotted quad as a number; -1 when the text is not one. */
+function v4Number(s: string): number {
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (!digits || part > 255) return -1;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + c - 48;
+      digits++;
+    } else return -1;
+  }
+  return dots === 3 && digits && part <= 255 ? n * 256 + part : -1;
+}
+
+/** Colon-separated hex groups (1 to 4 digits each) appended to `out`; false when `s` is not that. */
+function hexGroups(s: string, out: number[]): boolean {
+  if (s === '') return true;
+  let acc = 0;
+  let digits = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) | 32 : 58;
+    if (c === 58) {
+      if (!digits) return false;
+      out.push(acc);
+      acc = 0;
+      digits = 0;
+      continue;
+    }
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+    if (d < 0 || digits === 4) return false;
+    acc = acc * 16 + d;
+    digits++;
+  }
+  return true;
+}
+
+/** IPv6 as nft prints it (hex groups, at most one "::") → bigint; null for anything else (embedded IPv4, a zone). */
+function v6Big(s: string): bigint | null {
+  const gap = s.indexOf('::');
+  const g: number[] = [];
+  if (gap < 0) {
+    if (!hexGroups(s, g) || g.length !== 8) return null;
+  } else {
+    const tail: number[] = [];
+    if (gap !== s.lastIndexOf('::') || !hexGroups(s.slice(0, gap), g) || !hexGroups(s.slice(gap + 2), tail) || g.length + tail.length > 7) return null;
+    while (g.length + tail.length < 8) g.push(0);
+    g.push(...tail);
+  }
+  // Four 32-bit words: fewer bigint operations than one per group.
+  return (BigInt(g[0]! * 65536 + g[1]!) << 96n) | (BigInt(g[2]! * 65536 + g[3]!) << 64n) | (BigInt(g[4]! * 65536 + g[5]!) << 32n) | BigInt(g[6]! * 65536 + g[7]!);
 }
 
 export function toBig(address: string): bigint {
   // Most of a ruleset's addresses are plain dotted quads or hex groups as nft prints them: parse
-  // those without the general parser, which is kept for everything else (embedded IPv4, zones).
-  const q = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
-  if (q) return BigInt(((Number(q[1]) << 24) >>> 0) + (Number(q[2]) << 16) + (Number(q[3]) << 8) + Number(q[4]));
-  if (/^[0-9a-fA-F:]+$/.test(address)) {
-    const halves = address.split('::');
-    const head = halves[0] ? halves[0].split(':') : [];
-    const tail = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
-    const fill = 8 - head.length - tail.length;
-    if (halves.length <= 2 && (halves.length === 2 ? fill >= 1 : fill === 0) && [...head, ...tail].every((g) => g.length >= 1 && g.length <= 4)) {
-      return BigInt(`0x${[...head, ...Array<string>(fill).fill('0'), ...tail].map((g) => g.padStart(4, '0')).join('')}`);
-    }
+  // those here; everything else (embedded IPv4, a zone) goes through WHATWG URL's IPv6 parser,
+  // which writes hex groups (built in: a scan does not load an address library for a rare case).
+  const q = v4Number(address);
+  if (q >= 0) return BigInt(q);
+  const v = v6Big(address);
+  if (v !== null) return v;
+  let host = '';
+  try {
+    host = new URL(`http://[${address.split('%')[0]}]/`).hostname;
+  } catch {
+    /* not an address: below */
   }
-  return parseCidr(address).start;
+  const u = host.startsWith('[') ? v6Big(host.slice(1, -1)) : null;
+  if (u === null) throw new Error(`not an IP address: ${JSON.stringify(address)}`);
+  return u;
 }
+
+const M32 = 0xffffffffn;
 
 export function fromBig(v: bigint, family: Fam): string {
   if (family === 4) {
     const n = Number(v);
     return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
   }
-  const hex = v.toString(16).padStart(32, '0');
-  const groups: string[] = [];
-  for (let i = 0; i < 32; i += 4) groups.push(hex.slice(i, i + 4).replace(/^0+(?=.)/, ''));
+  // Four 32-bit words, then eight groups: no string slicing.
+  const w = [Number(v >> 96n), Number((v >> 64n) & M32), Number((v >> 32n) & M32), Number(v & M32)];
+  const groups = w.flatMap((x) => [(x >>> 16).toString(16), (x & 0xffff).toString(16)]);
   // RFC 5952: the longest run of two or more zero groups (the first on a tie) becomes "::".
   let best = -1;
   let bestLen = 1;
@@ -202,24 +277,24 @@ export function familyOf(address: string): Fam | null {
   return f === 4 || f === 6 ? f : null;
 }
 
-const V4_PREFIX = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2}))?$/;
-
 /** "a" or "a/len" → its [first, last] address. */
 export function prefixRange(family: Fam, text: string): Range {
-  const q = family === 4 ? V4_PREFIX.exec(text) : null;
-  if (q) {
+  const slash = text.indexOf('/');
+  return slash < 0 ? prefixRangeOf(family, text, family === 4 ? 32 : 128) : prefixRangeOf(family, text.slice(0, slash), Number(text.slice(slash + 1)));
+}
+
+/** Address and prefix length → the prefix's [first, last] address. */
+export function prefixRangeOf(family: Fam, addr: string, len: number): Range {
+  const ip = family === 4 ? v4Number(addr) : -1;
+  if (ip >= 0 && Number.isInteger(len) && len >= 0 && len <= 32) {
     // Plain number arithmetic for the common case; two bigints at the end.
-    const len = q[5] === undefined ? 32 : Number(q[5]);
-    const ip = ((Number(q[1]) << 24) >>> 0) + (Number(q[2]) << 16) + (Number(q[3]) << 8) + Number(q[4]);
     const size = 2 ** (32 - len);
     const start = ip - (ip % size);
     return [BigInt(start), BigInt(start + size - 1)];
   }
-  const slash = text.indexOf('/');
   const bits = family === 4 ? 32n : 128n;
-  const len = slash < 0 ? bits : BigInt(text.slice(slash + 1));
-  const host = (1n << (bits - len)) - 1n;
-  const start = toBig(slash < 0 ? text : text.slice(0, slash)) & ~host;
+  const host = (1n << (bits - BigInt(len))) - 1n;
+  const start = toBig(addr) & ~host;
   return [start, start | host];
 }
 

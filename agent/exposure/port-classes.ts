@@ -1,60 +1,171 @@
-// Ports that a ruleset cannot tell apart: every port match compares the port with constants of the
-// ruleset, so two ports between the same two constants meet the same verdicts. Exposure is then
-// computed once per class of ports, not once per listener — an empty or accept-all ruleset costs
-// one walk for every listener. Pure.
-import { isObj, type Json, type Ruleset } from './nft-json.js';
+// Ports that a ruleset cannot tell apart. Every port match compares the port with constants of the
+// ruleset, so two ports between the same two constants meet the same verdicts (a range class).
+// Two ports that are themselves constants are alike when they are written in the same places with
+// the same meaning — the same sets, the same rules, verdict-map entries whose chains hold the same
+// rules (a policy's rules sharing one source list): swapping them leaves the ruleset as it was
+// (a signature class). Exposure is computed once per class of ports, not once per listener: an
+// empty or accept-all ruleset has one class, a 10 000-rule policy about as many as it has distinct
+// rule bodies. Pure.
+import { chainKey, elemValue, isObj, type Json, type Ruleset } from './nft-json.js';
 
-/** Per ruleset: the sorted starts of the classes, or null when ports cannot be classed safely. */
-const cache = new WeakMap<Ruleset, number[] | null>();
+/** Where a port is written: a place in a rule or a named set, and what the entry there means. */
+interface Occurrence {
+  loc: string;
+  /** A verdict-map entry's verdict (its chain's rules stand for it); the table it is read in. */
+  verdict?: Json;
+  table?: string;
+  /** A concatenation's other parts. */
+  extra?: string;
+}
 
-/**
- * Every number that could be a port in the ruleset (rule expressions and set elements), and each
- * range's ends, as class boundaries: more boundaries than needed only means smaller classes.
- */
-function boundaries(rs: Ruleset): number[] | null {
+interface Partition {
+  /** Sorted starts of the range classes, 0 … 65536. */
+  starts: number[];
+  /** Ports written as themselves → where. */
+  exact: Map<number, Occurrence[]>;
+  /** Port ranges written in the ruleset, and where. */
+  ranges: { lo: number; hi: number; occ: Occurrence }[];
+  /** Memo: each range class's key (by index in starts); port → signature class key; chain → id of its rules; signature → id. */
+  rangeKeys: string[];
+  keys: Map<number, string>;
+  bodies: Map<string, string>;
+  ids: Map<string, number>;
+}
+
+/** Per ruleset: its partition, or null when ports cannot be classed safely. */
+const cache = new WeakMap<Ruleset, Partition | null>();
+
+/** Above this many port ranges a port's signature is not worth its scan: such ports get their own class. */
+const MAX_RANGES_SCANNED = 4096;
+
+const portNumber = (j: Json): number | null => {
+  const n = typeof j === 'number' ? j : typeof j === 'string' && /^\d{1,5}$/.test(j) ? Number(j) : null;
+  return n !== null && Number.isInteger(n) && n >= 0 && n <= 65535 ? n : null;
+};
+
+function partition(rs: Ruleset): Partition | null {
   const cuts = new Set<number>([0, 65536]);
+  const exact = new Map<number, Occurrence[]>();
+  const ranges: Partition['ranges'] = [];
   let unsafe = false;
-  const add = (n: unknown) => {
-    if (typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 65535) {
-      cuts.add(n);
-      cuts.add(n + 1);
+  const note = (n: number, occ: Occurrence) => {
+    cuts.add(n);
+    cuts.add(n + 1);
+    const list = exact.get(n);
+    if (list) list.push(occ);
+    else exact.set(n, [occ]);
+  };
+  // One key (or key part) of an element: a port, a range of ports, a concatenation, or a value
+  // that holds none (an address, a state name).
+  const key = (k: Json, occ: Occurrence): void => {
+    const n = portNumber(k);
+    if (n !== null) note(n, occ);
+    else if (Array.isArray(k)) for (const x of k) key(x, occ);
+    else if (isObj(k) && Array.isArray(k.range) && k.range.length === 2) {
+      const [lo, hi] = [portNumber(k.range[0]!), portNumber(k.range[1]!)];
+      if (lo === null || hi === null) return;
+      cuts.add(lo);
+      cuts.add(hi + 1);
+      ranges.push({ lo, hi, occ });
+    } else if (isObj(k) && Array.isArray(k.concat)) {
+      const parts = k.concat;
+      parts.forEach((part, i) => key(part, { ...occ, extra: `${occ.extra ?? ''}[${i}]${JSON.stringify(parts.map((x, j) => (j === i ? '#' : x)))}` }));
+    } else if (isObj(k) && !isObj(k.prefix)) {
+      // Anything else but an address prefix (a mask, an expression): each number in it counts, at a place of its own.
+      const extra = `${occ.extra ?? ''}${JSON.stringify(k)}`;
+      const stack: Json[] = Object.values(k);
+      while (stack.length) {
+        const j = stack.pop()!;
+        const n = portNumber(j);
+        if (n !== null) note(n, { ...occ, extra });
+        else if (Array.isArray(j)) stack.push(...j);
+        else if (isObj(j)) stack.push(...Object.values(j));
+      }
     }
   };
-  // Only what a match compares with (its right side, a verdict map's keys, a set's elements):
-  // the rest of a rule holds no port a packet is compared with.
-  const stack: Json[] = [];
-  for (const c of rs.chains.values()) {
-    for (const r of c.rules) {
-      for (const e of r.expr) {
-        if (!isObj(e)) continue;
-        if (isObj(e.match)) stack.push(e.match.right ?? null);
-        else if (isObj(e.vmap)) stack.push(e.vmap.data ?? null);
+  // A set's element (a key), or a verdict map's [key, verdict] pair.
+  const element = (e: Json, occ: Occurrence, map: boolean): void => {
+    const v = elemValue(e);
+    if (map && Array.isArray(v) && v.length === 2 && isObj(v[1])) key(elemValue(v[0]!), { ...occ, verdict: v[1] });
+    else key(v, occ);
+  };
+  const setItems = (right: Json, occ: Occurrence, map: boolean) => {
+    if (typeof right === 'string' && right.startsWith('@')) return; // a named set: below
+    if (isObj(right) && Array.isArray(right.set)) for (const e of right.set) element(e, occ, map);
+    else key(right, occ);
+  };
+  // Only what a match compares with (its right side, a verdict map's keys, a set's elements) and
+  // where a translation sends to: the rest of a rule holds no port the answer depends on.
+  for (const [ck, c] of rs.chains) {
+    const table = `${c.family} ${c.table}`;
+    c.rules.forEach((r, i) => {
+      r.expr.forEach((e, k) => {
+        if (!isObj(e)) return;
+        if (isObj(e.match)) setItems(e.match.right ?? null, { loc: `${ck}#${i}.${k}` }, false);
+        else if (isObj(e.vmap)) setItems(e.vmap.data ?? null, { loc: `${ck}#${i}.${k}`, table }, true);
         // A translation that keeps the port asked for (redirect or DNAT without a port, an
         // opaque iptables target) carries the port into the result: no classes then.
         else if ('redirect' in e && !(isObj(e.redirect) && typeof e.redirect.port === 'number')) unsafe = true;
         else if (isObj(e.dnat) && e.dnat.port === undefined) unsafe = true;
         else if (isObj(e.xt) && e.xt.type === 'target') unsafe = true;
-      }
-    }
+        // The port a translation sends connections to is one the answer depends on (a listener
+        // there is also reached through it).
+        else if (isObj(e.redirect) || isObj(e.dnat)) key(((e.redirect ?? e.dnat) as Record<string, Json>).port ?? null, { loc: `${ck}#${i}.${k}` });
+      });
+    });
   }
+  if (unsafe) return null;
   // Sets of addresses only (the large ones: blocklists, allowed sources) hold no ports.
   const addressOnly = (t: string | string[]) => [t].flat().every((x) => x === 'ipv4_addr' || x === 'ipv6_addr' || x === 'ether_addr');
-  for (const s of rs.sets.values()) if (!addressOnly(s.type)) stack.push(s.elem);
-  while (stack.length) {
-    const j = stack.pop()!;
-    if (typeof j === 'number') add(j);
-    else if (typeof j === 'string') add(/^\d{1,5}$/.test(j) ? Number(j) : null);
-    else if (Array.isArray(j)) for (const x of j) stack.push(x);
-    else if (isObj(j)) for (const v of Object.values(j)) stack.push(v);
+  for (const [sk, s] of rs.sets) {
+    if (addressOnly(s.type)) continue;
+    const occ: Occurrence = { loc: `@${sk}`, table: `${s.family} ${s.table}` };
+    for (const e of s.elem) element(e, occ, true); // a map's elements are [key, value] pairs, a set's never arrays
   }
-  return unsafe ? null : [...cuts].sort((a, b) => a - b);
+  return { starts: [...cuts].sort((a, b) => a - b), exact, ranges, rangeKeys: [], keys: new Map(), bodies: new Map(), ids: new Map() };
 }
 
-/** "lo-hi" of the class holding `port`, or the port itself when the ruleset cannot be classed. */
+const intern = (part: Partition, s: string): number => {
+  let id = part.ids.get(s);
+  if (id === undefined) part.ids.set(s, (id = part.ids.size));
+  return id;
+};
+
+/** A verdict as its meaning: a jump or goto stands for the rules of its chain, not the chain's name. */
+function verdictMeaning(rs: Ruleset, part: Partition, v: Json, table: string): string {
+  const kind = isObj(v) ? (isObj(v.jump) ? 'jump' : isObj(v.goto) ? 'goto' : null) : null;
+  if (!kind) return JSON.stringify(v);
+  const target = String(((v as Record<string, Json>)[kind] as Record<string, Json>).target);
+  const ck = `${table} ${target}`;
+  let body = part.bodies.get(ck);
+  if (body === undefined) {
+    const [family, name] = table.split(' ');
+    const chain = rs.chains.get(chainKey(family!, name!, target));
+    // Counters differ from chain to chain and decide nothing.
+    const text = chain ? JSON.stringify(chain.rules.map((r) => r.expr.filter((e) => !(isObj(e) && 'counter' in e)))) : `missing ${target}`;
+    body = `${kind} ${table} #${intern(part, text)}`;
+    part.bodies.set(ck, body);
+  }
+  return body;
+}
+
+function signature(rs: Ruleset, part: Partition, port: number): string | null {
+  if (part.ranges.length > MAX_RANGES_SCANNED) return null;
+  const role = (o: Occurrence, how: string) => `${o.loc}${how}${o.extra ?? ''}${o.verdict !== undefined ? ` → ${verdictMeaning(rs, part, o.verdict, o.table ?? '')}` : ''}`;
+  const roles = (part.exact.get(port) ?? []).map((o) => role(o, '='));
+  for (const r of part.ranges) if (r.lo <= port && port <= r.hi) roles.push(role(r.occ, '∈'));
+  return roles.sort().join('\n');
+}
+
+/**
+ * The class of ports `port` belongs to: "lo-hi" for a range class, "=N" for a signature class, or
+ * the port itself when the ruleset cannot be classed.
+ */
 export function portClass(rs: Ruleset, port: number): string {
-  let starts = cache.get(rs);
-  if (starts === undefined) cache.set(rs, (starts = boundaries(rs)));
-  if (!starts) return String(port);
+  let part = cache.get(rs);
+  if (part === undefined) cache.set(rs, (part = partition(rs)));
+  if (!part) return String(port);
+  const starts = part.starts;
   // The last start ≤ port.
   let lo = 0;
   let hi = starts.length - 1;
@@ -65,5 +176,12 @@ export function portClass(rs: Ruleset, port: number): string {
   }
   const a = starts[lo]!;
   const b = starts[lo + 1]! - 1;
-  return a === b ? String(port) : `${a}-${b}`;
+  if (a !== b) return (part.rangeKeys[lo] ??= `${a}-${b}`);
+  let key = part.keys.get(port);
+  if (key === undefined) {
+    const sig = signature(rs, part, port);
+    key = sig === null ? String(port) : `=${intern(part, sig)}`;
+    part.keys.set(port, key);
+  }
+  return key;
 }

@@ -2,38 +2,55 @@
 // nft can only show as `xt` — and the interfaces with their addresses (inside --netns when given),
 // all at once. I/O edge.
 import { readFile } from 'node:fs/promises';
-import { exec as defaultExec, inNetns, type Exec, type ExecResult } from '../exec.js';
+import { exec as defaultExec, inNetns, netnsPath, type Exec, type ExecResult } from '../exec.js';
 import type { FirewallView } from './exposure.js';
 import type { Route } from './host.js';
 import { addLegacy, fillXt } from './iptables-save.js';
 import { fillDevices, parseNftJson } from './nft-json.js';
 import { findPublished } from './published.js';
 
-/** A per-namespace /proc file (ip_tables_names, a sysctl) as the namespace sees it; null: unreadable. */
-async function readProcFile(netns: string | undefined, exec: Exec, file: string): Promise<string | null> {
-  if (netns === undefined) return readFile(file, 'utf8').catch(() => null);
-  const r = await exec(...inNetns(netns, 'cat', [file])).catch(() => null);
-  return r && r.code === 0 ? r.stdout : null;
+/**
+ * Per-namespace /proc files (sysctls, ip_tables_names) as the namespace sees them: file → text,
+ * null when unreadable or empty. Inside --netns one `grep -H` reads them all: one child, not one a file.
+ */
+async function readProcFiles(netns: string | undefined, exec: Exec, files: string[]): Promise<Map<string, string | null>> {
+  if (netns === undefined) return new Map(await Promise.all(files.map(async (f) => [f, await readFile(f, 'utf8').catch(() => null)] as const)));
+  const out = new Map<string, string | null>(files.map((f) => [f, null]));
+  // Each line as "FILE:line"; -s: an unreadable file is left out (grep then exits 2, the rest is there).
+  const r = await exec(...inNetns(netns, 'grep', ['-H', '-s', '', ...files])).catch(() => null);
+  for (const line of r?.stdout.split('\n') ?? []) {
+    const f = files.find((x) => line.startsWith(`${x}:`));
+    if (f) out.set(f, `${out.get(f) ?? ''}${line.slice(f.length + 1)}\n`);
+  }
+  return out;
 }
 
-/** Whether iptables-legacy holds tables of this family (/proc/net/ip_tables_names lists them). */
-const legacyTables = async (netns: string | undefined, exec: Exec, file: string) => ((await readProcFile(netns, exec, file))?.trim() ?? '') !== '';
+const PROC_FILES = ['/proc/sys/net/ipv4/conf/all/forwarding', '/proc/sys/net/ipv6/conf/all/forwarding', '/proc/net/ip_tables_names', '/proc/net/ip6_tables_names'];
 
 export async function readFirewall(netns?: string, exec: Exec = defaultExec): Promise<FirewallView> {
+  // A bad name is a usage error before any child starts (none is left with an unheard rejection).
+  if (netns !== undefined) netnsPath(netns);
   const run = (cmd: string, args: string[]): Promise<ExecResult | Error> => exec(...inNetns(netns, cmd, args)).catch((err: Error) => err);
   const ok = (r: ExecResult | Error | null): string | null => (r && !(r instanceof Error) && r.code === 0 ? r.stdout : null);
+  // ip addr and the IPv4 routes in one `ip -batch` (a batch line cannot ask for IPv6 routes).
+  const ipBatch = async (): Promise<[ExecResult | Error, ExecResult | Error]> => {
+    const r = await exec(...inNetns(netns, 'ip', ['-j', '-batch', '-']), { input: 'addr show\nroute show\n' }).catch((err: Error) => err);
+    const lines = r instanceof Error || r.code !== 0 ? [] : r.stdout.split('\n').filter((l) => l.trim());
+    if (lines.length === 2) return [{ stdout: lines[0]!, stderr: '', code: 0 }, { stdout: lines[1]!, stderr: '', code: 0 }];
+    return Promise.all([run('ip', ['-j', 'addr', 'show']), run('ip', ['-j', '-4', 'route', 'show'])]);
+  };
+  const [[links, routes4], routes6, proc, nft] = await Promise.all([
+    ipBatch(),
+    run('ip', ['-j', '-6', 'route', 'show']),
+    readProcFiles(netns, exec, PROC_FILES),
+    run('nft', ['-j', 'list', 'ruleset']),
+  ]);
+  const [forward4, forward6, names4, names6] = PROC_FILES.map((f) => proc.get(f) ?? null);
+  // iptables-legacy holds tables of a family when ip{,6}_tables_names lists one.
+  const has4 = (names4?.trim() ?? '') !== '';
+  const has6 = (names6?.trim() ?? '') !== '';
   // iptables-legacy-save only where legacy tables exist (it would load the kernel module), and
   // iptables-nft-save only when nft shows rules it cannot print (xt expressions).
-  const [links, routes4, routes6, forward4, forward6, nft, has4, has6] = await Promise.all([
-    run('ip', ['-j', 'addr', 'show']),
-    run('ip', ['-j', '-4', 'route', 'show']),
-    run('ip', ['-j', '-6', 'route', 'show']),
-    readProcFile(netns, exec, '/proc/sys/net/ipv4/conf/all/forwarding'),
-    readProcFile(netns, exec, '/proc/sys/net/ipv6/conf/all/forwarding'),
-    run('nft', ['-j', 'list', 'ruleset']),
-    legacyTables(netns, exec, '/proc/net/ip_tables_names'),
-    legacyTables(netns, exec, '/proc/net/ip6_tables_names'),
-  ]);
   const hasXt = /"xt":\s*\{/.test(ok(nft) ?? '');
   const [legacy4, legacy6, xt4, xt6] = await Promise.all([
     has4 ? run('iptables-legacy-save', []) : null,
@@ -49,7 +66,7 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec): Pr
     view.interfaces = ifs.map((i) => i.ifname).filter((n) => n !== 'lo');
     view.addresses = ifs.flatMap((i) => (i.addr_info ?? []).filter((a) => a.local && a.prefixlen !== undefined).map((a) => ({ iface: i.ifname, cidr: `${a.local}/${a.prefixlen}` })));
   }
-  if (forward4 !== null && forward6 !== null) view.forwarding = { 4: forward4.trim() === '1', 6: forward6.trim() === '1' };
+  if (forward4 && forward6) view.forwarding = { 4: forward4.trim() === '1', 6: forward6.trim() === '1' };
   const routeText = [ok(routes4), ok(routes6)];
   if (routeText.every((t) => t !== null)) view.routes = routeText.flatMap((t, i) => parseRoutes(t!, i === 0 ? 4 : 6));
   const notInstalled = nft instanceof Error && (nft as NodeJS.ErrnoException).code === 'ENOENT';
