@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   watch: async () => (await import('./commands/watch.js')).runWatch,
   alerts: async () => (await import('./commands/alerts.js')).runAlerts,
   explain: async () => (await import('./commands/explain.js')).runExplain,
+  attempts: async () => (await import('./commands/attempts.js')).runAttempts,
   '_rollback-timer': async () => (await import('./commands/apply.js')).runRollbackTimer,
 };
 
@@ -44,6 +45,8 @@ const USAGE = `usage: portwarden <command> [options]
   watch     [--config FILE] [--once]                      the agent: scheduled checks and drift alerts
   alerts    [--since DURATION] [--open] [--json] [--state-dir DIR]
                                                           review opened/resolved/reminder events
+  attempts  [--since DURATION] [--port N] [--top N] [--json] [--netns NAME] [--state-dir DIR]
+                                                          who knocked: refused and rate-limited connections by rule, port and source
 
 exit codes: 0 ok · 1 findings at or above --fail-on · 2 bad input or usage · 3 runtime failure
 `;

@@ -62,7 +62,11 @@ export type FindingKind =
   | 'alerts-dropped'
   /** The agent itself: its state dir cannot be written (full disk); state.json was unreadable. */
   | 'state-write-failed'
-  | 'state-corrupt';
+  | 'state-corrupt'
+  /** Refused or rate-limited new connections on one rule above attempts.threshold within the window. */
+  | 'attempt-surge'
+  /** One source touched more than attempts.scan_ports distinct ports within the window. */
+  | 'port-scan';
 
 export interface Finding {
   /** Stable across scans: kind, proto/port, scope, program — never a pid. */

@@ -29,6 +29,7 @@ import { findingJson } from '../commands/check.js';
 import { PortwardenError, UsageError } from '../errors.js';
 import type { Finding } from '../model.js';
 import { loadConfig, type Config } from './config.js';
+import { AttemptSampler } from '../attempts/sampler.js';
 
 export const STATE_FILE = 'state.json';
 export const LOCK_FILE = 'watch.lock';
@@ -114,6 +115,7 @@ interface Loaded {
   config: Config;
   policy: LoadedPolicy;
   outlets: Outlet[];
+  attempts: AttemptSampler | null;
 }
 
 export class Agent {
@@ -167,7 +169,7 @@ export class Agent {
         add(emailSender({ name: s.name, host: s.host, port: s.port ?? (tls === 'implicit' ? 465 : 25), tls, from: s.from, to: s.to, user: s.user, password, timeoutMs: (s.timeout ?? 20) * 1000 }), common);
       }
     }
-    return { config, policy, outlets };
+    return { config, policy, outlets, attempts: config.attempts && new AttemptSampler(config.stateDir, config.netns, config.attempts) };
   }
 
   /**
@@ -275,6 +277,12 @@ export class Agent {
       return null;
     });
     if (drift) findings.push(drift);
+    // Who knocks (agent/attempts): what our rules counted, as findings and metrics.
+    const knocks = await this.loaded.attempts?.cycle(started).catch((err: Error) => void this.log.warn({ error: err.message }, 'cannot read the attempt counters'));
+    if (knocks) {
+      findings.push(...knocks.findings);
+      this.metrics.observeAttempts(knocks.totals, knocks.sources);
+    }
     if (this.configProblem) {
       findings.push({
         id: 'agent-config-invalid', kind: 'agent-config-invalid', severity: 'high', proto: null, port: null, address: null, rule: null, processes: [],
@@ -294,7 +302,7 @@ export class Agent {
     const { state, events } = step(this.state, sortFindings(findings), started, { settle: config.settle, repeatMs: config.repeatMs });
     this.state = state;
     const journal: JournalEvent[] = events.map((e) => ({ ...e, host: this.host }));
-    const problems: string[] = [];
+    const problems: string[] = knocks?.writeError ? [writeFailure(knocks.writeError)] : [];
     const pending = [...this.unjournaled, ...journal];
     try {
       appendEvents(config.stateDir, pending); // before any sink sees them

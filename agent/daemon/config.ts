@@ -7,6 +7,7 @@ import { redactUrl } from '../alerts/sinks/redact.js';
 import { secretKey } from '../alerts/sinks/webhook.js';
 import type { AgentConfig, EmailSink, PrometheusSink, WebhookSink } from './config-types.js';
 import cron from 'node-cron';
+import type { AttemptsConfig } from '../attempts/sampler.js';
 
 const schemaUrl = new URL('../../../rules/config.schema.json', import.meta.url);
 export const configSchema = JSON.parse(readFileSync(schemaUrl, 'utf8')) as object;
@@ -27,6 +28,8 @@ export interface Config {
   exposure: boolean;
   sinks: NamedSink[];
   spoolLimit: number;
+  /** null: attempts: false. */
+  attempts: AttemptsConfig | null;
 }
 
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -37,6 +40,12 @@ export function parseDuration(text: string | number): number {
   const m = /^([1-9][0-9]*)(s|m|h|d)$/.exec(String(text));
   if (!m) throw new Error(`invalid duration ${JSON.stringify(text)} (like 90s, 30m, 24h, 7d)`);
   return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+}
+
+function attemptsConfig(doc: AgentConfig['attempts']): AttemptsConfig | null {
+  if (doc === false) return null;
+  const window = doc?.window ?? '5m';
+  return { window, windowMs: parseDuration(window), threshold: doc?.threshold ?? 100, scanPorts: doc?.scan_ports ?? 20, top: doc?.top ?? 10 };
 }
 
 export function withDefaults(doc: AgentConfig, file: string | null, secrets: readonly (string | null)[] = []): Config {
@@ -60,6 +69,7 @@ export function withDefaults(doc: AgentConfig, file: string | null, secrets: rea
     exposure: doc.exposure ?? true,
     sinks,
     spoolLimit: doc.spool_limit ?? 1000,
+    attempts: attemptsConfig(doc.attempts),
   };
 }
 

@@ -21,7 +21,8 @@ const q = (s: string) => JSON.stringify(s);
  */
 export const RECENT_DEFAULT = 'pw-default';
 export const recentList = (kind: 'refused' | 'limited', ruleIndex: number) => `pw-${kind === 'refused' ? 'r' : 'l'}${ruleIndex}`;
-const recentSet = (name: string) => ` -m recent --name ${name} --rsource --set`;
+/** Written as iptables-save lists it (with the full mask), so a listing compares equal to the file. */
+const recentSet = (name: string, family: 4 | 6) => ` -m recent --set --name ${name} --mask ${family === 4 ? '255.255.255.255' : 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'} --rsource`;
 
 /** -p/--dport arguments; multiport takes at most 15 slots (a range uses two), so long lists are split. */
 function portArgs(proto: string, ps: PortRange[]): string[] {
@@ -80,11 +81,11 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
     for (const step of model.steps) {
       const comment = `-m comment --comment ${q(step.rule)}`;
       if (step.kind === 'accept') emit(step.match, `${comment} -j ${accept}`);
-      else if (step.kind === 'refuse') emit(step.match, `${comment} ${refuse(step)}`, chain === A ? recentSet(recentList('refused', ruleIndex.get(step.rule)!)) : '');
+      else if (step.kind === 'refuse') emit(step.match, `${comment} ${refuse(step)}`, chain === A ? recentSet(recentList('refused', ruleIndex.get(step.rule)!), family) : '');
       else {
         const name = `pw-rate-${meterIndex.get(step.meter)}`;
         const hl = ` -m conntrack --ctstate NEW -m hashlimit --hashlimit-name ${name} --hashlimit-mode srcip --hashlimit-above ${step.count}/${HASHLIMIT_UNIT[step.unit]} --hashlimit-burst ${step.count} --hashlimit-htable-expire ${EXPIRE_MS[step.unit]}`;
-        const note = chain === A ? recentSet(recentList('limited', ruleIndex.get(step.rule)!)) : '';
+        const note = chain === A ? recentSet(recentList('limited', ruleIndex.get(step.rule)!), family) : '';
         emit(step.match, `-m comment --comment ${q(step.rule + ': rate')} ${refuse(step)}`, hl + note);
       }
     }
@@ -106,7 +107,7 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
           `${A} -p ipv6-icmp --icmpv6-type echo-request -m limit --limit 10/sec --limit-burst 20 -m comment --comment "ping6" -j ACCEPT`,
         ];
   const fallthrough = (chain: string) => {
-    const note = chain === A ? recentSet(RECENT_DEFAULT) : '';
+    const note = chain === A ? recentSet(RECENT_DEFAULT, family) : '';
     return model.fallthrough === 'accept'
       ? [`${chain} -m comment --comment "default accept" -j RETURN`]
       : [
