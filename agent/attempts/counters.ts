@@ -1,5 +1,6 @@
 // What portwarden's own rules counted, read back from the kernel's listings: per rule (refused,
 // rate-limited, accepted) and per source. Pure parsing; the I/O is in read.ts.
+import { normalizeCidr } from 'cidr-tools';
 import type { Proto } from '../model.js';
 import { ATTEMPT_SETS, DEFAULT_RULE } from '../firewall/model.js';
 import { IPT_CHAIN } from '../firewall/render-iptables.js';
@@ -209,7 +210,8 @@ export function parseRecentList(text: string, rule: string, kind: AttemptKind): 
     const m = /^src=(\S+) ttl: \d+ last_seen: \d+ oldest_pkt: \d+ (.*)$/.exec(line);
     if (!m) continue;
     const hits = m[2]!.split(',').filter((s) => s.trim() !== '').length;
-    out.push({ kind, rule, address: m[1]!, proto: null, port: null, count: hits, secondsAgo: null });
+    // IPv6 sources are listed in full (0000:…:0001): the usual short form, as nft and the policy write them.
+    out.push({ kind, rule, address: normalizeCidr(m[1]!), proto: null, port: null, count: hits, secondsAgo: null });
   }
   return out;
 }

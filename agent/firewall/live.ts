@@ -65,7 +65,7 @@ export function withoutDynamicElements(listing: string): string {
       if (t.endsWith('}')) skipping = false;
       continue;
     }
-    if (/^set \S+ \{/.test(t)) dynamic = false;
+    if (/^(set|map|chain|flowtable) \S+ \{/.test(t)) dynamic = false;
     else if (/^flags .*\bdynamic\b/.test(t)) dynamic = true;
     else if (dynamic && t.startsWith('elements = {')) {
       skipping = !t.endsWith('}');

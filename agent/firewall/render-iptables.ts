@@ -19,8 +19,10 @@ const q = (s: string) => JSON.stringify(s);
  * refusal: iptables keeps no per-source counters, so these are the coarse record of who knocked
  * (/proc/net/xt_recent/NAME: last seen, the last hits up to the module's ip_pkt_list_tot).
  */
-export const RECENT_DEFAULT = 'pw-default';
-export const recentList = (kind: 'refused' | 'limited', ruleIndex: number) => `pw-${kind === 'refused' ? 'r' : 'l'}${ruleIndex}`;
+// One list per family: a list shared by iptables and ip6tables rules masks IPv6 sources with the
+// IPv4 rule's mask (2001:db8:1::11 is kept as 2001:db8::), whatever the IPv6 rule says.
+export const recentDefault = (family: 4 | 6) => `pw-default${family === 6 ? '-v6' : ''}`;
+export const recentList = (kind: 'refused' | 'limited', ruleIndex: number, family: 4 | 6) => `pw-${kind === 'refused' ? 'r' : 'l'}${ruleIndex}${family === 6 ? '-v6' : ''}`;
 /** Written as iptables-save lists it (with the full mask), so a listing compares equal to the file. */
 const recentSet = (name: string, family: 4 | 6) => ` -m recent --set --name ${name} --mask ${family === 4 ? '255.255.255.255' : 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'} --rsource`;
 
@@ -81,11 +83,11 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
     for (const step of model.steps) {
       const comment = `-m comment --comment ${q(step.rule)}`;
       if (step.kind === 'accept') emit(step.match, `${comment} -j ${accept}`);
-      else if (step.kind === 'refuse') emit(step.match, `${comment} ${refuse(step)}`, chain === A ? recentSet(recentList('refused', ruleIndex.get(step.rule)!), family) : '');
+      else if (step.kind === 'refuse') emit(step.match, `${comment} ${refuse(step)}`, chain === A ? recentSet(recentList('refused', ruleIndex.get(step.rule)!, family), family) : '');
       else {
         const name = `pw-rate-${meterIndex.get(step.meter)}`;
         const hl = ` -m conntrack --ctstate NEW -m hashlimit --hashlimit-name ${name} --hashlimit-mode srcip --hashlimit-above ${step.count}/${HASHLIMIT_UNIT[step.unit]} --hashlimit-burst ${step.count} --hashlimit-htable-expire ${EXPIRE_MS[step.unit]}`;
-        const note = chain === A ? recentSet(recentList('limited', ruleIndex.get(step.rule)!), family) : '';
+        const note = chain === A ? recentSet(recentList('limited', ruleIndex.get(step.rule)!, family), family) : '';
         emit(step.match, `-m comment --comment ${q(step.rule + ': rate')} ${refuse(step)}`, hl + note);
       }
     }
@@ -107,7 +109,7 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
           `${A} -p ipv6-icmp --icmpv6-type echo-request -m limit --limit 10/sec --limit-burst 20 -m comment --comment "ping6" -j ACCEPT`,
         ];
   const fallthrough = (chain: string) => {
-    const note = chain === A ? recentSet(RECENT_DEFAULT, family) : '';
+    const note = chain === A ? recentSet(recentDefault(family), family) : '';
     return model.fallthrough === 'accept'
       ? [`${chain} -m comment --comment "default accept" -j RETURN`]
       : [
