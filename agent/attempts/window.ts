@@ -166,8 +166,14 @@ export function buildReport(samples: readonly Sample[], opts: ReportOptions): At
       }
     }
   }
+  const rowsOf = new Map<string, ReportRow[]>();
+  for (const x of rows.values()) {
+    const list = rowsOf.get(x.rule);
+    if (list) list.push(x);
+    else rowsOf.set(x.rule, [x]);
+  }
   for (const [rule, [r, l, a, proto, port]] of ruleTotals) {
-    const mine = [...rows.values()].filter((x) => x.rule === rule);
+    const mine = rowsOf.get(rule) ?? [];
     if (backend === 'iptables' || !mine.length) {
       const only = mine[0] ?? row(rule, proto, port);
       if (backend === 'iptables') {
@@ -200,7 +206,11 @@ export interface EventOptions {
 export function attemptFindings(report: AttemptsReport, opts: EventOptions): Finding[] {
   const findings: Finding[] = [];
   const byRule = new Map<string, ReportRow[]>();
-  for (const r of report.rules) byRule.set(r.rule, [...(byRule.get(r.rule) ?? []), r]);
+  for (const r of report.rules) {
+    const list = byRule.get(r.rule);
+    if (list) list.push(r);
+    else byRule.set(r.rule, [r]);
+  }
   for (const [rule, rows] of byRule) {
     const n = rows.reduce((s, r) => s + r.refused + r.rateLimited, 0);
     if (n <= opts.threshold) continue;
