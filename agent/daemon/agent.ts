@@ -127,6 +127,7 @@ export class Agent {
   private inFlight: Promise<void> | null = null;
   private configProblem: string | null = null;
   private firewallError: string | null = null;
+  private attemptsError: string | null = null;
   private readonly host = hostname();
   private state: DriftState = emptyState();
   /** Events the journal has not taken yet (the state dir could not be written). */
@@ -278,8 +279,13 @@ export class Agent {
     });
     if (drift) findings.push(drift);
     // Who knocks (agent/attempts): what our rules counted, as findings and metrics.
-    const knocks = await this.loaded.attempts?.cycle(started).catch((err: Error) => void this.log.warn({ error: err.message }, 'cannot read the attempt counters'));
+    const knocks = await this.loaded.attempts?.cycle(started).catch((err: Error) => {
+      if (err.message !== this.attemptsError) this.log.warn({ error: err.message }, 'cannot read the attempt counters'); // once per change
+      this.attemptsError = err.message;
+      return null;
+    });
     if (knocks) {
+      this.attemptsError = null;
       findings.push(...knocks.findings);
       this.metrics.observeAttempts(knocks.totals, knocks.sources);
     }
