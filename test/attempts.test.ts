@@ -8,6 +8,9 @@ import { withoutDynamicElements } from '../agent/firewall/live.js';
 import { loadConfig } from '../agent/daemon/config.js';
 import { InputError } from '../agent/errors.js';
 import { Metrics } from '../agent/alerts/sinks/prometheus.js';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { readCounterState, readSamples, saveSample } from '../agent/attempts/history.js';
 
 const concat = (a: string, p: string, port: number, packets: number, expires = 3590) => ({ elem: { val: { concat: [a, p, port] }, expires, counter: { packets, bytes: packets * 60 } } });
 const upd = (set: string) => ({ set: { op: 'update', set: `@${set}`, elem: {} } });
@@ -152,4 +155,24 @@ test('metrics: the four attempt families, labelled and escaped', () => {
   assert.match(text, /^portwarden_rate_limited_total\{rule="sub"\} 2$/m);
   assert.match(text, /^portwarden_accepted_connections_total\{rule="sub"\} 5$/m);
   assert.match(text, /^# TYPE portwarden_refused_sources gauge\nportwarden_refused_sources\{rule="a\\"b"\} 1$/m);
+});
+
+test('samples in the state dir: written per cycle that grew, read by window, foreign or torn files skipped, bounded by age', () => {
+  const dir = mkdtempSync(`${tmpdir()}/pw-attempts-unit-`);
+  try {
+    const now = new Date('2026-11-28T10:00:00Z');
+    const sample = (at: string) => ({ at, backend: 'nft' as const, rules: {}, sources: [['r', 'smtp', '192.0.2.7', 'tcp', 25, 3, at]] as never });
+    saveSample(dir, sample('2026-11-27T09:00:00.000Z'), new Date('2026-11-27T09:00:00Z'));
+    saveSample(dir, sample('2026-11-28T09:58:00.000Z'), now);
+    saveSample(dir, { at: '2026-11-28T09:59:00.000Z', backend: 'nft', rules: {}, sources: [] }, now); // nothing grew: no file
+    mkdirSync(`${dir}/attempts`, { recursive: true });
+    writeFileSync(`${dir}/attempts/sample-20261128T095900000Z.json`, '{"at":"2026-11-28T09:59:00Z","backend":"nft","rules":{},"sources":[[1,2]]}');
+    writeFileSync(`${dir}/attempts/sample-20261128T095930000Z.json`, '{"at":"2026-11-28T09:59');
+    writeFileSync(`${dir}/attempts/counters.json`, '{"raw":{"at":"x","backend":"nft","rules":{"a":[1]},"sources":{}},"totals":{}}');
+    assert.deepEqual(readSamples(dir, new Date('2026-11-28T09:00:00Z')).map((s) => s.at), ['2026-11-28T09:58:00.000Z']);
+    assert.equal(readSamples(dir, new Date('2026-11-20T00:00:00Z')).length, 1, 'the day-old sample was removed when the next was saved');
+    assert.equal(readCounterState(dir), null, 'a foreign counters.json is not trusted');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -33,14 +33,29 @@ function parseOr<T>(text: string | null, ok: (v: unknown) => boolean): T | null 
   }
 }
 
+const isCount = (n: unknown) => typeof n === 'number' && Number.isFinite(n) && n >= 0;
+const isPort = (p: unknown) => p === null || (Number.isInteger(p) && (p as number) >= 0 && (p as number) <= 65535);
+const isProto = (p: unknown) => p === null || p === 'tcp' || p === 'udp';
+
+/** [refused, rateLimited, accepted, proto, port] */
+const isRuleTuple = (r: unknown) => Array.isArray(r) && r.length === 5 && isCount(r[0]) && isCount(r[1]) && isCount(r[2]) && isProto(r[3]) && isPort(r[4]);
+const isCountMap = (m: unknown) => typeof m === 'object' && m !== null && !Array.isArray(m) && Object.values(m).every(isCount);
+
 const isCounterState = (v: unknown) => {
   const s = v as CounterState;
-  return typeof s === 'object' && s !== null && typeof s.raw?.at === 'string' && typeof s.raw.rules === 'object' && typeof s.raw.sources === 'object' && typeof s.totals?.refused === 'object';
+  if (typeof s !== 'object' || s === null || typeof s.raw !== 'object' || s.raw === null || typeof s.raw.at !== 'string') return false;
+  if (s.raw.backend !== 'nft' && s.raw.backend !== 'iptables') return false;
+  const rulesOk = typeof s.raw.rules === 'object' && s.raw.rules !== null && Object.values(s.raw.rules).every(isRuleTuple);
+  return rulesOk && isCountMap(s.raw.sources) && typeof s.totals === 'object' && s.totals !== null && isCountMap(s.totals.refused) && isCountMap(s.totals.rateLimited) && isCountMap(s.totals.accepted);
 };
 
+/** A sample file as the agent writes it (a hand-edited or foreign one is skipped, not trusted). */
 const isSample = (v: unknown) => {
   const s = v as Sample;
-  return typeof s === 'object' && s !== null && typeof s.at === 'string' && typeof s.rules === 'object' && Array.isArray(s.sources);
+  if (typeof s !== 'object' || s === null || typeof s.at !== 'string' || Number.isNaN(Date.parse(s.at)) || (s.backend !== 'nft' && s.backend !== 'iptables')) return false;
+  if (typeof s.rules !== 'object' || s.rules === null || !Array.isArray(s.sources)) return false;
+  const rulesOk = Object.values(s.rules).every(isRuleTuple);
+  return rulesOk && s.sources.every((x) => Array.isArray(x) && x.length === 7 && (x[0] === 'r' || x[0] === 'l') && typeof x[1] === 'string' && typeof x[2] === 'string' && isProto(x[3]) && isPort(x[4]) && isCount(x[5]) && typeof x[6] === 'string');
 };
 
 /** The last reading and totals the agent saved, or null (no agent yet, or an unreadable file). */

@@ -40,8 +40,10 @@ export async function runAttempts(argv: string[]): Promise<number> {
   const top = positiveInt(values.top, '--top', 10, 100_000);
   const stateDir = values['state-dir'] ?? DEFAULT_STATE_DIR;
   const applied = new StateDir(stateDir).readApplied();
-  const netns = values.netns ?? applied?.netns ?? undefined;
-  const backend = applied?.backend ?? ((await nftLoaded(netns)) ? 'nft' : 'iptables');
+  // What apply recorded, when it reads as such (a hand-edited record is ignored, not trusted).
+  const recorded = applied && (applied.backend === 'nft' || applied.backend === 'iptables') ? applied : null;
+  const netns = values.netns ?? (typeof recorded?.netns === 'string' ? recorded.netns : undefined);
+  const backend = recorded?.backend ?? ((await nftLoaded(netns)) ? 'nft' : 'iptables');
   const reading = await readCounters(backend, netns);
   if (backend === 'iptables' && !reading.rules.length) throw new RuntimeError(`no portwarden rules are loaded${netns ? ` in netns ${netns}` : ''} (neither table inet portwarden nor the PORTWARDEN-INPUT chain): nothing was counted`);
   const now = new Date();
