@@ -21,6 +21,7 @@ const COMMANDS: Record<CommandName, () => Promise<Command>> = {
   alerts: async () => (await import('./commands/alerts.js')).runAlerts,
   explain: async () => (await import('./commands/explain.js')).runExplain,
   probe: async () => (await import('./commands/probe.js')).runProbe,
+  attempts: async () => (await import('./commands/attempts.js')).runAttempts,
   '_rollback-timer': async () => (await import('./commands/apply.js')).runRollbackTimer,
 };
 

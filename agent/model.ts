@@ -71,7 +71,11 @@ export type FindingKind =
   | 'smtp-plaintext-auth'
   | 'service-unanswered'
   /** probe only: the SMTP server relays mail for strangers. */
-  | 'open-relay';
+  | 'open-relay'
+  /** Refused or rate-limited new connections on one rule above attempts.threshold within the window. */
+  | 'attempt-surge'
+  /** One source touched more than attempts.scan_ports distinct ports within the window. */
+  | 'port-scan';
 
 export interface Finding {
   /** Stable across scans: kind, proto/port, scope, program — never a pid. */

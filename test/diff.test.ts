@@ -7,7 +7,8 @@ import { describeAll, fullDiff, MAX_DIFF_LINES, normalIptablesRule, normalText, 
 import { FIXTURES } from './helpers/paths.js';
 
 // `nft -a list table inet portwarden` after `nft -f` of test/fixtures/golden/examples_bastion.nft
-// in a namespace (counters and handles), with one dynamic-set element and a counter that moved.
+// in a namespace (counters and handles), with dynamic-set elements (a rate meter's, and a counted
+// refusal's in refused_v4) and a counter that moved.
 const BASTION_LISTED = `table inet portwarden { # handle 2
 	set src_trusted_v4 { # handle 7
 		type ipv4_addr
@@ -22,7 +23,40 @@ const BASTION_LISTED = `table inet portwarden { # handle 2
 			     fd00:8::/64 }
 	}
 
-	set rate_0_ssh_v4 { # handle 9
+	set refused_v4 { # handle 9
+		type ipv4_addr . inet_proto . inet_service
+		size 65535
+		flags dynamic,timeout
+		counter
+		timeout 1h
+		elements = { 192.0.2.9 . tcp . 25 counter packets 3 bytes 180 expires 59m59s988ms }
+	}
+
+	set refused_v6 { # handle 10
+		type ipv6_addr . inet_proto . inet_service
+		size 65535
+		flags dynamic,timeout
+		counter
+		timeout 1h
+	}
+
+	set limited_v4 { # handle 11
+		type ipv4_addr . inet_proto . inet_service
+		size 65535
+		flags dynamic,timeout
+		counter
+		timeout 1h
+	}
+
+	set limited_v6 { # handle 12
+		type ipv6_addr . inet_proto . inet_service
+		size 65535
+		flags dynamic,timeout
+		counter
+		timeout 1h
+	}
+
+	set rate_0_ssh_v4 { # handle 13
 		type ipv4_addr
 		size 65535
 		flags dynamic,timeout
@@ -30,20 +64,20 @@ const BASTION_LISTED = `table inet portwarden { # handle 2
 		elements = { 192.0.2.7 timeout 2m expires 1m10s }
 	}
 
-	set rate_0_ssh_v6 { # handle 10
+	set rate_0_ssh_v6 { # handle 14
 		type ipv6_addr
 		size 65535
 		flags dynamic,timeout
 		timeout 2m
 	}
 
-	map tcp_ports { # handle 11
+	map tcp_ports { # handle 15
 		type inet_service : verdict
 		flags interval
 		elements = { 22 : jump rule_ssh }
 	}
 
-	map udp_ports { # handle 12
+	map udp_ports { # handle 16
 		type inet_service : verdict
 		flags interval
 		elements = { 51820 : jump rule_wireguard }
@@ -51,45 +85,49 @@ const BASTION_LISTED = `table inet portwarden { # handle 2
 
 	chain input { # handle 1
 		type filter hook input priority filter; policy drop;
-		ct state established,related counter packets 17 bytes 2048 accept comment "established" # handle 13
-		ct state invalid counter packets 0 bytes 0 drop comment "invalid" # handle 14
-		iif "lo" counter packets 0 bytes 0 accept comment "loopback" # handle 15
-		icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, mld-listener-query, nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } counter packets 0 bytes 0 accept comment "icmpv6 essentials" # handle 17
-		icmpv6 type echo-request limit rate 10/second burst 20 packets counter packets 0 bytes 0 accept comment "ping6" # handle 18
-		icmp type { destination-unreachable, time-exceeded, parameter-problem } counter packets 0 bytes 0 accept comment "icmp errors" # handle 20
-		icmp type echo-request limit rate 10/second burst 20 packets counter packets 0 bytes 0 accept comment "ping" # handle 21
-		tcp dport vmap @tcp_ports # handle 22
-		udp dport vmap @udp_ports # handle 23
-		counter packets 0 bytes 0 comment "default drop" # handle 24
+		ct state established,related counter packets 17 bytes 2048 accept comment "established" # handle 17
+		ct state invalid counter packets 0 bytes 0 drop comment "invalid" # handle 18
+		iif "lo" counter packets 0 bytes 0 accept comment "loopback" # handle 19
+		icmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, mld-listener-query, nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } counter packets 0 bytes 0 accept comment "icmpv6 essentials" # handle 21
+		icmpv6 type echo-request limit rate 10/second burst 20 packets counter packets 0 bytes 0 accept comment "ping6" # handle 22
+		icmp type { destination-unreachable, time-exceeded, parameter-problem } counter packets 0 bytes 0 accept comment "icmp errors" # handle 24
+		icmp type echo-request limit rate 10/second burst 20 packets counter packets 0 bytes 0 accept comment "ping" # handle 25
+		tcp dport vmap @tcp_ports # handle 26
+		udp dport vmap @udp_ports # handle 27
+		meta l4proto { tcp, udp } update @refused_v4 { ip saddr . meta l4proto . th dport } # handle 29
+		meta l4proto { tcp, udp } update @refused_v6 { ip6 saddr . meta l4proto . th dport } # handle 31
+		counter packets 0 bytes 0 comment "default drop" # handle 32
 	}
 
 	chain forward { # handle 2
 		type filter hook forward priority filter; policy accept;
-		ct state established,related counter packets 0 bytes 0 accept comment "established" # handle 25
-		ct status dnat counter packets 0 bytes 0 jump published comment "published container ports" # handle 26
+		ct state established,related counter packets 0 bytes 0 accept comment "established" # handle 33
+		ct status dnat counter packets 0 bytes 0 jump published comment "published container ports" # handle 34
 	}
 
 	chain published { # handle 3
-		meta l4proto tcp ct original proto-dst vmap @tcp_ports # handle 27
-		meta l4proto udp ct original proto-dst vmap @udp_ports # handle 28
-		counter packets 0 bytes 0 drop comment "default drop" # handle 29
+		meta l4proto tcp ct original proto-dst vmap @tcp_ports # handle 35
+		meta l4proto udp ct original proto-dst vmap @udp_ports # handle 36
+		counter packets 0 bytes 0 drop comment "default drop" # handle 37
 	}
 
 	chain rule_ssh { # handle 4
-		ip saddr @src_trusted_v4 ct state new update @rate_0_ssh_v4 { ip saddr limit rate over 6/minute burst 6 packets } counter packets 0 bytes 0 jump log_0 comment "ssh: rate" # handle 30
-		ip6 saddr @src_trusted_v6 ct state new update @rate_0_ssh_v6 { ip6 saddr limit rate over 6/minute burst 6 packets } counter packets 0 bytes 0 jump log_0 comment "ssh: rate" # handle 31
-		ip saddr @src_trusted_v4 counter packets 0 bytes 0 accept comment "ssh" # handle 32
-		ip6 saddr @src_trusted_v6 counter packets 0 bytes 0 accept comment "ssh" # handle 33
-		counter packets 0 bytes 0 jump log_0 comment "ssh" # handle 34
+		ip saddr @src_trusted_v4 ct state new update @rate_0_ssh_v4 { ip saddr limit rate over 6/minute burst 6 packets } update @limited_v4 { ip saddr . meta l4proto . th dport } counter packets 0 bytes 0 jump log_0 comment "ssh: rate" # handle 38
+		ip6 saddr @src_trusted_v6 ct state new update @rate_0_ssh_v6 { ip6 saddr limit rate over 6/minute burst 6 packets } update @limited_v6 { ip6 saddr . meta l4proto . th dport } counter packets 0 bytes 0 jump log_0 comment "ssh: rate" # handle 39
+		ip saddr @src_trusted_v4 counter packets 0 bytes 0 accept comment "ssh" # handle 40
+		ip6 saddr @src_trusted_v6 counter packets 0 bytes 0 accept comment "ssh" # handle 41
+		update @refused_v4 { ip saddr . meta l4proto . th dport } # handle 42
+		update @refused_v6 { ip6 saddr . meta l4proto . th dport } # handle 43
+		counter packets 0 bytes 0 jump log_0 comment "ssh" # handle 44
 	}
 
 	chain rule_wireguard { # handle 5
-		counter packets 0 bytes 0 accept comment "wireguard" # handle 35
+		counter packets 0 bytes 0 accept comment "wireguard" # handle 45
 	}
 
 	chain log_0 { # handle 6
-		limit rate 10/minute counter packets 0 bytes 0 log prefix "pw ssh: " level info comment "ssh" # handle 36
-		meta l4proto tcp counter packets 0 bytes 0 drop comment "ssh" # handle 37
+		limit rate 10/minute counter packets 0 bytes 0 log prefix "pw ssh: " level info comment "ssh" # handle 46
+		meta l4proto tcp counter packets 0 bytes 0 drop comment "ssh" # handle 47
 	}
 }
 `;

@@ -177,7 +177,8 @@ test('fuzz: every command, hostile arguments and files: exit 0-3, no stack trace
   const states = [
     stateDir('st-empty', {}),
     stateDir('st-garbage', { 'applied.json': '{', 'pending.json': '[]', 'last-result.json': '\xff\x00', 'state.json': '{"version":1,"tracked":{"x":{}}}', 'events.jsonl': 'garbage\n{"event":"opened"}\n{"at":1}\n' }),
-    stateDir('st-types', { 'applied.json': '{"backend":"x","netns":5,"hash":null,"texts":[]}', 'pending.json': '{"deadline":"soon","backup":7,"timerPid":"x"}', 'state.json': '{"version":1,"tracked":{"a":{"finding":null,"status":"open"}}}', 'events.jsonl': '{"event":"opened","at":"2026-01-01T00:00:00Z","finding":{}}\n' }),
+    stateDir('st-types', { 'applied.json': '{"backend":"x","netns":5,"hash":null,"texts":[]}', 'pending.json': '{"deadline":"soon","backup":7,"timerPid":"x"}', 'state.json': '{"version":1,"tracked":{"a":{"finding":null,"status":"open"}}}', 'events.jsonl': '{"event":"opened","at":"2026-01-01T00:00:00Z","finding":{}}\n',
+      'attempts/counters.json': '{"raw":{"at":"x","backend":"nft","rules":{"a":[1]},"sources":{}},"totals":{}}', 'attempts/sample-29990101T000000000Z.json': '{"at":"2999-01-01T00:00:00Z","backend":"nft","rules":{},"sources":[[1,2]]}' }),
     stateDir('st-traversal', { 'pending.json': pending('../../evil'), 'backups/.keep': '' }), // restores ../../evil/meta.json (ours)
     stateDir('st-missing-backup', { 'pending.json': pending('nope'), 'applied.json': pending('nope') }),
     stateDir('st-bad-meta', { 'pending.json': pending('b1'), 'backups/b1/meta.json': meta.replace(`"netns":"${ns}"`, '"netns":"../../etc"') }),
@@ -200,7 +201,7 @@ test('fuzz: every command, hostile arguments and files: exit 0-3, no stack trace
   ];
   policies.forEach((p, i) => cases.push(policyCommands[i % policyCommands.length]!(p), policyCommands[(i + 2) % policyCommands.length]!(p)));
   for (const s of states) {
-    cases.push(['status', '--json', '--state-dir', s, ...N], ['alerts', '--open', '--json', '--state-dir', s], ['alerts', '--since', '1h', '--state-dir', s]);
+    cases.push(['status', '--json', '--state-dir', s, ...N], ['alerts', '--open', '--json', '--state-dir', s], ['alerts', '--since', '1h', '--state-dir', s], ['attempts', '--json', '--state-dir', s, ...N]);
     // An empty --state-dir is the root directory to confirm/rollback (they would lock /apply.lock): reported, not run.
     if (s !== '') cases.push(['confirm', '--state-dir', s, ...N], ['rollback', '--state-dir', s, ...N]);
   }
@@ -216,6 +217,8 @@ test('fuzz: every command, hostile arguments and files: exit 0-3, no stack trace
     ['explain', '-1', '--from', '1.2.3.4', ...N], ['explain', '22', '--from', 'fe80::1%eth0', '--iif', '\x1b[2J', ...N], ['explain', '0x16', '--from', '1.2.3.4/24', ...N],
     ['alerts', '--since', 'forever'], ['alerts', '--since', '-5m', '--state-dir', states[0]!], ['alerts', '--since', '99999999999999999999d', '--state-dir', states[0]!],
     ['status', '--state-dir', states[0]!, '--netns', '../x'], ['confirm', '--netns', 'no-such-ns-pw', '--state-dir', states[0]!],
+    ['attempts', '--since', 'forever', ...N], ['attempts', '--since', '0', ...N], ['attempts', '--port', '99999', ...N], ['attempts', '--top', '-1', ...N], ['attempts', '--port', '\x1b[2J', ...N],
+    ['attempts', '--netns', '../x'], ['attempts', '--state-dir', states[0]!, '--netns', 'no-such-ns-pw'],
     ['nonsense'], [], ['--help'], ['help'], ['\x1b[2J'], ['scan', '--\x1b[2J'],
   );
   await runAll(cases);

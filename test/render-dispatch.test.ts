@@ -81,10 +81,13 @@ test('nft: the input and published chains have as many rules for 2 000 policy ru
   for (const chain of ['input', 'published']) assert.equal(chainRules(big, chain).length, chainRules(small, chain).length, chain);
   assert.ok(chainRules(big, 'input').some((l) => l.includes('tcp dport vmap @tcp_ports')));
   assert.ok(chainRules(big, 'published').some((l) => l.includes('meta l4proto udp ct original proto-dst vmap @udp_ports')));
-  // Each rule's own chain holds only its own steps: sources, then the refusal of the others.
+  // Each rule's own chain holds only its own steps: sources, then the refusal of the others
+  // (counted per source, protocol and port in the refused_v4/v6 sets first).
   assert.deepEqual(chainRules(big, 'rule_r1'), [
     '\t\tip saddr @src_r1_v4 counter accept comment "r1"',
     '\t\tip6 saddr @src_r1_v6 counter accept comment "r1"',
+    '\t\tupdate @refused_v4 { ip saddr . meta l4proto . th dport }',
+    '\t\tupdate @refused_v6 { ip6 saddr . meta l4proto . th dport }',
     '\t\tcounter drop comment "r1"',
   ]);
 });

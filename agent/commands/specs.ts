@@ -111,6 +111,17 @@ export const SPECS = {
       'state-dir': stateDir,
     },
   },
+  attempts: {
+    summary: 'who knocked: refused and rate-limited connections by rule, port and source',
+    options: {
+      since: { type: 'string', arg: 'DURATION', help: 'the window (default 1h; the agent keeps a day of samples)' },
+      port: { type: 'string', arg: 'N', help: 'only this destination port' },
+      top: { type: 'string', arg: 'N', help: 'sources listed per rule (default 10)' },
+      json,
+      netns,
+      'state-dir': stateDir,
+    },
+  },
   '_rollback-timer': { summary: 'the detached rollback timer', hidden: true, options: { 'state-dir': stateDir, id: { type: 'string', arg: 'ID', help: 'the apply to roll back' } } },
 } as const satisfies Record<string, CommandSpec>;
 

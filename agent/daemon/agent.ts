@@ -34,6 +34,7 @@ import { parseDuration } from '../duration.js';
 import { hostFinding, type Finding } from '../model.js';
 import { findingJson } from '../serialize.js';
 import { loadConfig, type Config } from './config.js';
+import { AttemptSampler } from '../attempts/sampler.js';
 
 export const LOCK_FILE = 'watch.lock';
 /** Events kept in memory per sink (and for the journal) while the state dir cannot be written. */
@@ -112,6 +113,7 @@ interface Loaded {
   config: Config;
   policy: LoadedPolicy;
   outlets: Outlet[];
+  attempts: AttemptSampler | null;
 }
 
 export class Agent {
@@ -124,6 +126,7 @@ export class Agent {
   private inFlight: Promise<void> | null = null;
   private configProblem: string | null = null;
   private firewallError: string | null = null;
+  private attemptsError: string | null = null;
   private readonly host = hostname();
   private state: DriftState = emptyState();
   /** Events the journal has not taken yet (the state dir could not be written). */
@@ -175,7 +178,7 @@ export class Agent {
         });
       }
     }
-    return { config, policy, outlets };
+    return { config, policy, outlets, attempts: config.attempts && new AttemptSampler(config.stateDir, config.netns, config.attempts) };
   }
 
   /**
@@ -289,6 +292,17 @@ export class Agent {
       return null;
     });
     if (drift) findings.push(drift);
+    // Who knocks (agent/attempts): what our rules counted, as findings and metrics.
+    const knocks = await this.loaded.attempts?.cycle(started).catch((err: Error) => {
+      if (err.message !== this.attemptsError) this.log.warn({ error: err.message }, 'cannot read the attempt counters'); // once per change
+      this.attemptsError = err.message;
+      return null;
+    });
+    if (knocks) {
+      this.attemptsError = null;
+      findings.push(...knocks.findings);
+      this.metrics.observeAttempts(knocks.totals, knocks.sources);
+    }
     if (this.configProblem) {
       findings.push(hostFinding(
         'agent-config-invalid',
@@ -310,7 +324,7 @@ export class Agent {
     const { state, events } = step(this.state, sortFindings(findings), started, { settle: config.settle, repeatMs: config.repeatMs });
     this.state = state;
     const journal: JournalEvent[] = events.map((e) => ({ ...e, host: this.host }));
-    const problems: string[] = [];
+    const problems: string[] = knocks?.writeError ? [writeFailure(knocks.writeError)] : [];
     const pending = [...this.unjournaled, ...journal];
     try {
       appendEvents(config.stateDir, pending); // before any sink sees them

@@ -50,6 +50,10 @@ sinks?: Sink[]
  * Most undelivered batches kept per sink; older ones are dropped with a "dropped N events" alert.
  */
 spool_limit?: number
+/**
+ * Who knocks: each cycle the agent samples what portwarden's applied rules counted (refused and rate-limited new connections per source and port) into the state dir, exports the counts as metrics and raises attempt-surge and port-scan; false turns it off.
+ */
+attempts?: (false | Attempts)
 }
 /**
  * POSTs batches of events as JSON, signed per the Standard Webhooks spec.
@@ -205,4 +209,25 @@ export interface Sink2 {
  * webhook, email, prometheus or alertmanager.
  */
 type: ("webhook" | "email" | "prometheus" | "alertmanager")
+}
+/**
+ * Thresholds of the attempt-surge and port-scan events.
+ */
+export interface Attempts {
+/**
+ * The window both events look at (e.g. 5m, 90s, 1h).
+ */
+window?: string
+/**
+ * attempt-surge opens when one rule refused or rate-limited more new connections than this within the window.
+ */
+threshold?: number
+/**
+ * port-scan opens when one source touched more distinct ports than this within the window.
+ */
+scan_ports?: number
+/**
+ * How many sources an attempt-surge message names.
+ */
+top?: number
 }

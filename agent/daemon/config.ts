@@ -9,6 +9,7 @@ import { redactUrl } from '../alerts/sinks/redact.js';
 import { secretKey } from '../alerts/sinks/webhook.js';
 import type { AgentConfig, AlertmanagerSink, EmailSink, PrometheusSink, WebhookSink } from './config-types.js';
 import cron from 'node-cron';
+import type { AttemptsConfig } from '../attempts/sampler.js';
 
 const schemaUrl = new URL('../../../rules/config.schema.json', import.meta.url);
 export const configSchema = JSON.parse(readFileSync(schemaUrl, 'utf8')) as object;
@@ -35,6 +36,14 @@ export interface Config {
   serviceIntervalMs: number;
   sinks: NamedSink[];
   spoolLimit: number;
+  /** null: attempts: false. */
+  attempts: AttemptsConfig | null;
+}
+
+function attemptsConfig(doc: AgentConfig['attempts']): AttemptsConfig | null {
+  if (doc === false) return null;
+  const window = doc?.window ?? '5m';
+  return { window, windowMs: parseDuration(window), threshold: doc?.threshold ?? 100, scanPorts: doc?.scan_ports ?? 20, top: doc?.top ?? 10 };
 }
 
 export function withDefaults(doc: AgentConfig, file: string | null, secrets: readonly (string | null)[] = []): Config {
@@ -60,6 +69,7 @@ export function withDefaults(doc: AgentConfig, file: string | null, secrets: rea
     serviceIntervalMs: parseDuration(doc.service_interval ?? '1h'),
     sinks,
     spoolLimit: doc.spool_limit ?? 1000,
+    attempts: attemptsConfig(doc.attempts),
   };
 }
 

@@ -51,6 +51,31 @@ async function run(exec: Exec, netns: string | undefined, cmd: string, args: str
   return r.stdout;
 }
 
+/**
+ * A listing without the elements of dynamic sets (rate meters, the attempt counters): the kernel
+ * adds those as packets pass, so they are state, not rules — neither drift nor worth restoring.
+ */
+export function withoutDynamicElements(listing: string): string {
+  const out: string[] = [];
+  let dynamic = false;
+  let skipping = false;
+  for (const line of listing.split('\n')) {
+    const t = line.trim();
+    if (skipping) {
+      if (t.endsWith('}')) skipping = false;
+      continue;
+    }
+    if (/^(set|map|chain|flowtable) \S+ \{/.test(t)) dynamic = false;
+    else if (/^flags .*\bdynamic\b/.test(t)) dynamic = true;
+    else if (dynamic && t.startsWith('elements = {')) {
+      skipping = !t.endsWith('}');
+      continue;
+    }
+    out.push(line);
+  }
+  return out.join('\n');
+}
+
 const NFT_REPLACE_HEAD = `table inet ${NFT_TABLE} {}\ndelete table inet ${NFT_TABLE}\n`;
 
 export function nftBackend(netns?: string, exec: Exec = defaultExec): LiveBackend {
@@ -64,7 +89,7 @@ export function nftBackend(netns?: string, exec: Exec = defaultExec): LiveBacken
       // that does not exist is "No such file or directory".
       const [c, a] = inNetns(netns, 'nft', ['-s', 'list', 'table', 'inet', NFT_TABLE]);
       const r = await exec(c, a, { killWithParent: true });
-      if (r.code === 0) return { nft: r.stdout };
+      if (r.code === 0) return { nft: withoutDynamicElements(r.stdout) };
       if (/No such file or directory/.test(r.stderr)) return null;
       throw toolError('nft', r.code, r.stderr);
     },

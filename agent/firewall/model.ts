@@ -66,6 +66,20 @@ export interface FirewallModel {
   dispatch: PortSpan[];
 }
 
+/**
+ * Who knocked: dynamic sets the rules update on every refusal and rate-limit hit, keyed by source,
+ * protocol and destination port, with a counter per element (nft). Bounded and timed out, so a
+ * flood of sources costs bounded memory and the per-packet cost stays one set update.
+ */
+export const ATTEMPT_SETS = {
+  refused: { 4: 'refused_v4', 6: 'refused_v6' },
+  limited: { 4: 'limited_v4', 6: 'limited_v6' },
+} as const;
+export const ATTEMPT_SET_SIZE = 65535;
+export const ATTEMPT_TIMEOUT = '1h';
+/** What the default refusal is called wherever a rule name is expected (counters, attempts, metrics). */
+export const DEFAULT_RULE = 'default';
+
 /** Log prefix naming the rule; ≤ 29 characters, the iptables LOG limit. */
 export function logPrefix(rule: string): string {
   return `pw ${rule.slice(0, 24)}: `;

@@ -14,6 +14,18 @@ const EXPIRE_MS = { second: 10_000, minute: 120_000, hour: 7_200_000, day: 172_8
 
 const q = (s: string) => JSON.stringify(s);
 
+/**
+ * xt_recent lists of the sources each rule refused (r), rate-limited (l), and of the default
+ * refusal: iptables keeps no per-source counters, so these are the coarse record of who knocked
+ * (/proc/net/xt_recent/NAME: last seen, the last hits up to the module's ip_pkt_list_tot).
+ */
+// One list per family: a list shared by iptables and ip6tables rules masks IPv6 sources with the
+// IPv4 rule's mask (2001:db8:1::11 is kept as 2001:db8::), whatever the IPv6 rule says.
+export const recentDefault = (family: 4 | 6) => `pw-default${family === 6 ? '-v6' : ''}`;
+export const recentList = (kind: 'refused' | 'limited', ruleIndex: number, family: 4 | 6) => `pw-${kind === 'refused' ? 'r' : 'l'}${ruleIndex}${family === 6 ? '-v6' : ''}`;
+/** Written as iptables-save lists it (with the full mask), so a listing compares equal to the file. */
+const recentSet = (name: string, family: 4 | 6) => ` -m recent --set --name ${name} --mask ${family === 4 ? '255.255.255.255' : 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'} --rsource`;
+
 /** -p/--dport arguments; multiport takes at most 15 slots (a range uses two), so long lists are split. */
 function portArgs(proto: string, ps: PortRange[]): string[] {
   if (ps.length === 1) {
@@ -55,6 +67,7 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
   const refuse = (step: Step & { kind: 'refuse' | 'limit' }) =>
     step.log ? `-j ${LOG_CHAIN_PREFIX}${step.log.id}` : `-j ${refuseTarget(model, step.match.proto, family)}`;
   const meterIndex = new Map(model.meters.map((m, i) => [m.name, i]));
+  const ruleIndex = new Map(model.ruleChains.map((c, i) => [c.rule, i]));
   /**
    * The policy's steps as rules of one chain. On the forward path an allowed connection RETURNs,
    * so the rest of FORWARD (Docker's own chains) still decides; only a refusal is final.
@@ -70,11 +83,12 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
     for (const step of model.steps) {
       const comment = `-m comment --comment ${q(step.rule)}`;
       if (step.kind === 'accept') emit(step.match, `${comment} -j ${accept}`);
-      else if (step.kind === 'refuse') emit(step.match, `${comment} ${refuse(step)}`);
+      else if (step.kind === 'refuse') emit(step.match, `${comment} ${refuse(step)}`, chain === A ? recentSet(recentList('refused', ruleIndex.get(step.rule)!, family), family) : '');
       else {
         const name = `pw-rate-${meterIndex.get(step.meter)}`;
         const hl = ` -m conntrack --ctstate NEW -m hashlimit --hashlimit-name ${name} --hashlimit-mode srcip --hashlimit-above ${step.count}/${HASHLIMIT_UNIT[step.unit]} --hashlimit-burst ${step.count} --hashlimit-htable-expire ${EXPIRE_MS[step.unit]}`;
-        emit(step.match, `-m comment --comment ${q(step.rule + ': rate')} ${refuse(step)}`, hl);
+        const note = chain === A ? recentSet(recentList('limited', ruleIndex.get(step.rule)!, family), family) : '';
+        emit(step.match, `-m comment --comment ${q(step.rule + ': rate')} ${refuse(step)}`, hl + note);
       }
     }
     return lines;
@@ -94,15 +108,17 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
           ].map((t) => `${A} -p ipv6-icmp --icmpv6-type ${t} -m comment --comment "icmpv6 essentials" -j ACCEPT`),
           `${A} -p ipv6-icmp --icmpv6-type echo-request -m limit --limit 10/sec --limit-burst 20 -m comment --comment "ping6" -j ACCEPT`,
         ];
-  const fallthrough = (chain: string) =>
-    model.fallthrough === 'accept'
+  const fallthrough = (chain: string) => {
+    const note = chain === A ? recentSet(recentDefault(family), family) : '';
+    return model.fallthrough === 'accept'
       ? [`${chain} -m comment --comment "default accept" -j RETURN`]
       : [
           ...(model.refuse === 'reject'
-            ? [`${chain} -p tcp -m comment --comment "default" -j ${refuseTarget(model, 'tcp', family)}`, `${chain} -p udp -m comment --comment "default" -j ${refuseTarget(model, 'udp', family)}`]
+            ? [`${chain} -p tcp${note} -m comment --comment "default" -j ${refuseTarget(model, 'tcp', family)}`, `${chain} -p udp${note} -m comment --comment "default" -j ${refuseTarget(model, 'udp', family)}`]
             : []),
-          `${chain} -m comment --comment "default drop" -j DROP`,
+          `${chain}${note} -m comment --comment "default drop" -j DROP`,
         ];
+  };
   const logLines = logged.flatMap((step) => [
     `-A ${LOG_CHAIN_PREFIX}${step.log.id} -m limit --limit 10/min --limit-burst 5 -m comment --comment ${q(step.rule)} -j LOG --log-prefix ${q(step.log.prefix)} --log-level info`,
     `-A ${LOG_CHAIN_PREFIX}${step.log.id} -p ${step.match.proto} -m comment --comment ${q(step.rule)} -j ${refuseTarget(model, step.match.proto, family)}`,

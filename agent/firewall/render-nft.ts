@@ -1,6 +1,6 @@
 // FirewallModel → an `nft -f` script that replaces table inet portwarden in one transaction. Pure.
 import type { Proto } from '../model.js';
-import { loggedSteps, type FirewallModel, type Log, type Match, type Step } from './model.js';
+import { ATTEMPT_SET_SIZE, ATTEMPT_SETS, ATTEMPT_TIMEOUT, loggedSteps, type FirewallModel, type Log, type Match, type Step } from './model.js';
 
 export const NFT_TABLE = 'portwarden';
 
@@ -25,20 +25,29 @@ function elements(list: string[]): string[] {
   return lines;
 }
 
-function renderStep(step: Step, model: FirewallModel): string {
+const SADDR = { 4: 'ip saddr', 6: 'ip6 saddr' } as const;
+
+/** Counts one refusal per source, protocol and port in the kernel (the set has a counter per element). */
+const noteAttempt = (kind: 'refused' | 'limited', family: 4 | 6) => `update @${ATTEMPT_SETS[kind][family]} { ${SADDR[family]} . meta l4proto . th dport }`;
+
+/** The refused packets' sources go into the set of their family: `ip saddr` matches only IPv4, so one line per family. */
+const noteRefused = (prefix = '') => ([4, 6] as const).map((f) => `${prefix}${noteAttempt('refused', f)}`);
+
+function renderStep(step: Step, model: FirewallModel): string[] {
   const comment = `comment ${q(step.rule)}`;
   const refuse = (log: Log | null) => (log ? `jump log_${log.id}` : nftRefuse(model.refuse, step.match.proto));
   switch (step.kind) {
     case 'accept':
-      return [...match(step.match), 'counter accept', comment].join(' ');
+      return [[...match(step.match), 'counter accept', comment].join(' ')];
     case 'refuse': {
       // nft adds this dependency itself for a tcp reset; written out, the file reads as nft lists it.
       const l4 = !step.log && model.refuse === 'reject' && step.match.proto === 'tcp' ? ['meta l4proto tcp'] : [];
-      return [...match(step.match), ...l4, `counter ${refuse(step.log)}`, comment].join(' ');
+      // Reached only by packets this step refuses (the accepts come first in the rule's chain).
+      return [...noteRefused(), [...match(step.match), ...l4, `counter ${refuse(step.log)}`, comment].join(' ')];
     }
     case 'limit': {
       const saddr = step.match.family === 6 ? 'ip6 saddr' : 'ip saddr';
-      return [...match(step.match), `ct state new update @${step.meter} { ${saddr} limit rate over ${step.count}/${step.unit} burst ${step.count} packets } counter ${refuse(step.log)} comment ${q(step.rule + ': rate')}`].join(' ');
+      return [[...match(step.match), `ct state new update @${step.meter} { ${saddr} limit rate over ${step.count}/${step.unit} burst ${step.count} packets } ${noteAttempt('limited', step.match.family)} counter ${refuse(step.log)} comment ${q(step.rule + ': rate')}`].join(' ')];
     }
   }
 }
@@ -59,6 +68,17 @@ export function renderNft(model: FirewallModel, header: string[] = []): string {
     out.push(`\tset ${s.name} {`, `\t\ttype ${s.family === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, '\t\tflags interval', '\t\telements = {');
     for (const line of elements(s.elements)) out.push(line); // no spread: a big set overflows the call stack
     out.push('\t\t}', '\t}');
+  }
+  for (const [kind, family] of [['refused', 4], ['refused', 6], ['limited', 4], ['limited', 6]] as const) {
+    out.push(
+      `\tset ${ATTEMPT_SETS[kind][family]} {`,
+      `\t\ttype ${family === 4 ? 'ipv4_addr' : 'ipv6_addr'} . inet_proto . inet_service`,
+      `\t\tsize ${ATTEMPT_SET_SIZE}`,
+      '\t\tflags dynamic,timeout',
+      '\t\tcounter',
+      `\t\ttimeout ${ATTEMPT_TIMEOUT}`,
+      '\t}',
+    );
   }
   for (const m of model.meters) {
     out.push(`\tset ${m.name} {`, `\t\ttype ${m.family === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, '\t\tsize 65535', '\t\tflags dynamic,timeout', `\t\ttimeout ${RATE_TIMEOUT[m.unit]}`, '\t}');
@@ -86,6 +106,7 @@ export function renderNft(model: FirewallModel, header: string[] = []): string {
   const dispatchAndDefault = (path: 'input' | 'forward') => {
     // Forward: decided by the port the client asked for, before the DNAT (ct original proto-dst).
     for (const proto of protos) out.push(`\t\t${path === 'input' ? `${proto} dport` : `meta l4proto ${proto} ct original proto-dst`} vmap @${portMap(proto)}`);
+    if (path === 'input' && model.fallthrough === 'refuse') for (const line of noteRefused('meta l4proto { tcp, udp } ')) out.push(`\t\t${line}`);
     if (model.fallthrough === 'refuse' && model.refuse === 'reject') {
       out.push(
         `\t\tmeta l4proto tcp counter ${nftRefuse('reject', 'tcp')} comment "default"`,
@@ -109,7 +130,7 @@ export function renderNft(model: FirewallModel, header: string[] = []): string {
   out.push(model.fallthrough === 'accept' ? '\t\tcounter accept comment "default accept"' : '\t\tcounter drop comment "default drop"', '\t}');
   for (const c of model.ruleChains) {
     out.push(`\tchain ${c.name} {`);
-    for (const step of c.steps) out.push(`\t\t${renderStep(step, model)}`);
+    for (const step of c.steps) for (const line of renderStep(step, model)) out.push(`\t\t${line}`);
     out.push('\t}');
   }
   for (const step of loggedSteps(model)) {

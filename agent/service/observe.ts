@@ -11,6 +11,12 @@ import {
 } from './protocols.js';
 import { Session, SilentError, tlsOptions } from './session.js';
 
+/** A greeting other than 220: a refusal (421, 554) says its code; anything else is not SMTP. */
+function smtpGreetingProblem(hello: { code: number; lines: string[] }): string {
+  const said = one(hello.lines.join(' '));
+  return hello.code ? `the SMTP greeting was ${hello.code} ${said}` : `not an SMTP server: it greeted with ${JSON.stringify(said)}`;
+}
+
 export interface ServiceTarget {
   host: string;
   port: number;
@@ -72,7 +78,7 @@ async function smtp(s: Session, line: string, what: string) {
 const STARTTLS: Record<AppProtocol, (s: Session, obs: Observation) => Promise<boolean>> = {
   async smtp(s, obs) {
     const hello = await s.read(smtpReply, 'the SMTP greeting');
-    if (hello.code !== 220) throw new Error(`greeting: ${hello.code} ${one(hello.lines.join(' '))}`);
+    if (hello.code !== 220) throw new Error(smtpGreetingProblem(hello));
     const ehlo = await smtp(s, `EHLO ${hostname()}`, 'the EHLO reply');
     if (ehlo.code !== 250) throw new Error(`EHLO refused: ${ehlo.code} ${one(ehlo.lines.join(' '))}`);
     const ext = ehloExtensions(ehlo);
@@ -127,7 +133,7 @@ function recordTls(s: Session, obs: Observation, mode: 'implicit' | 'starttls'):
 async function smtpAfter(s: Session, obs: Observation, t: ServiceTarget): Promise<void> {
   if (obs.tls?.mode === 'implicit') {
     const hello = await s.read(smtpReply, 'the SMTP greeting');
-    if (hello.code !== 220) throw new Error(`greeting: ${hello.code} ${one(hello.lines.join(' '))}`);
+    if (hello.code !== 220) throw new Error(smtpGreetingProblem(hello));
   }
   if (t.relayTest) {
     if (obs.tls) await smtp(s, `EHLO ${hostname()}`, 'the EHLO reply');

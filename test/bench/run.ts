@@ -7,6 +7,7 @@
 // two lab namespaces): `npm run build && PW_BENCH_ONLY=nft-rules node dist/test/bench/run.js`.
 // PW_BENCH_ONLY=exposure runs only the exposure rows (1 000 listeners over the 10 000-rule ruleset,
 // 10 000 listeners over an empty one).
+// PW_BENCH_ONLY=attempts: reading the counters of the 10 000-rule policy with 50 000 tracked sources.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -288,6 +289,68 @@ function printApplyBench(results: Awaited<ReturnType<typeof applyBench>>[]) {
   for (const r of results) {
     console.log(`| ${r.rules} | ${(r.bytes / 1e6).toFixed(1)} MB | ${ms(r.nft)} | ${ms(r.overNothing)} | ${ms(r.overHand)} | ${(r.overNothing / r.nft).toFixed(2)} | ${(r.overHand / r.nft).toFixed(2)} |`);
   }
+}
+
+/**
+ * PW_BENCH_ONLY=attempts: reading back what the rules counted. The 10 000-rule policy loaded in a
+ * namespace, 50 000 tracked sources in refused_v4 / refused_v6 / limited_v4 (one counted element
+ * each), then `portwarden attempts --json` (the whole CLI, its peak RSS) against the
+ * `nft -j list table` it runs, paired; and the parsing and report alone, in this process.
+ */
+async function attemptsBench(sources = 50_000, rounds = 5) {
+  const { parseNftCounters } = await import('../../agent/attempts/counters.js');
+  const { buildReport, rawOf, sampleOf } = await import('../../agent/attempts/window.js');
+  const dir = mkdtempSync(`${tmpdir()}/pw-bench-attempts-`);
+  const ns = createNamespace('knock');
+  try {
+    nsRun(ns, 'nft', ['-f', '-'], renderRuleset(compilePolicy(bigPolicy(10_000, 100_000), 'bench').policy, 'nft'));
+    const elements: Record<string, string[]> = { refused_v4: [], refused_v6: [], limited_v4: [] };
+    for (let i = 0; i < sources; i++) {
+      const port = 1024 + (i % 12_000);
+      const proto = i % 5 === 0 ? 'udp' : 'tcp';
+      const count = 1 + (i % 7);
+      const elem = (addr: string) => `${addr} . ${proto} . ${port} counter packets ${count} bytes ${count * 60}`;
+      if (i % 10 === 9) elements.refused_v6!.push(elem(`2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::1`));
+      else if (i % 10 === 8) elements.limited_v4!.push(elem(`198.18.${(i >> 8) & 255}.${i & 255}`));
+      else elements.refused_v4!.push(elem(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`));
+    }
+    for (const [set, list] of Object.entries(elements)) {
+      for (let i = 0; i < list.length; i += 5000) nsRun(ns, 'nft', ['-f', '-'], `add element inet portwarden ${set} { ${list.slice(i, i + 5000).join(', ')} }\n`);
+    }
+    const state = `${dir}/state`;
+    const nsArgs = [`--net=/run/netns/${ns}`, '--'];
+    const paired = timePaired(
+      [process.execPath, [CLI, 'attempts', '--json', '--netns', ns, '--state-dir', state]],
+      ['nsenter', [...nsArgs, 'nft', '-j', 'list', 'table', 'inet', 'portwarden']],
+      rounds,
+    );
+    const rss = spawnSync(process.execPath, [`${ROOT}dist/test/bench/rss.js`, 'attempts', '--json', '--netns', ns, '--state-dir', state], { encoding: 'utf8', maxBuffer: 1 << 30 });
+    if (rss.status !== 0) throw new Error(`attempts exited ${rss.status}: ${rss.stderr.slice(0, 500)}`);
+    const report = JSON.parse(rss.stdout) as { rules: unknown[]; scanners: unknown[] };
+    const rssMb = Number(/maxrss_kib=(\d+)/.exec(rss.stderr)?.[1] ?? 0) / 1024;
+    const json = nsRun(ns, 'nft', ['-j', 'list', 'table', 'inet', 'portwarden']);
+    const parse: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const t0 = performance.now();
+      const reading = parseNftCounters(json);
+      const raw = rawOf(reading, new Date());
+      buildReport([sampleOf(null, raw, reading)], { window: 'since-load', top: 10, scanPorts: 20 });
+      parse.push(performance.now() - t0);
+    }
+    return { sources, rows: report.rules.length, ...paired, rssMb, parseMs: median(parse), listBytes: json.length };
+  } finally {
+    deleteNamespace(ns);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.env.PW_BENCH_ONLY === 'attempts') {
+  const r = await attemptsBench();
+  console.log(`attempts: 10 000 rules, ${r.sources} tracked sources (nft -j listing ${(r.listBytes / 1e6).toFixed(1)} MB, ${r.rows} rule/port rows)`);
+  console.log('| pw attempts --json (cold CLI) | nft -j list table (same run) | ratio (paired) | parse + report in process | peak RSS |');
+  console.log('|---|---|---|---|---|');
+  console.log(`| ${ms(r.a)} | ${ms(r.b)} | ${r.ratio.toFixed(2)} | ${ms(r.parseMs)} | ${r.rssMb.toFixed(0)} MB |`);
+  process.exit(0);
 }
 
 const applySizes = (process.env.PW_BENCH_APPLY_RULES ?? '10000').split(',').filter(Boolean).map(Number);

@@ -9,7 +9,7 @@ import { createLab, nsRun, probe, startListeners, type Lab, type Probe } from '.
 import { runCli } from '../helpers/cli.js';
 import { CLI, HELPERS } from '../helpers/paths.js';
 import { StateDir, planApply } from '../../agent/firewall/apply.js';
-import { liveBackend } from '../../agent/firewall/live.js';
+import { liveBackend, withoutDynamicElements } from '../../agent/firewall/live.js';
 import { withLock } from '../../agent/state-files.js';
 import { RuntimeError } from '../../agent/errors.js';
 
@@ -52,7 +52,8 @@ function foreign(ns: string): string {
 
 function ours(ns: string, backend: 'nft' | 'iptables'): string {
   if (backend === 'nft') {
-    return nsRun(ns, 'nft', ['list', 'tables']).includes('inet portwarden') ? nsRun(ns, 'nft', ['-s', 'list', 'table', 'inet', 'portwarden']) : '';
+    // Without the dynamic sets' elements (rate meters, who-knocked counts): kernel state, like the counters -s leaves out.
+    return nsRun(ns, 'nft', ['list', 'tables']).includes('inet portwarden') ? withoutDynamicElements(nsRun(ns, 'nft', ['-s', 'list', 'table', 'inet', 'portwarden'])) : '';
   }
   return ['iptables-save', 'ip6tables-save'].flatMap((b) => nsRun(ns, b, ['-t', 'filter']).split('\n').filter((l) => l.includes('PORTWARDEN'))).join('\n');
 }

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { RuntimeError } from '../../errors.js';
 import { writeFileAtomic } from '../../fs-atomic.js';
 import type { Finding, Listener } from '../../model.js';
+import type { Totals } from '../../attempts/window.js';
 
 /** A label value in the text exposition format: backslash, newline and double quote escaped. */
 export const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -15,6 +16,12 @@ export class Metrics {
   scanDuration = 0;
   alerts = new Map<string, number>();
   cycleErrors = 0;
+  /** Who knocks (agent/attempts): running totals, and distinct sources per rule in the last window. */
+  attempts: { totals: Totals; sources: Record<string, number> } | null = null;
+
+  observeAttempts(totals: Totals, sources: Record<string, number>): void {
+    this.attempts = { totals, sources };
+  }
 
   observeScan(findings: readonly Finding[], listeners: readonly Listener[], at: Date, seconds: number): void {
     this.findings = new Map();
@@ -46,6 +53,20 @@ export class Metrics {
     family('portwarden_scan_duration_seconds', 'gauge', 'How long the last scan cycle took.', this.scanDuration);
     family('portwarden_alerts_total', 'counter', 'Alert batches (events for dropped) by sink and result.', this.alerts);
     family('portwarden_cycle_errors_total', 'counter', 'Scan cycles that failed.', this.cycleErrors);
+    if (this.attempts) {
+      const { totals, sources } = this.attempts;
+      const byRule = (m: Record<string, number>) => new Map(Object.entries(m).map(([rule, v]) => [`rule="${esc(rule)}"`, v]));
+      const byPort = new Map(
+        Object.entries(totals.refused).map(([k, v]) => {
+          const [rule, proto, port] = k.split('\0');
+          return [`rule="${esc(rule!)}",proto="${esc(proto!)}",port="${esc(port!)}"`, v];
+        }),
+      );
+      family('portwarden_refused_connections_total', 'counter', "New connections portwarden's rules refused, by rule, protocol and port.", byPort);
+      family('portwarden_rate_limited_total', 'counter', "New connections portwarden's rate limits refused, by rule.", byRule(totals.rateLimited));
+      family('portwarden_accepted_connections_total', 'counter', "New connections portwarden's rules accepted, by rule.", byRule(totals.accepted));
+      family('portwarden_refused_sources', 'gauge', 'Distinct sources refused or rate-limited within the attempts window, by rule.', byRule(sources));
+    }
     return out.join('\n') + '\n';
   }
 }
