@@ -25,7 +25,7 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec): Pr
   // iptables-legacy-save only where legacy tables exist (it would load the kernel module), and
   // iptables-nft-save only when nft shows rules it cannot print (xt expressions).
   const [links, routes4, routes6, forward4, forward6, nft, has4, has6] = await Promise.all([
-    run('ip', ['-j', 'addr', 'show']),
+    run('ip', ['-j', '-d', 'addr', 'show']),
     run('ip', ['-j', '-4', 'route', 'show']),
     run('ip', ['-j', '-6', 'route', 'show']),
     readProcFile(netns, exec, '/proc/sys/net/ipv4/conf/all/forwarding'),
@@ -45,8 +45,11 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec): Pr
   // No ip: evaluate for a generic interface. No legacy tools: no legacy rules to worry about.
   const linkText = ok(links);
   if (linkText) {
-    const ifs = JSON.parse(linkText) as { ifname: string; addr_info?: { local?: string; prefixlen?: number }[] }[];
-    view.interfaces = ifs.map((i) => i.ifname).filter((n) => n !== 'lo');
+    const ifs = JSON.parse(linkText) as { ifname: string; linkinfo?: { info_slave_kind?: string }; addr_info?: { local?: string; prefixlen?: number }[] }[];
+    // A bridge's or bond's port (a container's veth on docker0) hands its packets to the master:
+    // the IP layer, and every iifname match, sees them arrive on the master.
+    const port = (i: (typeof ifs)[number]) => i.linkinfo?.info_slave_kind === 'bridge' || i.linkinfo?.info_slave_kind === 'bond';
+    view.interfaces = ifs.filter((i) => i.ifname !== 'lo' && !port(i)).map((i) => i.ifname);
     view.addresses = ifs.flatMap((i) => (i.addr_info ?? []).filter((a) => a.local && a.prefixlen !== undefined).map((a) => ({ iface: i.ifname, cidr: `${a.local}/${a.prefixlen}` })));
   }
   if (forward4 !== null && forward6 !== null) view.forwarding = { 4: forward4.trim() === '1', 6: forward6.trim() === '1' };
