@@ -43,7 +43,7 @@ function dnatTarget(expr: Json[]): string | null | undefined {
 }
 
 /** The family a rule translates: its table's, else its dnat statement's, else its target's or pinned address's. */
-function familyOf(c: NftChain, expr: Json[], to: string | null, daddr: string | null): 4 | 6 | null {
+function translatedFamily(c: NftChain, expr: Json[], to: string | null, daddr: string | null): 4 | 6 | null {
   if (c.family === 'ip') return 4;
   if (c.family === 'ip6') return 6;
   for (const e of expr) if (isObj(e) && isObj(e.dnat) && (e.dnat.family === 'ip' || e.dnat.family === 'ip6')) return e.dnat.family === 'ip' ? 4 : 6;
@@ -93,7 +93,7 @@ export function findPublished(rs: Ruleset): Published[] {
           const target = to === ':' ? `:${port}` : to;
           if (target === `:${port}`) continue; // redirected to the port it asked for: the listener's own
           const daddr = pinnedDaddr(rule.expr);
-          out.push({ proto: d.proto, port, to: target, where: `${c.family} ${c.table} ${c.name} handle ${rule.handle ?? '?'}`, family: familyOf(c, rule.expr, target, daddr), daddr });
+          out.push({ proto: d.proto, port, to: target, where: `${c.family} ${c.table} ${c.name} handle ${rule.handle ?? '?'}`, family: translatedFamily(c, rule.expr, target, daddr), daddr });
         }
       }
       for (const e of rule.expr) {
