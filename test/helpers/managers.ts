@@ -23,11 +23,18 @@ export interface Manager {
   stop(): Promise<void>;
 }
 
+/** Daemons started here and not yet stopped: killed (by pid) if the test process exits without stop(). */
+const running = new Set<ChildProcess>();
+process.on('exit', () => running.forEach((c) => c.kill('SIGKILL')));
+
 function startInPrivateMounts(ns: string, binds: [string, string][], cmd: string[], env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
   const args = [`--net=/run/netns/${ns}`, '--', 'unshare', '-m', '--propagation', 'private', '--', 'sh', '-c', BIND_THEN_EXEC, 'sh', ...binds.flat(), '--', ...cmd];
   const fd = openSync(logFile, 'a');
   try {
-    return spawn('nsenter', args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
+    const child = spawn('nsenter', args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
+    running.add(child);
+    child.once('exit', () => running.delete(child));
+    return child;
   } finally {
     closeSync(fd);
   }
@@ -195,6 +202,8 @@ export async function startFirewalld(ns: string): Promise<Manager> {
   const env = { DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${busSock}` };
   const bus = spawn('dbus-daemon', ['--config-file', join(dir, 'bus.conf'), '--nofork', '--print-address=1'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const children: ChildProcess[] = [bus];
+  running.add(bus);
+  bus.once('exit', () => running.delete(bus));
   const m: Manager = {
     dir,
     env,
