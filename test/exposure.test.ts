@@ -78,7 +78,7 @@ test('firewalld-like: jumps, gotos, named sets, ct state, interface matches', ()
 test('docker-like ip nat/ip filter tables without iptables-nft-save: the published port is detected, its exposure not guessed', () => {
   const fw = view('docker');
   fw.published = findPublished(fw.ruleset!);
-  assert.deepEqual(fw.published, [{ proto: 'tcp', port: 8081, to: null, where: `ip nat DOCKER handle ${fw.published[0]!.where.split(' ').at(-1)}` }]);
+  assert.deepEqual(fw.published, [{ proto: 'tcp', port: 8081, to: null, where: `ip nat DOCKER handle ${fw.published[0]!.where.split(' ').at(-1)}`, family: 4, daddr: null }]);
   const e = targetExposure(publishedTarget(fw.published[0]!), fw);
   assert.equal(e.verdict, 'undetermined');
   assert.match(e.reason, /ip nat PREROUTING handle \d+: cannot decide iptables match -m addrtype/);

@@ -5,6 +5,7 @@ import type { CompiledPolicy } from '../policy/compile.js';
 import { buildPortIndex, decidingRule } from '../policy/port-index.js';
 import { IntervalSet, prefixSet, type Fam } from './intervals.js';
 import { LEGACY_SUFFIX } from './iptables-save.js';
+import { namedTargets, publishedFor } from './published.js';
 import { listenerTarget, publishedTarget, reach, unheardPublished, type FirewallView, type Target } from './exposure.js';
 
 export function policyAllows(policy: CompiledPolicy, ruleIdx: number, fam: Fam): IntervalSet {
@@ -67,7 +68,7 @@ export function compareExposure(policy: CompiledPolicy, listeners: readonly List
     }
     const published = pub && (!r || [...r.dnat.values(), ...r.undetermined.values()].some((s) => !s.isEmpty()));
     if (published) {
-      const dest = r?.dnatTo.length ? r.dnatTo.join(', ') : (pub.to ?? pub.where);
+      const dest = r?.dnatTo.length ? r.dnatTo.join(', ') : namedTargets(publishedFor(fw.published, t.proto, t.port, t.families, t.address)) || (pub.to ?? pub.where);
       const head = `${where} is published to a container by DNAT (→ ${dest}); its connections take the forward path, past the input chain`;
       if (gap.some((s) => !s.isEmpty())) {
         out.push({ ...base, id: `published-container-port:${t.proto}/${t.port}`, kind: 'published-container-port', severity: 'high',

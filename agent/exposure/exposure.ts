@@ -124,14 +124,20 @@ const holdsForClass = (r: Reach, port: number, classKey: string): boolean =>
 /**
  * The sources a connection on `iface` can come from: those whose answers leave through it (the
  * longest matching route) — a container bridge or a second LAN brings its own prefixes, not the
- * world. The interface of the default route brings every source, as does every interface when
- * there is no default route or the routes were not read: there the outside is not known.
+ * world. The interface of the default route brings every source; without a default route every
+ * interface brings all but the prefixes routed through the others (all of them when the routes
+ * were not read): there the outside is not known.
  */
 export function routedVia(fw: FirewallView, fam: Fam, iface: string): IntervalSet {
   const routes = (fw.routes ?? []).filter((r) => r.family === fam);
   const isDefault = (r: Route) => r.dst.endsWith('/0');
-  if (!routes.some(isDefault) || routes.some((r) => isDefault(r) && r.iface === iface)) return IntervalSet.full(fam);
-  return routes.filter((r) => r.iface === iface).reduce((u, r) => u.union(prefixSet(fam, r.dst).subtract(moreSpecific(routes, r, fam))), IntervalSet.empty(fam));
+  if (routes.some((r) => isDefault(r) && r.iface === iface)) return IntervalSet.full(fam);
+  const own = routes.filter((r) => r.iface === iface).reduce((u, r) => u.union(prefixSet(fam, r.dst).subtract(moreSpecific(routes, r, fam))), IntervalSet.empty(fam));
+  if (routes.some(isDefault)) return own;
+  // No default route: the outside is not known, but a prefix routed through another interface
+  // answers through that one (a LAN client does not arrive on the container bridge).
+  const elsewhere = routes.filter((r) => r.iface !== iface).reduce((u, r) => u.union(prefixSet(fam, r.dst)), IntervalSet.empty(fam));
+  return IntervalSet.full(fam).subtract(elsewhere).union(own);
 }
 
 /** The parts of a route's prefix that longer routes through other interfaces take. */

@@ -7,6 +7,7 @@
 import { CT_DIRECTIONS, PKTTYPES, PROTOCOLS, TCP_FLAGS, compare, evaluate, leafOf } from './fields.js';
 import { IntervalSet, prefixRange, prefixRangeOf, prefixSet, toBig, type Fam, type Range } from './intervals.js';
 import { exprText, valueText } from './nft-text.js';
+import { dnatStatementTarget } from './published.js';
 import { baseChains, chainKey, elemValue, isObj, type Hook, type Obj, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
 
 export interface Packet {
@@ -102,13 +103,6 @@ export interface Verdicts {
 
 class Undecidable extends Error {}
 
-/** "addr" or "addr:port" of a native dnat statement; null when it maps or is otherwise not constant. */
-function dnatTarget(d: Obj): string | null {
-  if (typeof d.addr !== 'string') return null;
-  if (d.port === undefined) return d.addr;
-  if (typeof d.port !== 'number') return null;
-  return d.addr.includes(':') ? `[${d.addr}]:${d.port}` : `${d.addr}:${d.port}`;
-}
 
 const ICMPV6_TYPE: Record<string, number> = { 'nd-neighbor-solicit': 135, 'nd-neighbor-advert': 136 };
 
@@ -763,7 +757,7 @@ export class Interpreter {
       case 'xt': {
         record(M, vk === 'redirect' ? 'redirect' : 'dnat');
         // A redirect goes to this host itself: ":PORT" (the port asked when it names none).
-        const target = vk === 'redirect' ? `:${isObj(vv) && typeof vv.port === 'number' ? vv.port : this.p.dport}` : vk === 'dnat' && isObj(vv) ? dnatTarget(vv) : null;
+        const target = vk === 'redirect' ? `:${isObj(vv) && typeof vv.port === 'number' ? vv.port : this.p.dport}` : vk === 'dnat' && isObj(vv) ? dnatStatementTarget(vv) : null;
         this.dnat.set(target, (this.dnat.get(target) ?? IntervalSet.empty(fam)).union(M));
         return { accept: M, refuse: none, undet: none, ret: none, rest };
       }

@@ -32,12 +32,13 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec): Pr
   if (netns !== undefined) netnsPath(netns);
   const run = (cmd: string, args: string[]): Promise<ExecResult | Error> => exec(...inNetns(netns, cmd, args)).catch((err: Error) => err);
   const ok = (r: ExecResult | Error | null): string | null => (r && !(r instanceof Error) && r.code === 0 ? r.stdout : null);
-  // ip addr and the IPv4 routes in one `ip -batch` (a batch line cannot ask for IPv6 routes).
+  // ip addr (-d: which links are a bridge's ports) and the IPv4 routes in one `ip -batch` (a
+  // batch line cannot ask for IPv6 routes).
   const ipBatch = async (): Promise<[ExecResult | Error, ExecResult | Error]> => {
-    const r = await exec(...inNetns(netns, 'ip', ['-j', '-batch', '-']), { input: 'addr show\nroute show\n' }).catch((err: Error) => err);
+    const r = await exec(...inNetns(netns, 'ip', ['-j', '-d', '-batch', '-']), { input: 'addr show\nroute show\n' }).catch((err: Error) => err);
     const lines = r instanceof Error || r.code !== 0 ? [] : r.stdout.split('\n').filter((l) => l.trim());
     if (lines.length === 2) return [{ stdout: lines[0]!, stderr: '', code: 0 }, { stdout: lines[1]!, stderr: '', code: 0 }];
-    return Promise.all([run('ip', ['-j', 'addr', 'show']), run('ip', ['-j', '-4', 'route', 'show'])]);
+    return Promise.all([run('ip', ['-j', '-d', 'addr', 'show']), run('ip', ['-j', '-4', 'route', 'show'])]);
   };
   const [[links, routes4], routes6, proc, nft] = await Promise.all([
     ipBatch(),
@@ -62,8 +63,11 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec): Pr
   // No ip: evaluate for a generic interface. No legacy tools: no legacy rules to worry about.
   const linkText = ok(links);
   if (linkText) {
-    const ifs = JSON.parse(linkText) as { ifname: string; addr_info?: { local?: string; prefixlen?: number }[] }[];
-    view.interfaces = ifs.map((i) => i.ifname).filter((n) => n !== 'lo');
+    const ifs = JSON.parse(linkText) as { ifname: string; linkinfo?: { info_slave_kind?: string }; addr_info?: { local?: string; prefixlen?: number }[] }[];
+    // A bridge's or bond's port (a container's veth on docker0) hands its packets to the master:
+    // the IP layer, and every iifname match, sees them arrive on the master.
+    const port = (i: (typeof ifs)[number]) => i.linkinfo?.info_slave_kind === 'bridge' || i.linkinfo?.info_slave_kind === 'bond';
+    view.interfaces = ifs.filter((i) => i.ifname !== 'lo' && !port(i)).map((i) => i.ifname);
     view.addresses = ifs.flatMap((i) => (i.addr_info ?? []).filter((a) => a.local && a.prefixlen !== undefined).map((a) => ({ iface: i.ifname, cidr: `${a.local}/${a.prefixlen}` })));
   }
   if (forward4 && forward6) view.forwarding = { 4: forward4.trim() === '1', 6: forward6.trim() === '1' };
