@@ -17,7 +17,7 @@ async function readProcFile(netns: string | undefined, exec: Exec, file: string)
 }
 
 /** Whether iptables-legacy holds tables of this family (/proc/net/ip_tables_names lists them). */
-const legacyTables = async (netns: string | undefined, exec: Exec, file: string) => ((await readProcFile(netns, exec, file))?.trim() ?? '') !== '';
+export const legacyTables = async (netns: string | undefined, exec: Exec, file: string) => ((await readProcFile(netns, exec, file))?.trim() ?? '') !== '';
 
 export async function readFirewall(netns?: string, exec: Exec = defaultExec): Promise<FirewallView> {
   const run = (cmd: string, args: string[]): Promise<ExecResult | Error> => exec(...inNetns(netns, cmd, args)).catch((err: Error) => err);
