@@ -131,15 +131,21 @@ async function apply(argv: string[]): Promise<number> {
       return 0;
     }
     // Both sides normalised first: a table loaded by hand with the same rules shows no change.
-    const change = describeAll(diffMode, plan.baseline.label, file, plan.baseline.texts, texts);
-    for (const w of await published) process.stderr.write(`warning: ${w}\n`);
-    process.stdout.write(change.text);
-    if (change.same) process.stdout.write(`no change in the rules: loading them records this apply (${plan.baseline.label})\n`);
-    if (ask && !(await askYes(`Apply these ${backendName} rules${netns ? ` in netns ${netns}` : ''}? [y/N] `))) {
-      process.stderr.write('not applied\n');
-      return 1;
+    const show = async () => {
+      const change = describeAll(diffMode, plan.baseline.label, file, plan.baseline.texts, texts);
+      for (const w of await published) process.stderr.write(`warning: ${w}\n`);
+      process.stdout.write(change.text);
+      if (change.same) process.stdout.write(`no change in the rules: loading them records this apply (${plan.baseline.label})\n`);
+    };
+    if (ask) {
+      await show();
+      if (!(await askYes(`Apply these ${backendName} rules${netns ? ` in netns ${netns}` : ''}? [y/N] `))) {
+        process.stderr.write('not applied\n');
+        return 1;
+      }
     }
-    const result = await executeApply(state, plan, { policy: file, netns: netns ?? null, confirmSeconds, cli: CLI_PATH });
+    // Without a question, the diff is worked out while the tool loads (backup and intent are written first).
+    const result = await executeApply(state, plan, { policy: file, netns: netns ?? null, confirmSeconds, cli: CLI_PATH, whileLoading: ask ? undefined : show });
     process.stdout.write(`applied ${backendName} rules ${plan.hash.slice(0, 12)} (backup ${result.backup})\n`);
     if (result.deadline) {
       process.stdout.write(

@@ -118,8 +118,8 @@ function timestamp(d: Date): string {
 
 /** Our backup directories: `<timestamp>-<first 8 hex of the apply id>`. */
 const BACKUP_NAME = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z-([0-9a-f]{8})$/;
-/** The files a backup holds (and writeFileAtomic's temp files). */
-const BACKUP_FILE = /^(?:meta\.json|(?:full|ours)\.[A-Za-z0-9-]+|\..+\.\d+\.\d+\.tmp)$/;
+/** The files a backup holds (new.nft: the script nft loaded from there) and writeFileAtomic's temp files. */
+const BACKUP_FILE = /^(?:meta\.json|new\.nft|(?:full|ours)\.[A-Za-z0-9-]+|\..+\.\d+\.\d+\.tmp)$/;
 
 /** The backups directory, created if missing; a symlink or a non-directory there is refused. */
 function backupsDir(state: StateDir): string {
@@ -242,12 +242,13 @@ export async function withApplyLock<T>(state: StateDir, fn: () => Promise<T>): P
 
 /**
  * Backs up, records the intent, starts the timer, loads, records. Call it under withApplyLock with
- * a plan made under the same lock: its reading is the backup.
+ * a plan made under the same lock: its reading is the backup. whileLoading runs once the tool is
+ * loading (apply --yes shows its diff then: the CPU work of this process beside the tool's).
  */
 export async function executeApply(
   state: StateDir,
   plan: ApplyPlan,
-  opts: { policy: string; netns: string | null; confirmSeconds: number; cli: string },
+  opts: { policy: string; netns: string | null; confirmSeconds: number; cli: string; whileLoading?: () => Promise<void> },
 ): Promise<ApplyResult> {
   if (!Number.isInteger(opts.confirmSeconds) || opts.confirmSeconds < 0 || opts.confirmSeconds > MAX_CONFIRM_SECONDS) {
     throw new RuntimeError(`confirm window of ${opts.confirmSeconds} s is outside 0..${MAX_CONFIRM_SECONDS} s`);
@@ -278,9 +279,13 @@ export async function executeApply(
     p.timerPid = startRollbackTimer(opts.cli, state.dir, id);
     writeJson(state.pending, p);
   }
+  const loading = plan.backend.load(plan.texts, `${state.backups}/${backupName}`);
+  // Whatever it does, the load is awaited and recorded (or undone) before its error is thrown.
+  const side = opts.whileLoading?.().then(() => null, (err: unknown) => ({ err }));
   try {
-    await plan.backend.load(plan.texts);
+    await loading;
   } catch (err) {
+    await side;
     // Put back what was there; the intent stays (for rollback) only if that fails too.
     await plan.backend.restore(current, baseBefore).then(
       () => {
@@ -305,13 +310,15 @@ export async function executeApply(
     baseBefore,
   };
   writeJson(state.applied, record);
-  if (!windowMs) {
-    removeFile(state.pending);
-    return { id, backup: backupName, deadline: null };
+  let deadline: Date | null = null;
+  if (!windowMs) removeFile(state.pending);
+  else {
+    // The operator's window starts now that the rules are in; the timer re-reads the deadline.
+    deadline = new Date(Date.now() + windowMs);
+    writeJson(state.pending, { ...p, deadline: deadline.toISOString(), phase: 'loaded' } satisfies PendingRecord);
   }
-  // The operator's window starts now that the rules are in; the timer re-reads the deadline.
-  const deadline = new Date(Date.now() + windowMs);
-  writeJson(state.pending, { ...p, deadline: deadline.toISOString(), phase: 'loaded' } satisfies PendingRecord);
+  const failed = await side;
+  if (failed) throw failed.err;
   return { id, backup: backupName, deadline };
 }
 

@@ -1,6 +1,7 @@
 // The live firewall, one backend at a time: check, read, load, restore and remove only portwarden's
 // own part (table inet portwarden, or the PORTWARDEN-* chains and the INPUT and FORWARD jumps). I/O edge.
 import { RuntimeError } from '../errors.js';
+import { writeFileAtomic } from '../fs-atomic.js';
 import { exec as defaultExec, inNetns, ToolMissingError, type Exec } from '../exec.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import { ensureSingleJump, removeJumps, countJumps, JUMPS, type IptablesBinary } from './iptables-jump.js';
@@ -36,7 +37,12 @@ export interface LiveBackend {
   readState(): Promise<LiveReading>;
   /** Whether load() is one transaction that either happens whole or not at all (nft -f). */
   readonly atomicLoad: boolean;
-  load(texts: Texts): Promise<void>;
+  /**
+   * Loads the texts. With dir (a private directory of ours), nft reads its script from a file
+   * there (new.nft) rather than from a pipe this process must keep feeding, so this process can
+   * work meanwhile.
+   */
+  load(texts: Texts, dir?: string): Promise<void>;
   /**
    * Our part right after load(texts), as readOurs() would list it up to normalisation (diff.ts):
    * nft's atomic load leaves exactly the script, so nothing is read; iptables lists it.
@@ -110,7 +116,11 @@ export function nftBackend(netns?: string, exec: Exec = defaultExec): LiveBacken
       return { all: { nft: all }, ours: ours === null ? null : { nft: ours } };
     },
     atomicLoad: true,
-    load: async (t) => void (await nft(['-f', '-'], t.nft)),
+    load: async (t, dir) => {
+      if (!dir) return void (await nft(['-f', '-'], t.nft));
+      writeFileAtomic(`${dir}/new.nft`, t.nft!, 0o600);
+      await nft(['-f', `${dir}/new.nft`]);
+    },
     afterLoad: async (t) => t, // the same object: its normal form is already computed for the diff
     readBase: async () => null,
     restore: async (ours) => void (await nft(['-f', '-'], NFT_REPLACE_HEAD + (ours?.nft ?? ''))),

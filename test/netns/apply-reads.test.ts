@@ -45,7 +45,8 @@ async function withBox(fn: (b: { ns: string; dir: string; calls: () => string[];
     chmodSync(`${dir}/bin/nft`, 0o755);
     const calls = () => {
       try {
-        const lines = readFileSync(`${dir}/calls`, 'utf8').split('\n').filter(Boolean);
+        // The script is loaded from the new backup's directory: `-f …/new.nft` is written `-f FILE`.
+        const lines = readFileSync(`${dir}/calls`, 'utf8').split('\n').filter(Boolean).map((l) => l.replace(/^-f \/\S+\/backups\/[^/]+\/new\.nft$/, '-f FILE'));
         rmSync(`${dir}/calls`);
         return lines;
       } catch {
@@ -81,10 +82,10 @@ test('apply --yes asks nft twice: one listing before (backup, baseline, drift ch
     writeFileSync(`${dir}/o.yaml`, OTHER);
     let r = await apply(`${dir}/p.yaml`);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(calls(), ['-s list ruleset', '-f -'], 'over nothing');
+    assert.deepEqual(calls(), ['-s list ruleset', '-f FILE'], 'over nothing');
     r = await apply(`${dir}/o.yaml`);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(calls(), ['-s list ruleset', '-f -'], 'over our own earlier apply');
+    assert.deepEqual(calls(), ['-s list ruleset', '-f FILE'], 'over our own earlier apply');
     r = await apply(`${dir}/o.yaml`);
     assert.match(r.stdout, /^already applied/m);
     assert.deepEqual(calls(), ['-s list ruleset'], 'unchanged');
@@ -93,6 +94,7 @@ test('apply --yes asks nft twice: one listing before (backup, baseline, drift ch
     const last = `${dir}/state/backups/${backups.at(-1)}`;
     assert.match(readFileSync(`${last}/ours.nft`, 'utf8'), /^table inet portwarden \{\n/);
     assert.equal(readFileSync(`${last}/ours.nft`, 'utf8'), cutNftTable(readFileSync(`${last}/full.nft`, 'utf8')));
+    assert.match(readFileSync(`${last}/new.nft`, 'utf8'), /^table inet portwarden \{\}\ndelete table inet portwarden\n/m, 'the script loaded');
     const status = JSON.parse((await runCli(['status', '--json', '--netns', ns, '--state-dir', `${dir}/state`])).stdout) as { live: string };
     assert.equal(status.live, 'in place');
     // A hand edit of our table is still drift.
@@ -111,7 +113,7 @@ test('with a nat prerouting chain in another table the published port the policy
     const r = await apply(`${dir}/p.yaml`);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /^warning: tcp\/9090 is published to a container \(→ 172\.17\.0\.2:80, ip nat DOCKER handle \d+\), but the policy \(no rule covers it\) lets no one reach it/m, r.stderr);
-    assert.deepEqual(calls(), ['-s list ruleset', '-j list ruleset', '-f -']);
+    assert.deepEqual(calls().sort(), ['-f FILE', '-j list ruleset', '-s list ruleset'], 'the JSON listing for the warning runs beside the others');
   });
 });
 
