@@ -123,8 +123,8 @@ async function apply(argv: string[]): Promise<number> {
     // nft -f is one transaction (a refused script changes nothing), so a check first only spares
     // the operator a question about rules the tool would refuse; iptables loads in several steps.
     const plan = await planApply(state, backend, texts, { check: ask || !backend.atomicLoad, reading });
-    const published = publishedWarnings(loaded.policy, plan, netns); // the tool reads while the diff is computed
-    published.catch(() => undefined);
+    // The tool reads while the diff is computed; a warning that cannot be worked out never stops the apply.
+    const published = publishedWarnings(loaded.policy, plan, netns).catch((err: unknown) => [`cannot check for published container ports: ${(err as Error).message}`]);
     if (plan.unchanged) {
       for (const w of await published) process.stderr.write(`warning: ${w}\n`);
       process.stdout.write(`already applied: the ${backendName} rules from ${file} are in place (${plan.hash.slice(0, 12)})\n`);

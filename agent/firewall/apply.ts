@@ -1,5 +1,6 @@
-// Safe apply: check with the real tool, back up, record the intent, start the rollback timer,
-// load atomically, then confirm-or-rollback. The pending confirmation lives on disk before the load
+// Safe apply: under the lock, read the firewall once (the backup and the diff baseline), check
+// with the real tool when the load is not one transaction, back up, record the intent, start the
+// rollback timer, load atomically, then confirm-or-rollback. The pending confirmation lives on disk before the load
 // starts (a write-ahead intent), so confirm/status/rollback work from another shell and the
 // detached rollback timer survives the SSH session and a CLI killed at any point.
 import { createHash, randomUUID } from 'node:crypto';
