@@ -3,12 +3,14 @@ import { statSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { RuntimeError, UsageError } from '../errors.js';
 import {
-  CLI_PATH, MAX_CONFIRM_SECONDS, StateDir, confirm, executeApply, liveState, planApply, removeAll, rollback, rollbackTimer,
+  CLI_PATH, MAX_CONFIRM_SECONDS, StateDir, confirm, executeApply, liveState, planApply, removeAll, rollback, rollbackTimer, withApplyLock, type ApplyPlan,
 } from '../firewall/apply.js';
 import { describeAll, type DiffMode } from '../firewall/diff.js';
-import { liveBackend } from '../firewall/live.js';
+import { hasForeignNatPrerouting, liveBackend } from '../firewall/live.js';
+import { exec as defaultExec } from '../exec.js';
 import { publishedPolicyRefuses } from '../exposure/compare.js';
-import { readFirewall } from '../exposure/read.js';
+import { legacyTables, readFirewall } from '../exposure/read.js';
+import type { CompiledPolicy } from '../policy/compile.js';
 import { lockoutWarning } from '../firewall/oracle.js';
 import { DEFAULT_POLICY_PATH, DEFAULT_STATE_DIR } from '../paths.js';
 import { loadPolicy } from '../policy/load.js';
@@ -93,41 +95,76 @@ async function apply(argv: string[]): Promise<number> {
   const confirmSeconds = parseConfirm(values.confirm);
   const diffMode = parseDiffMode(values.diff);
   const file = values.policy ?? DEFAULT_POLICY_PATH;
-  const loaded = loadPolicy(file);
-  printWarnings(loaded.warnings);
-
   const backend = liveBackend(backendName, netns);
-  const texts = backend.render(loaded.policy, file);
-  const [plan, fw] = await Promise.all([
-    planApply(state, backend, texts), // nft -c / iptables-restore --test first
-    readFirewall(netns),
-  ]);
-  for (const w of publishedPolicyRefuses(loaded.policy, fw)) process.stderr.write(`warning: ${w}\n`);
-  const lockout = lockoutWarning(loaded.policy, process.env);
-  if (lockout && !values['force-lockout']) {
-    throw new UsageError(`refusing to apply: ${lockout}.\nAllow your address in the policy, or pass --force-lockout if you have another way in.`);
-  }
-  if (lockout) process.stderr.write(`warning: ${lockout} (--force-lockout)\n`);
-  if (plan.unchanged) {
-    process.stdout.write(`already applied: the ${backendName} rules from ${file} are in place (${plan.hash.slice(0, 12)})\n`);
+  const ask = process.stdin.isTTY && !values.yes;
+
+  // Under the lock from the one reading of the firewall to the load: what is shown is what is backed up and replaced.
+  let locked = false;
+  return withApplyLock(state, async () => {
+    locked = true;
+    // The tool lists the firewall while this process parses and renders the policy; a bad policy is still what is reported.
+    const reading = backend.readState();
+    reading.catch(() => undefined);
+    const loaded = loadPolicy(file);
+    printWarnings(loaded.warnings);
+    const lockout = lockoutWarning(loaded.policy, process.env);
+    if (lockout && !values['force-lockout']) {
+      throw new UsageError(`refusing to apply: ${lockout}.\nAllow your address in the policy, or pass --force-lockout if you have another way in.`);
+    }
+    if (lockout) process.stderr.write(`warning: ${lockout} (--force-lockout)\n`);
+    const texts = backend.render(loaded.policy, file);
+    // nft -f is one transaction (a refused script changes nothing), so a check first only spares
+    // the operator a question about rules the tool would refuse; iptables loads in several steps.
+    const plan = await planApply(state, backend, texts, { check: ask || !backend.atomicLoad, reading });
+    // The tool reads while the diff is computed; a warning that cannot be worked out never stops the apply.
+    const published = publishedWarnings(loaded.policy, plan, netns).catch((err: unknown) => [`cannot check for published container ports: ${(err as Error).message}`]);
+    if (plan.unchanged) {
+      for (const w of await published) process.stderr.write(`warning: ${w}\n`);
+      process.stdout.write(`already applied: the ${backendName} rules from ${file} are in place (${plan.hash.slice(0, 12)})\n`);
+      return 0;
+    }
+    // Both sides normalised first: a table loaded by hand with the same rules shows no change.
+    const show = async () => {
+      const change = describeAll(diffMode, plan.baseline.label, file, plan.baseline.texts, texts);
+      for (const w of await published) process.stderr.write(`warning: ${w}\n`);
+      process.stdout.write(change.text);
+      if (change.same) process.stdout.write(`no change in the rules: loading them records this apply (${plan.baseline.label})\n`);
+    };
+    if (ask) {
+      await show();
+      if (!(await askYes(`Apply these ${backendName} rules${netns ? ` in netns ${netns}` : ''}? [y/N] `))) {
+        process.stderr.write('not applied\n');
+        return 1;
+      }
+    }
+    // Without a question, the diff is worked out while the tool loads (backup and intent are written first).
+    const result = await executeApply(state, plan, { policy: file, netns: netns ?? null, confirmSeconds, cli: CLI_PATH, whileLoading: ask ? undefined : show });
+    process.stdout.write(`applied ${backendName} rules ${plan.hash.slice(0, 12)} (backup ${result.backup})\n`);
+    if (result.deadline) {
+      process.stdout.write(
+        `run "portwarden confirm${values['state-dir'] ? ` --state-dir ${values['state-dir']}` : ''}" by ${result.deadline.toISOString()} (${confirmSeconds}s), or the previous rules come back\n`,
+      );
+    }
     return 0;
+  }).catch(async (err: unknown) => {
+    // A state dir this user may not write usually means no root: the tool says that in its own words.
+    const code = (err as { code?: unknown }).code;
+    if (!locked && (code === 'EACCES' || code === 'EPERM')) await backend.readOurs();
+    throw err;
+  });
+}
+
+/**
+ * The published container ports the policy would refuse. The whole firewall is read for them only
+ * where a port can be published: a nat prerouting chain outside our table (in the nft listing
+ * already read), or any iptables-legacy table; with the iptables backend, always.
+ */
+async function publishedWarnings(policy: CompiledPolicy, plan: ApplyPlan, netns: string | undefined): Promise<string[]> {
+  if (plan.backend.name === 'nft' && !hasForeignNatPrerouting(plan.reading.all.nft ?? '')) {
+    const legacy = await Promise.all(['/proc/net/ip_tables_names', '/proc/net/ip6_tables_names'].map((f) => legacyTables(netns, defaultExec, f)));
+    if (!legacy.includes(true)) return [];
   }
-  // Both sides normalised first: a table loaded by hand with the same rules shows no change.
-  const change = describeAll(diffMode, plan.baseline.label, file, plan.baseline.texts, texts);
-  process.stdout.write(change.text);
-  if (change.same) process.stdout.write(`no change in the rules: loading them records this apply (${plan.baseline.label})\n`);
-  if (process.stdin.isTTY && !values.yes && !(await askYes(`Apply these ${backendName} rules${netns ? ` in netns ${netns}` : ''}? [y/N] `))) {
-    process.stderr.write('not applied\n');
-    return 1;
-  }
-  const result = await executeApply(state, plan, { policy: file, netns: netns ?? null, confirmSeconds, cli: CLI_PATH });
-  process.stdout.write(`applied ${backendName} rules ${plan.hash.slice(0, 12)} (backup ${result.backup})\n`);
-  if (result.deadline) {
-    process.stdout.write(
-      `run "portwarden confirm${values['state-dir'] ? ` --state-dir ${values['state-dir']}` : ''}" by ${result.deadline.toISOString()} (${confirmSeconds}s), or the previous rules come back\n`,
-    );
-  }
-  return 0;
+  return publishedPolicyRefuses(policy, await readFirewall(netns));
 }
 
 async function confirmCmd(argv: string[]): Promise<number> {

@@ -27,6 +27,11 @@ async function readProcFiles(netns: string | undefined, exec: Exec, files: strin
 
 const PROC_FILES = ['/proc/sys/net/ipv4/conf/all/forwarding', '/proc/sys/net/ipv6/conf/all/forwarding', '/proc/net/ip_tables_names', '/proc/net/ip6_tables_names'];
 
+/** Whether iptables-legacy holds tables of this family (/proc/net/ip{,6}_tables_names lists them). */
+export async function legacyTables(netns: string | undefined, exec: Exec, file: string): Promise<boolean> {
+  return ((await readProcFiles(netns, exec, [file])).get(file)?.trim() ?? '') !== '';
+}
+
 export async function readFirewall(netns?: string, exec: Exec = defaultExec): Promise<FirewallView> {
   // A bad name is a usage error before any child starts (none is left with an unheard rejection).
   if (netns !== undefined) netnsPath(netns);

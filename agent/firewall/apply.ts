@@ -1,5 +1,6 @@
-// Safe apply: check with the real tool, back up, record the intent, start the rollback timer,
-// load atomically, then confirm-or-rollback. The pending confirmation lives on disk before the load
+// Safe apply: under the lock, read the firewall once (the backup and the diff baseline), check
+// with the real tool when the load is not one transaction, back up, record the intent, start the
+// rollback timer, load atomically, then confirm-or-rollback. The pending confirmation lives on disk before the load
 // starts (a write-ahead intent), so confirm/status/rollback work from another shell and the
 // detached rollback timer survives the SSH session and a CLI killed at any point.
 import { createHash, randomUUID } from 'node:crypto';
@@ -10,7 +11,8 @@ import { RuntimeError } from '../errors.js';
 import { ToolMissingError } from '../exec.js';
 import { writeFileAtomic } from '../fs-atomic.js';
 import { ensureDir, readJson, removeFile, withLock, writeJson } from '../state-files.js';
-import { liveBackend, type BaseChains, type LiveBackend, type Texts } from './live.js';
+import { normalHash } from './diff.js';
+import { liveBackend, type BaseChains, type LiveBackend, type LiveReading, type Texts } from './live.js';
 
 const KEEP_BACKUPS = 10;
 /** The longest --confirm window: a day. */
@@ -24,8 +26,13 @@ export interface AppliedRecord {
   policy: string;
   /** sha256 of the rendered rules. */
   hash: string;
-  /** sha256 of our part as the tool listed it right after loading: what drift is measured against. */
+  /**
+   * What drift is measured against: with liveForm 'normal', normalHash (diff.ts) of our part as
+   * loaded, which equals that of the tool's listing of it; in older records (no liveForm), sha256
+   * of the listing itself.
+   */
   liveHash: string;
+  liveForm?: 'normal';
   at: string;
   id: string;
   backup: string;
@@ -90,7 +97,12 @@ export type LiveState = 'in place' | 'changed' | 'missing';
 /** Is what apply loaded still what the kernel has? Read-only. */
 export async function liveState(applied: AppliedRecord, netns?: string): Promise<LiveState> {
   const ours = await liveBackend(applied.backend, netns ?? applied.netns ?? undefined).readOurs();
-  return !ours ? 'missing' : hashTexts(ours) === applied.liveHash ? 'in place' : 'changed';
+  return !ours ? 'missing' : isInPlace(applied, ours) ? 'in place' : 'changed';
+}
+
+/** Our part as listed now is what that apply left (compared in the record's own form). */
+function isInPlace(applied: AppliedRecord, ours: Texts | null): boolean {
+  return (applied.liveForm === 'normal' ? normalHash(ours) : hashTexts(ours)) === applied.liveHash;
 }
 
 export function hashTexts(texts: Texts | null): string {
@@ -106,8 +118,8 @@ function timestamp(d: Date): string {
 
 /** Our backup directories: `<timestamp>-<first 8 hex of the apply id>`. */
 const BACKUP_NAME = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z-([0-9a-f]{8})$/;
-/** The files a backup holds (and writeFileAtomic's temp files). */
-const BACKUP_FILE = /^(?:meta\.json|(?:full|ours)\.[A-Za-z0-9-]+|\..+\.\d+\.\d+\.tmp)$/;
+/** The files a backup holds (new.nft: the script nft loaded from there) and writeFileAtomic's temp files. */
+const BACKUP_FILE = /^(?:meta\.json|new\.nft|(?:full|ours)\.[A-Za-z0-9-]+|\..+\.\d+\.\d+\.tmp)$/;
 
 /** The backups directory, created if missing; a symlink or a non-directory there is refused. */
 function backupsDir(state: StateDir): string {
@@ -155,17 +167,16 @@ function pruneBackups(state: StateDir, keep: Set<string>): void {
   for (const old of ours.slice(0, Math.max(0, ours.length - KEEP_BACKUPS))) if (!keep.has(old)) deleteBackup(`${dir}/${old}`);
 }
 
-/** Saves our current part and the whole ruleset, fsync'd, before anything changes; keeps the last 10. */
-async function backup(state: StateDir, backend: LiveBackend, netns: string | null, id: string, ours: Texts | null, baseBefore: BaseChains | null): Promise<string> {
+/** Saves our current part and the whole ruleset (as just read), fsync'd, before anything changes; keeps the last 10. */
+function backup(state: StateDir, all: Texts, backend: 'nft' | 'iptables', netns: string | null, id: string, ours: Texts | null, baseBefore: BaseChains | null): string {
   const dir = backupsDir(state);
   const name = `${timestamp(new Date())}-${id.slice(0, 8)}`;
   const path = `${dir}/${name}`;
   mkdirSync(path, { mode: 0o700 }); // not recursive: an existing entry of that name is an error, not reused
-  const all = await backend.readAll();
   for (const [k, text] of Object.entries(all)) writeFileAtomic(`${path}/full.${k}`, text, 0o600);
   for (const [k, text] of Object.entries(ours ?? {})) writeFileAtomic(`${path}/ours.${k}`, text, 0o600);
   const previousApplied = state.readApplied();
-  const meta: BackupMeta = { id, at: new Date().toISOString(), backend: backend.name, netns, ours, previousApplied, baseBefore };
+  const meta: BackupMeta = { id, at: new Date().toISOString(), backend, netns, ours, previousApplied, baseBefore };
   writeJson(`${path}/meta.json`, meta);
   const pending = state.readPending();
   pruneBackups(state, new Set([name, previousApplied?.backup ?? '', pending?.backup ?? '']));
@@ -176,23 +187,29 @@ export interface ApplyPlan {
   backend: LiveBackend;
   texts: Texts;
   hash: string;
+  /** The one reading of the live firewall this apply works from: the backup, the baseline, the intent. */
+  reading: LiveReading;
   current: Texts | null;
   /** What the diff compares against: the last applied rules when they are still in place. */
   baseline: { label: string; texts: Texts | null };
   unchanged: boolean;
 }
 
-/** Renders are done by the caller; this checks with the real tool and reads what is loaded now. */
-export async function planApply(state: StateDir, backend: LiveBackend, texts: Texts): Promise<ApplyPlan> {
-  await backend.check(texts);
-  const current = await backend.readOurs();
+/**
+ * Reads what is loaded now — one listing, or the reading already under way — and compares it with
+ * the rendered texts. With check (the default), the real tool checks the texts first (nft -c,
+ * iptables-restore --test), at the same time as the reading.
+ */
+export async function planApply(state: StateDir, backend: LiveBackend, texts: Texts, opts: { check?: boolean; reading?: Promise<LiveReading> } = {}): Promise<ApplyPlan> {
+  const [, reading] = await Promise.all([opts.check === false ? undefined : backend.check(texts), opts.reading ?? backend.readState()]);
+  const current = reading.ours;
   const applied = state.readApplied();
   const hash = hashTexts(texts);
-  const inPlace = applied && applied.backend === backend.name && applied.liveHash === hashTexts(current);
+  const inPlace = applied && applied.backend === backend.name && isInPlace(applied, current);
   const baseline = inPlace
     ? { label: `applied ${applied.at} from ${applied.policy}`, texts: applied.texts }
     : { label: current ? 'loaded now (not applied by portwarden, or changed since)' : 'nothing loaded', texts: current };
-  return { backend, texts, hash, current, baseline, unchanged: Boolean(inPlace && applied.hash === hash) };
+  return { backend, texts, hash, reading, current, baseline, unchanged: Boolean(inPlace && applied.hash === hash) };
 }
 
 export interface ApplyResult {
@@ -201,19 +218,15 @@ export interface ApplyResult {
   deadline: Date | null;
 }
 
-export async function executeApply(
-  state: StateDir,
-  plan: ApplyPlan,
-  opts: { policy: string; netns: string | null; confirmSeconds: number; cli: string },
-): Promise<ApplyResult> {
-  if (!Number.isInteger(opts.confirmSeconds) || opts.confirmSeconds < 0 || opts.confirmSeconds > MAX_CONFIRM_SECONDS) {
-    throw new RuntimeError(`confirm window of ${opts.confirmSeconds} s is outside 0..${MAX_CONFIRM_SECONDS} s`);
-  }
+/**
+ * Holds the apply lock around fn (plan, show, ask, execute: what is shown is what gets backed up
+ * and replaced). Refuses at once while an earlier apply awaits confirmation or stopped while loading.
+ */
+export async function withApplyLock<T>(state: StateDir, fn: () => Promise<T>): Promise<T> {
   ensureDir(state.dir);
   return withLock(state.lock, 'apply', async () => {
     let pending = state.readPending();
-    const applied = state.readApplied();
-    if (pending && pending.deadline === null && applied?.id === pending.id) {
+    if (pending && pending.deadline === null && state.readApplied()?.id === pending.id) {
       removeFile(state.pending); // a --confirm 0 apply that loaded and recorded, killed before it tidied up
       pending = null;
     }
@@ -223,67 +236,90 @@ export async function executeApply(
     if (pending) {
       throw new RuntimeError(`an earlier apply (${pending.id}) awaits confirmation until ${pending.deadline}: run portwarden confirm or portwarden rollback first`);
     }
-    const id = randomUUID();
-    const current = await plan.backend.readOurs(); // again, under the lock
-    // What existed before portwarden's first load: measured now, or carried from that apply.
-    const baseBefore = !current
-      ? await plan.backend.readBase()
-      : applied?.backend === plan.backend.name && applied.liveHash === hashTexts(current) ? (applied.baseBefore ?? null) : null;
-    const backupName = await backup(state, plan.backend, opts.netns, id, current, baseBefore);
-
-    // The write-ahead intent: whoever finds it (the timer, rollback by hand) restores the backup,
-    // even if this process dies in the middle of the load.
-    const windowMs = opts.confirmSeconds * 1000;
-    const p: PendingRecord = {
-      id,
-      backend: plan.backend.name,
-      netns: opts.netns,
-      deadline: windowMs ? new Date(Date.now() + windowMs).toISOString() : null,
-      backup: backupName,
-      timerPid: null,
-      phase: 'loading',
-    };
-    writeJson(state.pending, p);
-    if (windowMs) {
-      p.timerPid = startRollbackTimer(opts.cli, state.dir, id);
-      writeJson(state.pending, p);
-    }
-    try {
-      await plan.backend.load(plan.texts);
-    } catch (err) {
-      // Put back what was there; the intent stays (for rollback) only if that fails too.
-      await plan.backend.restore(current, baseBefore).then(
-        () => {
-          if (p.timerPid) killQuietly(p.timerPid);
-          removeFile(state.pending);
-        },
-        () => undefined,
-      );
-      throw err;
-    }
-    const liveHash = hashTexts(await plan.backend.readOurs());
-    const record: AppliedRecord = {
-      backend: plan.backend.name,
-      netns: opts.netns,
-      policy: opts.policy,
-      hash: plan.hash,
-      liveHash,
-      at: new Date().toISOString(),
-      id,
-      backup: backupName,
-      texts: plan.texts,
-      baseBefore,
-    };
-    writeJson(state.applied, record);
-    if (!windowMs) {
-      removeFile(state.pending);
-      return { id, backup: backupName, deadline: null };
-    }
-    // The operator's window starts now that the rules are in; the timer re-reads the deadline.
-    const deadline = new Date(Date.now() + windowMs);
-    writeJson(state.pending, { ...p, deadline: deadline.toISOString(), phase: 'loaded' } satisfies PendingRecord);
-    return { id, backup: backupName, deadline };
+    return fn();
   });
+}
+
+/**
+ * Backs up, records the intent, starts the timer, loads, records. Call it under withApplyLock with
+ * a plan made under the same lock: its reading is the backup. whileLoading runs once the tool is
+ * loading (apply --yes shows its diff then: the CPU work of this process beside the tool's).
+ */
+export async function executeApply(
+  state: StateDir,
+  plan: ApplyPlan,
+  opts: { policy: string; netns: string | null; confirmSeconds: number; cli: string; whileLoading?: () => Promise<void> },
+): Promise<ApplyResult> {
+  if (!Number.isInteger(opts.confirmSeconds) || opts.confirmSeconds < 0 || opts.confirmSeconds > MAX_CONFIRM_SECONDS) {
+    throw new RuntimeError(`confirm window of ${opts.confirmSeconds} s is outside 0..${MAX_CONFIRM_SECONDS} s`);
+  }
+  const applied = state.readApplied();
+  const id = randomUUID();
+  const current = plan.current;
+  // What existed before portwarden's first load: measured now, or carried from that apply.
+  const baseBefore = !current
+    ? await plan.backend.readBase()
+    : applied?.backend === plan.backend.name && isInPlace(applied, current) ? (applied.baseBefore ?? null) : null;
+  const backupName = backup(state, plan.reading.all, plan.backend.name, opts.netns, id, current, baseBefore);
+
+  // The write-ahead intent: whoever finds it (the timer, rollback by hand) restores the backup,
+  // even if this process dies in the middle of the load.
+  const windowMs = opts.confirmSeconds * 1000;
+  const p: PendingRecord = {
+    id,
+    backend: plan.backend.name,
+    netns: opts.netns,
+    deadline: windowMs ? new Date(Date.now() + windowMs).toISOString() : null,
+    backup: backupName,
+    timerPid: null,
+    phase: 'loading',
+  };
+  writeJson(state.pending, p);
+  if (windowMs) {
+    p.timerPid = startRollbackTimer(opts.cli, state.dir, id);
+    writeJson(state.pending, p);
+  }
+  const loading = plan.backend.load(plan.texts, `${state.backups}/${backupName}`);
+  // Whatever it does, the load is awaited and recorded (or undone) before its error is thrown.
+  const side = opts.whileLoading?.().then(() => null, (err: unknown) => ({ err }));
+  try {
+    await loading;
+  } catch (err) {
+    await side;
+    // Put back what was there; the intent stays (for rollback) only if that fails too.
+    await plan.backend.restore(current, baseBefore).then(
+      () => {
+        if (p.timerPid) killQuietly(p.timerPid);
+        removeFile(state.pending);
+      },
+      () => undefined,
+    );
+    throw err;
+  }
+  const record: AppliedRecord = {
+    backend: plan.backend.name,
+    netns: opts.netns,
+    policy: opts.policy,
+    hash: plan.hash,
+    liveHash: normalHash(await plan.backend.afterLoad(plan.texts)),
+    liveForm: 'normal',
+    at: new Date().toISOString(),
+    id,
+    backup: backupName,
+    texts: plan.texts,
+    baseBefore,
+  };
+  writeJson(state.applied, record);
+  let deadline: Date | null = null;
+  if (!windowMs) removeFile(state.pending);
+  else {
+    // The operator's window starts now that the rules are in; the timer re-reads the deadline.
+    deadline = new Date(Date.now() + windowMs);
+    writeJson(state.pending, { ...p, deadline: deadline.toISOString(), phase: 'loaded' } satisfies PendingRecord);
+  }
+  const failed = await side;
+  if (failed) throw failed.err;
+  return { id, backup: backupName, deadline };
 }
 
 /** A detached process in its own session: it outlives the SSH session and a killed CLI. */
@@ -391,19 +427,20 @@ export async function removeAll(state: StateDir, netns: string | null): Promise<
     if (pending?.timerPid) killQuietly(pending.timerPid);
     for (const name of ['nft', 'iptables'] as const) {
       const b = liveBackend(name, netns ?? undefined);
-      let ours: Texts | null;
+      let reading: LiveReading;
       try {
-        ours = await b.readOurs();
+        reading = await b.readState();
       } catch (err) {
         if (err instanceof ToolMissingError) continue;
         throw err;
       }
+      const ours = reading.ours;
       if (!ours) continue;
       // What existed before our first load: in applied.json, or in the backup of an apply that stopped while loading.
       const applied = state.readApplied();
       const intent = pending ? readJson<BackupMeta>(`${state.backups}/${pending.backup}/meta.json`) : null;
       const baseBefore = applied?.backend === name ? (applied.baseBefore ?? null) : intent?.backend === name ? (intent.baseBefore ?? null) : null;
-      await backup(state, b, netns, randomUUID(), ours, baseBefore);
+      backup(state, reading.all, b.name, netns, randomUUID(), ours, baseBefore);
       await b.remove(baseBefore);
       removed.push(name === 'nft' ? 'table inet portwarden' : 'PORTWARDEN-* chains and their INPUT/FORWARD jumps (iptables, ip6tables)');
     }

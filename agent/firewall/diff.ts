@@ -3,6 +3,7 @@
 // normalised form — chains of rule lines, named sets of elements — so formatting, counters,
 // handles and the kernel's own spelling do not count as changes. Pure functions, near-linear:
 // maps and multisets keyed by normalised text, never an O(n·m) comparison.
+import { createHash } from 'node:crypto';
 import { structuredPatch, formatPatch } from 'diff';
 import type { Texts } from './live.js';
 
@@ -212,6 +213,13 @@ function append(out: string[], prefix: string, xs: string[]): void {
 
 /** The normal form as text, one line each: what the full diff compares. */
 export function normalText(r: NormalRuleset): string {
+  let text = textOf.get(r);
+  if (text === undefined) textOf.set(r, (text = printNormal(r)));
+  return text;
+}
+const textOf = new WeakMap<NormalRuleset, string>();
+
+function printNormal(r: NormalRuleset): string {
   const out: string[] = [];
   const byName = <T>(m: Map<string, T>) => [...m].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)); // order of declaration does not matter
   for (const [name, s] of byName(r.sets)) {
@@ -225,6 +233,26 @@ export function normalText(r: NormalRuleset): string {
     append(out, '  ', c.rules);
   }
   return out.length ? out.join('\n') + '\n' : '';
+}
+
+/** Each text of a backend in normal form. */
+export type NormalTexts = Record<string, NormalRuleset>;
+const normalOf = new WeakMap<Texts, NormalTexts>();
+
+/** Each text parsed into normal form, once per Texts object (apply hashes and diffs the same listing). */
+export function normalise(texts: Texts): NormalTexts {
+  let n = normalOf.get(texts);
+  if (!n) normalOf.set(texts, (n = Object.fromEntries(Object.entries(texts).map(([k, v]) => [k, parseText(k, v)]))));
+  return n;
+}
+
+/** sha256 of the normal form: the same for a script and the kernel's listing of it once loaded. */
+export function normalHash(texts: Texts | null): string {
+  if (!texts) return 'none';
+  const n = normalise(texts);
+  const h = createHash('sha256');
+  for (const k of Object.keys(n).sort()) h.update(`${k}\0${normalText(n[k]!)}\0`);
+  return h.digest('hex');
 }
 
 export const lineCount = (r: NormalRuleset) => {
@@ -389,21 +417,22 @@ export function fullDiff(key: string, labelBefore: string, labelAfter: string, b
 }
 
 /** What apply prints for one backend text, by --diff mode (auto: full below FULL_DIFF_LINE_LIMIT lines), and whether it differs. */
-export function describeChange(mode: DiffMode, key: string, labelBefore: string, labelAfter: string, beforeText: string | undefined, afterText: string): { same: boolean; text: string } {
-  const before = parseText(key, beforeText ?? '');
-  const after = parseText(key, afterText);
-  const same = beforeText !== undefined && normalText(before) === normalText(after);
+export function describeChange(mode: DiffMode, key: string, labelBefore: string, labelAfter: string, before: NormalRuleset | undefined, after: NormalRuleset): { same: boolean; text: string } {
+  const same = before !== undefined && normalText(before) === normalText(after);
   if (mode === 'none') return { same, text: '' };
   if (same) return { same, text: `${key}: no change\n` };
-  const big = Math.max(lineCount(before), lineCount(after)) > FULL_DIFF_LINE_LIMIT;
-  if (mode === 'full' || (mode === 'auto' && !big)) return { same, text: fullDiff(key, labelBefore, labelAfter, before, after) };
+  const old = before ?? parseText(key, '');
+  const big = Math.max(lineCount(old), lineCount(after)) > FULL_DIFF_LINE_LIMIT;
+  if (mode === 'full' || (mode === 'auto' && !big)) return { same, text: fullDiff(key, labelBefore, labelAfter, old, after) };
   const note = mode === 'auto' ? `  (over ${FULL_DIFF_LINE_LIMIT} lines, so a summary: --diff full prints the text diff)\n` : '';
-  return { same, text: formatSummary(key, summarize(before, after)) + note };
+  return { same, text: formatSummary(key, summarize(old, after)) + note };
 }
 
 /** describeChange for each text of a backend; same when every text is unchanged. */
 export function describeAll(mode: DiffMode, labelBefore: string, labelAfter: string, before: Texts | null, after: Texts): { same: boolean; text: string } {
-  const parts = Object.keys(after).map((k) => describeChange(mode, k, labelBefore, labelAfter, before?.[k], after[k]!));
+  const old = before && normalise(before);
+  const now = normalise(after);
+  const parts = Object.keys(after).map((k) => describeChange(mode, k, labelBefore, labelAfter, old?.[k], now[k]!));
   // iptables: our chains loaded without the jumps to them (e.g. by hand): the load adds the jumps.
   for (const k of Object.keys(after)) {
     if (before?.[`${k}-jump`] === 'false') parts.push({ same: false, text: mode === 'none' ? '' : `${k}: the jumps from INPUT and FORWARD to our chains are missing; loading adds them\n` });

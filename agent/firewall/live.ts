@@ -1,6 +1,7 @@
 // The live firewall, one backend at a time: check, read, load, restore and remove only portwarden's
 // own part (table inet portwarden, or the PORTWARDEN-* chains and the INPUT and FORWARD jumps). I/O edge.
 import { RuntimeError } from '../errors.js';
+import { writeFileAtomic } from '../fs-atomic.js';
 import { exec as defaultExec, inNetns, ToolMissingError, type Exec } from '../exec.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import { ensureSingleJump, removeJumps, countJumps, JUMPS, type IptablesBinary } from './iptables-jump.js';
@@ -9,6 +10,12 @@ import { renderRuleset } from './render.js';
 
 /** What a backend loads: one text per tool (nft; or the iptables and ip6tables files). */
 export type Texts = Record<string, string>;
+
+/** One reading of the live firewall: everything (the backup) and our part cut from that same listing. */
+export interface LiveReading {
+  all: Texts;
+  ours: Texts | null;
+}
 
 /**
  * The chains of the `filter` tables iptables-nft shares with others, per nft family ('ip', 'ip6'),
@@ -26,7 +33,21 @@ export interface LiveBackend {
   readOurs(): Promise<Texts | null>;
   /** Everything loaded, for forensics. */
   readAll(): Promise<Texts>;
-  load(texts: Texts): Promise<void>;
+  /** readAll() and readOurs() from one listing (nft lists the whole ruleset for either). */
+  readState(): Promise<LiveReading>;
+  /** Whether load() is one transaction that either happens whole or not at all (nft -f). */
+  readonly atomicLoad: boolean;
+  /**
+   * Loads the texts. With dir (a private directory of ours), nft reads its script from a file
+   * there (new.nft) rather than from a pipe this process must keep feeding, so this process can
+   * work meanwhile.
+   */
+  load(texts: Texts, dir?: string): Promise<void>;
+  /**
+   * Our part right after load(texts), as readOurs() would list it up to normalisation (diff.ts):
+   * nft's atomic load leaves exactly the script, so nothing is read; iptables lists it.
+   */
+  afterLoad(texts: Texts): Promise<Texts | null>;
   /** The shared tables' chains as they are now (null: not knowable, e.g. no nft tool or not iptables-nft). */
   readBase(): Promise<BaseChains | null>;
   /** Puts back what readOurs() returned earlier (null: removes our part, as remove() does). */
@@ -77,6 +98,26 @@ export function withoutDynamicElements(listing: string): string {
 }
 
 const NFT_REPLACE_HEAD = `table inet ${NFT_TABLE} {}\ndelete table inet ${NFT_TABLE}\n`;
+const NFT_OUR_TABLE_HEAD = `table inet ${NFT_TABLE} {`;
+
+/**
+ * Our table's block out of an `nft list ruleset` listing: byte for byte what `nft list table inet
+ * portwarden` prints (each table opens with `table … {` and closes with `}` at column 0; nothing
+ * inside starts at column 0, and a string cannot hold a newline). Null when it is not there.
+ */
+export function cutNftTable(ruleset: string): string | null {
+  const text = `\n${ruleset}${ruleset.endsWith('\n') ? '' : '\n'}`;
+  const at = text.indexOf(`\n${NFT_OUR_TABLE_HEAD}\n`);
+  if (at < 0) return null;
+  const end = text.indexOf('\n}\n', at + 1);
+  return end < 0 ? null : text.slice(at + 1, end + 3);
+}
+
+/** A nat prerouting chain in a table other than ours: the only place a published port (DNAT) can be. */
+export function hasForeignNatPrerouting(ruleset: string): boolean {
+  const ours = cutNftTable(ruleset);
+  return /\btype nat hook prerouting\b/.test(ours === null ? ruleset : ruleset.replace(ours, ''));
+}
 
 export function nftBackend(netns?: string, exec: Exec = defaultExec): LiveBackend {
   const nft = (args: string[], input?: string) => run(exec, netns, 'nft', args, input);
@@ -94,7 +135,18 @@ export function nftBackend(netns?: string, exec: Exec = defaultExec): LiveBacken
       throw toolError('nft', r.code, r.stderr);
     },
     readAll: async () => ({ nft: await nft(['-s', 'list', 'ruleset']) }),
-    load: async (t) => void (await nft(['-f', '-'], t.nft)),
+    readState: async () => {
+      const all = await nft(['-s', 'list', 'ruleset']);
+      const ours = cutNftTable(all);
+      return { all: { nft: all }, ours: ours === null ? null : { nft: ours } };
+    },
+    atomicLoad: true,
+    load: async (t, dir) => {
+      if (!dir) return void (await nft(['-f', '-'], t.nft));
+      writeFileAtomic(`${dir}/new.nft`, t.nft!, 0o600);
+      await nft(['-f', `${dir}/new.nft`]);
+    },
+    afterLoad: async (t) => t, // the same object: its normal form is already computed for the diff
     readBase: async () => null,
     restore: async (ours) => void (await nft(['-f', '-'], NFT_REPLACE_HEAD + (ours?.nft ?? ''))),
     remove: async () => void (await nft(['-f', '-'], NFT_REPLACE_HEAD)),
@@ -106,9 +158,17 @@ const FAMILIES: [IptablesBinary, string][] = [
   ['ip6tables', 'v6'],
 ];
 
-/** Our chains and rules out of an iptables-save dump of the filter table. */
+/** The `*filter` section of an iptables-save dump of all tables (the whole text when it has none). */
+export function filterSection(save: string): string {
+  const start = save.search(/^\*filter$/m);
+  if (start < 0) return save;
+  const end = save.indexOf('\nCOMMIT', start);
+  return end < 0 ? save.slice(start) : save.slice(start, end + 8);
+}
+
+/** Our chains and rules out of an iptables-save dump of the filter table (or of all tables). */
 export function extractOurs(save: string): { chains: string[]; rules: string[]; jumps: number } {
-  const lines = save.split('\n');
+  const lines = filterSection(save).split('\n');
   return {
     chains: lines.filter((l) => l.startsWith(':PORTWARDEN-')).map((l) => l.slice(1).split(' ')[0]!),
     rules: lines.filter((l) => l.startsWith('-A PORTWARDEN-')),
@@ -123,6 +183,18 @@ export function iptablesBackend(netns?: string, exec: Exec = defaultExec): LiveB
   /** A file that empties and deletes our chains except `keep` (after the jumps are gone). */
   const dropChains = (chains: string[]) => `*filter\n${chains.map((c) => `:${c} - [0:0]`).join('\n')}\n${chains.map((c) => `-X ${c}`).join('\n')}\nCOMMIT\n`;
   const ours = async (bin: IptablesBinary) => extractOurs(await save(bin));
+  /** Our part as readOurs() gives it, from each family's iptables-save text. */
+  const oursOf = (saves: Record<string, string>): Texts | null => {
+    const out: Texts = {};
+    let any = false;
+    for (const [, key] of FAMILIES) {
+      const o = extractOurs(saves[key]!);
+      if (o.chains.length) any = true;
+      out[key] = `*filter\n${o.chains.map((c) => `:${c} - [0:0]`).join('\n')}\n${o.rules.join('\n')}${o.rules.length ? '\n' : ''}COMMIT\n`;
+      out[`${key}-jump`] = String(o.jumps > 0);
+    }
+    return any ? out : null;
+  };
 
   const backend: LiveBackend = {
     name: 'iptables',
@@ -131,21 +203,22 @@ export function iptablesBackend(netns?: string, exec: Exec = defaultExec): LiveB
       for (const [bin, key] of FAMILIES) await restoreFile(bin, t[key]!, true);
     },
     readOurs: async () => {
-      const out: Texts = {};
-      let any = false;
-      for (const [bin, key] of FAMILIES) {
-        const o = await ours(bin);
-        if (o.chains.length) any = true;
-        out[key] = `*filter\n${o.chains.map((c) => `:${c} - [0:0]`).join('\n')}\n${o.rules.join('\n')}${o.rules.length ? '\n' : ''}COMMIT\n`;
-        out[`${key}-jump`] = String(o.jumps > 0);
-      }
-      return any ? out : null;
+      const saves: Record<string, string> = {};
+      for (const [bin, key] of FAMILIES) saves[key] = await save(bin);
+      return oursOf(saves);
     },
     readAll: async () => {
       const out: Texts = {};
       for (const [bin, key] of FAMILIES) out[key] = await run(exec, netns, `${bin}-save`, []);
       return out;
     },
+    readState: async () => {
+      const all = await backend.readAll();
+      return { all, ours: oursOf(all) };
+    },
+    // Two families and the jumps are separate steps: a failure part-way leaves a mix, so check first.
+    atomicLoad: false,
+    afterLoad: () => backend.readOurs(),
     load: async (t) => {
       for (const [bin, key] of FAMILIES) {
         const before = await ours(bin);

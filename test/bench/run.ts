@@ -1,6 +1,7 @@
 // npm run bench: portwarden against the reference tools, measured in the same run, in namespaces
 // this script creates and removes. Prints medians and ratios; never fails on absolute times.
-// PW_BENCH_ONLY=apply runs only the apply part (PW_BENCH_APPLY_RULES: rule counts, default 10000);
+// PW_BENCH_ONLY=apply runs only the apply part (PW_BENCH_APPLY_RULES: rule counts, default
+// 10000,100000; PW_BENCH_APPLY_ROUNDS: rounds of each, default 3, 2 from 100 000 rules);
 // PW_BENCH_SIZES: listener counts of the collector part (empty: none).
 // PW_BENCH_ONLY=nft-rules runs only the generated-rules part (nft -f load of the 10 000-rule
 // policy, and new TCP connections per second through it vs a 10-rule policy, client and server in
@@ -237,21 +238,25 @@ function printNftRules(r: Awaited<ReturnType<typeof nftRulesBench>>) {
 }
 
 /**
- * portwarden apply of an N-rule policy over 10·N CIDRs (bigPolicy) against `nft -f` of
- * the same rendered file, in one namespace: over nothing loaded, and over a table loaded by hand
- * with `nft -f` in which every rule differs (each port moved by one). Fresh state dir each time.
+ * portwarden apply of an N-rule policy over 10·N CIDRs (bigPolicy) against `nft -f` of the same
+ * rendered file in the same situation, in one namespace: over nothing loaded, and over a table
+ * loaded by hand with `nft -f` in which every rule differs (each port moved by one; nft -f of the
+ * file then replaces it, as apply does). Each round times the four in turn (reference, apply,
+ * reference, apply) and takes the ratio within the pair; fresh state dir for each apply.
  */
-async function applyBench(rules: number) {
+async function applyBench(rules: number, rounds: number) {
   const dir = mkdtempSync(`${tmpdir()}/pw-bench-apply-`);
   const ns = createNamespace('apply');
   try {
     const policyFile = `${dir}/big.yaml`;
     writeFileSync(policyFile, JSON.stringify(bigPolicy(rules, rules * 10)));
     const text = renderRuleset(compilePolicy(bigPolicy(rules, rules * 10), 'bench').policy, 'nft', policyFile);
-    const other = renderRuleset(compilePolicy(bigPolicy(rules, rules * 10, 1), 'bench').policy, 'nft', policyFile);
     writeFileSync(`${dir}/big.nft`, text);
-    const nsArgs = [`--net=/run/netns/${ns}`, '--'];
-    const empty = () => nsRun(ns, 'nft', ['flush', 'ruleset']);
+    writeFileSync(`${dir}/other.nft`, renderRuleset(compilePolicy(bigPolicy(rules, rules * 10, 1), 'bench').policy, 'nft', policyFile));
+    const nft = (args: string[]) => {
+      const r = spawnSync('nsenter', [`--net=/run/netns/${ns}`, '--', 'nft', ...args], { stdio: 'ignore' });
+      if (r.status !== 0) throw new Error(`nft ${args.join(' ')} exited ${r.status}`);
+    };
     const timed = (fn: () => void) => {
       const t0 = performance.now();
       fn();
@@ -260,22 +265,26 @@ async function applyBench(rules: number) {
     const applyOnce = () => {
       rmSync(`${dir}/state`, { recursive: true, force: true });
       return timed(() => {
-        const r = spawnSync(process.execPath, [CLI, 'apply', '--policy', policyFile, '--netns', ns, '--state-dir', `${dir}/state`, '--yes', '--confirm', '0'], { encoding: 'utf8', maxBuffer: 1 << 30 });
+        // A loaded machine can take past the default 60 s per tool call for 100 000 rules: this measures speed, not the bound.
+        const r = spawnSync(process.execPath, [CLI, 'apply', '--policy', policyFile, '--netns', ns, '--state-dir', `${dir}/state`, '--yes', '--confirm', '0'], { encoding: 'utf8', maxBuffer: 1 << 30, env: { ...process.env, PORTWARDEN_TOOL_TIMEOUT: process.env.PORTWARDEN_TOOL_TIMEOUT ?? '900' } });
         if (r.status !== 0) throw new Error(`apply exited ${r.status}: ${r.stderr.slice(0, 500)}`);
       });
     };
-    const nftLoads: number[] = [];
-    const overNothing: number[] = [];
-    const overHand: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      empty();
-      nftLoads.push(timed(() => spawnSync('nsenter', [...nsArgs, 'nft', '-f', `${dir}/big.nft`], { stdio: 'ignore' })));
-      empty();
-      overNothing.push(applyOnce());
-      nsRun(ns, 'nft', ['-f', '-'], other);
-      overHand.push(applyOnce());
+    const cases = { nothing: () => nft(['flush', 'ruleset']), hand: () => (nft(['flush', 'ruleset']), nft(['-f', `${dir}/other.nft`])) };
+    const out: Record<keyof typeof cases, { nft: number[]; apply: number[]; ratio: number[] }> = { nothing: { nft: [], apply: [], ratio: [] }, hand: { nft: [], apply: [], ratio: [] } };
+    for (let i = 0; i < rounds; i++) {
+      for (const [name, setup] of Object.entries(cases) as [keyof typeof cases, () => void][]) {
+        setup();
+        const ref = timed(() => nft(['-f', `${dir}/big.nft`]));
+        setup();
+        const a = applyOnce();
+        out[name].nft.push(ref);
+        out[name].apply.push(a);
+        out[name].ratio.push(a / ref);
+      }
     }
-    return { rules, bytes: text.length, nft: median(nftLoads), overNothing: median(overNothing), overHand: median(overHand) };
+    const sum = (c: (typeof out)[keyof typeof out]) => ({ nft: median(c.nft), apply: median(c.apply), ratio: median(c.ratio) });
+    return { rules, rounds, bytes: text.length, nothing: sum(out.nothing), hand: sum(out.hand) };
   } finally {
     deleteNamespace(ns);
     rmSync(dir, { recursive: true, force: true });
@@ -283,11 +292,11 @@ async function applyBench(rules: number) {
 }
 
 function printApplyBench(results: Awaited<ReturnType<typeof applyBench>>[]) {
-  console.log(`\napply: the whole CLI (check, read, diff, back up, load, record; --yes --confirm 0) against nft -f of the same file`);
-  console.log('| rules | nft script | nft -f (same run) | apply over nothing | apply over a different hand-loaded table | ratio over nothing | ratio over hand-loaded |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log(`\napply: the whole CLI (read, diff, back up, load, record; --yes --confirm 0) against nft -f of the same file in the same situation (medians; ratio: median of the paired ratios)`);
+  console.log('| rules | nft script | rounds | nothing loaded: nft -f | apply | ratio | different table hand-loaded: nft -f (replaces it) | apply | ratio |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
-    console.log(`| ${r.rules} | ${(r.bytes / 1e6).toFixed(1)} MB | ${ms(r.nft)} | ${ms(r.overNothing)} | ${ms(r.overHand)} | ${(r.overNothing / r.nft).toFixed(2)} | ${(r.overHand / r.nft).toFixed(2)} |`);
+    console.log(`| ${r.rules} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.rounds} | ${ms(r.nothing.nft)} | ${ms(r.nothing.apply)} | ${r.nothing.ratio.toFixed(2)} | ${ms(r.hand.nft)} | ${ms(r.hand.apply)} | ${r.hand.ratio.toFixed(2)} |`);
   }
 }
 
@@ -353,7 +362,9 @@ if (process.env.PW_BENCH_ONLY === 'attempts') {
   process.exit(0);
 }
 
-const applySizes = (process.env.PW_BENCH_APPLY_RULES ?? '10000').split(',').filter(Boolean).map(Number);
+const applySizes = (process.env.PW_BENCH_APPLY_RULES ?? '10000,100000').split(',').filter(Boolean).map(Number);
+/** Rounds per size: PW_BENCH_APPLY_ROUNDS, else 3 (2 from 100 000 rules, a minute a round). */
+const applyRounds = (n: number) => Number(process.env.PW_BENCH_APPLY_ROUNDS) || (n >= 100_000 ? 2 : 3);
 // PW_BENCH_ONLY=fleet: CPU per watch cycle, bytes per Alertmanager resend, a real Alertmanager
 // under the load of 10 000 agents (docs/scale.md).
 if (process.env.PW_BENCH_ONLY === 'fleet') {
@@ -363,7 +374,7 @@ if (process.env.PW_BENCH_ONLY === 'fleet') {
 
 if (process.env.PW_BENCH_ONLY === 'apply') {
   const results = [];
-  for (const n of applySizes) results.push(await applyBench(n));
+  for (const n of applySizes) results.push(await applyBench(n, applyRounds(n)));
   printApplyBench(results);
   process.exit(0);
 }
@@ -394,6 +405,6 @@ console.log(`| ${ms(rb.compileMs)} | ${ms(rb.renderMs)} | ${ms(rb.loadMs)} | ${m
 printExposure(rb);
 
 const applied = [];
-for (const n of applySizes) applied.push(await applyBench(n));
+for (const n of applySizes) applied.push(await applyBench(n, applyRounds(n)));
 printApplyBench(applied);
 printNftRules(await nftRulesBench());
