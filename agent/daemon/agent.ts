@@ -13,6 +13,10 @@ import { collectSnapshot } from '../collect/listeners.js';
 import { evaluate, sortFindings } from '../policy/evaluate.js';
 import { compareExposure } from '../exposure/compare.js';
 import { readFirewall } from '../exposure/read.js';
+import type { FirewallView } from '../exposure/exposure.js';
+import type { CompiledPolicy } from '../policy/compile.js';
+import { exec as defaultExec, type Exec } from '../exec.js';
+import { FirewallWatch } from './firewall-watch.js';
 import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
 import { liveState, StateDir } from '../firewall/apply.js';
 import { alive, ensureDir, readStateText, removeFile, tryLock, writeJson } from '../state-files.js';
@@ -27,7 +31,7 @@ import { emailSender } from '../alerts/sinks/email.js';
 import { Metrics, serveMetrics, writeTextfile } from '../alerts/sinks/prometheus.js';
 import { findingJson } from '../commands/check.js';
 import { PortwardenError, UsageError } from '../errors.js';
-import type { Finding } from '../model.js';
+import type { Finding, Listener } from '../model.js';
 import { loadConfig, type Config } from './config.js';
 
 export const STATE_FILE = 'state.json';
@@ -36,6 +40,10 @@ export const LOCK_FILE = 'watch.lock';
 const HELD_LIMIT = 1000;
 /** How long SIGTERM waits for the cycle and the deliveries in flight (the unit allows 60 s). */
 export const STOP_WAIT_MS = 3000;
+/** A firewall change is checked this long after the last change of a burst (one `nft -f` is many events). */
+export const CHANGE_DEBOUNCE_MS = 200;
+/** Between the checks that follow a change, so that `settle` scans see it within a second or two. */
+export const CHANGE_FOLLOW_MS = 250;
 
 const agentFinding = (kind: 'state-write-failed' | 'state-corrupt', message: string, remedy: string): Finding => ({
   id: kind, kind, severity: 'high', proto: null, port: null, address: null, rule: null, processes: [], message, remedy,
@@ -90,7 +98,10 @@ function readSecret(file: string | undefined, env: string | undefined, what: str
 
 /** Our applied rules, compared with what the kernel has now. */
 export async function firewallDrift(state: StateDir, netns: string | undefined): Promise<Finding | null> {
-  const applied = state.readApplied();
+  return driftOf(state.readApplied(), netns);
+}
+
+async function driftOf(applied: ReturnType<StateDir['readApplied']>, netns: string | undefined): Promise<Finding | null> {
   if (!applied) return null;
   const live = await liveState(applied, netns);
   if (live === 'in place') return null;
@@ -133,12 +144,22 @@ export class Agent {
   private writeProblem: string | null = null;
   private lockPath: string | null = null;
   private stopping = false;
+  /** The firewall between cycles (not for --once): parsed again only when it changed. */
+  private rules: FirewallWatch | null = null;
+  private exposureMemo: { key: string; ruleset: FirewallView['ruleset']; policy: CompiledPolicy; findings: Finding[] } | null = null;
+  private driftMemo: { key: string; finding: Finding | null } | null = null;
+  private changeTimer: NodeJS.Timeout | null = null;
+  /** The checks after a firewall change: running, and whether another change came meanwhile. */
+  private checking: Promise<void> | null = null;
+  private changedAgain = false;
 
   constructor(
     private readonly configFile: string,
     private readonly log: Logger,
     /** watch --once: sinks get one attempt each. */
     private readonly once = false,
+    /** Runs the tools (ss, ip, nft); tests replace it to run many cycles quickly. */
+    private readonly exec: Exec = defaultExec,
   ) {}
 
   private build(config: Config): Loaded {
@@ -228,6 +249,7 @@ export class Agent {
     try {
       this.state = this.loadState(config.stateDir);
       this.loaded = this.build(config);
+      if (!this.once) this.rules = this.newWatch(config.netns);
     } catch (err) {
       this.releaseStateDir();
       throw err;
@@ -239,8 +261,48 @@ export class Agent {
     this.log.info({ config: this.configFile, policy: this.loaded.config.policy, schedule: this.loaded.config.schedule, sinks: this.loaded.config.sinks.map((s) => s.name) }, 'portwarden agent started');
   }
 
+  /** The scheduled cycles, and a check as soon as the firewall changes (nft monitor, legacy poll). */
   schedule(): void {
+    this.scheduleCycles();
+    this.rules?.start();
+  }
+
+  private scheduleCycles(): void {
     this.task = cron.schedule(this.loaded.config.schedule, () => this.runCycle(), { noOverlap: true, name: 'portwarden-scan' });
+  }
+
+  private newWatch(netns: string | undefined): FirewallWatch {
+    return new FirewallWatch({ netns, log: this.log, exec: this.exec, onChange: (source) => this.firewallChanged(source) });
+  }
+
+  /** Debounced: one check for a burst of changes (an `nft -f` of many rules is many events). */
+  private firewallChanged(source: string): void {
+    if (this.stopping) return;
+    this.log.debug({ source }, 'firewall changed');
+    if (this.changeTimer) clearTimeout(this.changeTimer);
+    this.changeTimer = setTimeout(() => {
+      this.changeTimer = null;
+      if (this.checking) this.changedAgain = true;
+      else this.checking = this.checkChange().finally(() => (this.checking = null));
+    }, CHANGE_DEBOUNCE_MS);
+  }
+
+  /**
+   * `settle` checks in quick succession, so a firewall change opens (or resolves) its finding in
+   * about a second whatever the schedule; started over when the firewall changes meanwhile.
+   */
+  private async checkChange(): Promise<void> {
+    for (let i = 0; i < this.loaded.config.settle && !this.stopping; i++) {
+      if (i) await new Promise((r) => setTimeout(r, CHANGE_FOLLOW_MS));
+      // A cycle already running may have read the firewall before the change: this one comes after it.
+      if (this.inFlight) await this.inFlight;
+      if (this.stopping) return;
+      if (this.changedAgain) {
+        this.changedAgain = false;
+        i = 0;
+      }
+      await this.runCycle();
+    }
   }
 
   /** One cycle; errors are logged and counted, never thrown (the next cycle tries again). */
@@ -260,8 +322,8 @@ export class Agent {
     const started = new Date();
     const t0 = performance.now();
     const [snap, fw] = await Promise.all([
-      collectSnapshot({ netns: config.netns, owners: this.owners }),
-      config.exposure ? readFirewall(config.netns) : null,
+      collectSnapshot({ netns: config.netns, owners: this.owners, exec: this.exec }),
+      config.exposure ? readFirewall(config.netns, this.exec, this.rules ?? undefined) : null,
     ]);
     const findings = evaluate(policy.policy, snap.listeners);
     // Said once per change, not every cycle: the daemon may run for months without root.
@@ -269,8 +331,8 @@ export class Agent {
       this.firewallError = fw?.error ?? null;
       if (this.firewallError) this.log.warn({ error: this.firewallError }, 'cannot read the firewall: no exposure findings until it can');
     }
-    if (fw) findings.push(...compareExposure(policy.policy, snap.listeners, fw));
-    const drift = await firewallDrift(new StateDir(config.stateDir), config.netns).catch((err: Error) => {
+    if (fw) findings.push(...this.exposureFindings(policy.policy, snap.listeners, fw));
+    const drift = await this.driftFinding(config).catch((err: Error) => {
       this.log.warn({ error: err.message }, 'cannot read the firewall for drift');
       return null;
     });
@@ -331,6 +393,28 @@ export class Agent {
     this.log.debug({ listeners: snap.listeners.length, findings: findings.length, events: events.length, ms: performance.now() - t0 }, 'cycle done');
   }
 
+  /** compareExposure, again only when the ruleset, the host's addresses, the listeners or the policy changed. */
+  private exposureFindings(policy: CompiledPolicy, listeners: readonly Listener[], fw: FirewallView): Finding[] {
+    const { ruleset } = fw; // published comes from the ruleset
+    const key = JSON.stringify([fw.error, fw.interfaces, fw.addresses, fw.routes, fw.forwarding, fw.legacyRules, listeners]);
+    const m = this.exposureMemo;
+    if (m && m.ruleset === ruleset && ruleset !== null && m.policy === policy && m.key === key) return m.findings;
+    const findings = compareExposure(policy, listeners, fw);
+    this.exposureMemo = { key, ruleset, policy, findings };
+    return findings;
+  }
+
+  /** firewall-drift; while nft monitor runs and reports nothing, our nft table has not changed either. */
+  private async driftFinding(config: Config): Promise<Finding | null> {
+    const applied = new StateDir(config.stateDir).readApplied();
+    const generation = this.rules?.generation() ?? null;
+    const key = applied?.backend === 'nft' && generation !== null ? JSON.stringify([generation, config.netns, applied.liveHash, applied.at, applied.netns]) : null;
+    if (key !== null && this.driftMemo?.key === key) return this.driftMemo.finding;
+    const finding = await driftOf(applied, config.netns);
+    this.driftMemo = key === null ? null : { key, finding };
+    return finding;
+  }
+
   /** SIGHUP: load the files again; if they are bad, keep the old ones and say why. */
   async reload(): Promise<void> {
     try {
@@ -338,10 +422,16 @@ export class Agent {
       if (config.stateDir !== this.loaded.config.stateDir) throw new Error(`state_dir changed from ${this.loaded.config.stateDir} to ${config.stateDir}: restart the agent to move it`);
       const next = this.build(config);
       await Promise.all(this.loaded.outlets.map((o) => o.queue.stop()));
+      if (next.config.netns !== this.loaded.config.netns && this.rules) {
+        const wasStarted = Boolean(this.task);
+        await this.rules.stop();
+        this.rules = this.newWatch(next.config.netns);
+        if (wasStarted) this.rules.start();
+      }
       if (next.config.schedule !== this.loaded.config.schedule && this.task) {
         void this.task.stop();
         this.loaded = next;
-        this.schedule();
+        this.scheduleCycles();
       } else this.loaded = next;
       this.loaded.outlets.forEach((o) => o.queue.kick());
       this.configProblem = null;
@@ -386,6 +476,8 @@ export class Agent {
   async stop(waitMs = STOP_WAIT_MS): Promise<void> {
     this.stopping = true;
     if (this.task) await this.task.stop();
+    if (this.changeTimer) clearTimeout(this.changeTimer);
+    await this.rules?.stop();
     const settled = (async () => {
       if (this.inFlight) await this.inFlight;
       // Sends still running when the wait is nearly over are aborted; their batches stay spooled.

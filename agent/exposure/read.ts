@@ -1,6 +1,7 @@
 // Reads the live firewall — nftables, iptables-legacy, and iptables-nft's own listing for the rules
 // nft can only show as `xt` — and the interfaces with their addresses (inside --netns when given),
 // all at once. I/O edge.
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { exec as defaultExec, inNetns, type Exec, type ExecResult } from '../exec.js';
 import type { FirewallView } from './exposure.js';
@@ -19,28 +20,63 @@ async function readProcFile(netns: string | undefined, exec: Exec, file: string)
 /** Whether iptables-legacy holds tables of this family (/proc/net/ip_tables_names lists them). */
 const legacyTables = async (netns: string | undefined, exec: Exec, file: string) => ((await readProcFile(netns, exec, file))?.trim() ?? '') !== '';
 
-export async function readFirewall(netns?: string, exec: Exec = defaultExec): Promise<FirewallView> {
+/** The part of the view read from the rules (nft, iptables-nft's xt listing, iptables-legacy). */
+type RulesPart = Pick<FirewallView, 'ruleset' | 'error' | 'legacyRules' | 'published'>;
+
+/**
+ * What the daemon keeps between cycles: the rules part of the view and what it was read from. The
+ * ruleset is parsed again only when that changed; the interfaces, routes and sysctls are cheap and
+ * read every time.
+ */
+export interface RulesCache {
+  /** Changes whenever the nft ruleset may have changed (nft monitor); null: nothing watches it, so its text listing is hashed instead. */
+  generation(): number | null;
+  kept: { key: string; part: RulesPart } | null;
+}
+
+/** iptables-legacy-save without what changes with every packet or call: counters, the dated comments. Pure. */
+export function legacyFingerprint(text: string): string {
+  return createHash('sha256').update(text.replace(/^#.*\n?/gm, '').replace(/\[\d+:\d+\]/g, '')).digest('hex');
+}
+
+const LEGACY: [family: 4 | 6, names: string, save: string][] = [
+  [4, 'ip_tables_names', 'iptables-legacy-save'],
+  [6, 'ip6_tables_names', 'ip6tables-legacy-save'],
+];
+
+/**
+ * A fingerprint of what iptables-legacy holds (it has no monitor: this is its poll). `nsPid`: a
+ * process inside the namespace, whose /proc/PID/net saves starting a program to read the names.
+ */
+export async function legacyKey(netns: string | undefined, exec: Exec = defaultExec, nsPid?: number): Promise<string> {
+  const parts = await Promise.all(LEGACY.map(async ([, names, save]) => {
+    const list = nsPid ? await readFile(`/proc/${nsPid}/net/${names}`, 'utf8').catch(() => null) : await readProcFile(netns, exec, `/proc/net/${names}`);
+    if (!list?.trim()) return '-';
+    const r = await exec(...inNetns(netns, save, [])).catch(() => null);
+    return r && r.code === 0 ? legacyFingerprint(r.stdout) : `error ${r?.code ?? ''}`;
+  }));
+  return parts.join(' ');
+}
+
+export async function readFirewall(netns?: string, exec: Exec = defaultExec, cache?: RulesCache): Promise<FirewallView> {
   const run = (cmd: string, args: string[]): Promise<ExecResult | Error> => exec(...inNetns(netns, cmd, args)).catch((err: Error) => err);
   const ok = (r: ExecResult | Error | null): string | null => (r && !(r instanceof Error) && r.code === 0 ? r.stdout : null);
+  // Read before anything else: a change while we read moves it on, and the next cycle reads again.
+  const generation = cache ? cache.generation() : null;
   // iptables-legacy-save only where legacy tables exist (it would load the kernel module), and
   // iptables-nft-save only when nft shows rules it cannot print (xt expressions).
-  const [links, routes4, routes6, forward4, forward6, nft, has4, has6] = await Promise.all([
+  const [links, routes4, routes6, forward4, forward6, nftFirst, has4, has6] = await Promise.all([
     run('ip', ['-j', 'addr', 'show']),
     run('ip', ['-j', '-4', 'route', 'show']),
     run('ip', ['-j', '-6', 'route', 'show']),
     readProcFile(netns, exec, '/proc/sys/net/ipv4/conf/all/forwarding'),
     readProcFile(netns, exec, '/proc/sys/net/ipv6/conf/all/forwarding'),
-    run('nft', ['-j', 'list', 'ruleset']),
+    // Cached and not watched: the text listing, hashed, says whether the JSON must be read again.
+    !cache ? run('nft', ['-j', 'list', 'ruleset']) : generation === null ? run('nft', ['list', 'ruleset']) : null,
     legacyTables(netns, exec, '/proc/net/ip_tables_names'),
     legacyTables(netns, exec, '/proc/net/ip6_tables_names'),
   ]);
-  const hasXt = /"xt":\s*\{/.test(ok(nft) ?? '');
-  const [legacy4, legacy6, xt4, xt6] = await Promise.all([
-    has4 ? run('iptables-legacy-save', []) : null,
-    has6 ? run('ip6tables-legacy-save', []) : null,
-    hasXt ? run('iptables-nft-save', []) : null,
-    hasXt ? run('ip6tables-nft-save', []) : null,
-  ]);
+  const [legacy4, legacy6] = await Promise.all([has4 ? run('iptables-legacy-save', []) : null, has6 ? run('ip6tables-legacy-save', []) : null]);
   const view: FirewallView = { ruleset: null, error: null, interfaces: [], addresses: [], legacyRules: 0, published: [] };
   // No ip: evaluate for a generic interface. No legacy tools: no legacy rules to worry about.
   const linkText = ok(links);
@@ -52,22 +88,47 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec): Pr
   if (forward4 !== null && forward6 !== null) view.forwarding = { 4: forward4.trim() === '1', 6: forward6.trim() === '1' };
   const routeText = [ok(routes4), ok(routes6)];
   if (routeText.every((t) => t !== null)) view.routes = routeText.flatMap((t, i) => parseRoutes(t!, i === 0 ? 4 : 6));
-  const notInstalled = nft instanceof Error && (nft as NodeJS.ErrnoException).code === 'ENOENT';
-  if (nft instanceof Error && !notInstalled) view.error = nft.message;
-  else if (!(nft instanceof Error) && nft.code !== 0) view.error = nft.stderr.trim().split('\n')[0] ?? `nft exited ${nft.code}`;
-  else if (notInstalled && ok(legacy4) === null) view.error = 'nft is not installed';
-  else {
-    view.ruleset = parseNftJson(ok(nft) || '{"nftables":[]}');
-    // nft 1.0.6's JSON does not say which device an ingress chain is attached to; its text does.
-    if ([...view.ruleset.chains.values()].some((c) => c.hook === 'ingress' && !c.devices)) {
-      const chains = ok(await run('nft', ['list', 'chains']));
-      if (chains) fillDevices(view.ruleset, chains);
-    }
-    for (const [text, fam] of [[ok(xt4), 4], [ok(xt6), 6]] as const) if (text) fillXt(view.ruleset, text, fam);
-    for (const [text, fam] of [[ok(legacy4), 4], [ok(legacy6), 6]] as const) if (text) view.legacyRules += addLegacy(view.ruleset, text, fam);
-    view.published = findPublished(view.ruleset);
+  // A failed read is never kept: the next cycle tries again.
+  const listing = generation !== null ? `generation ${generation}` : cache ? ok(nftFirst) : null;
+  const legacyTexts = [has4 ? ok(legacy4) : '-', has6 ? ok(legacy6) : '-'];
+  const key = listing === null || legacyTexts.includes(null) ? null : [generation !== null ? listing : legacyFingerprint(listing), ...legacyTexts.map((t) => (t === '-' ? t : legacyFingerprint(t!)))].join(' ');
+  let part = cache && key !== null && cache.kept?.key === key ? cache.kept.part : null;
+  if (!part) {
+    const nft = cache ? await run('nft', ['-j', 'list', 'ruleset']) : nftFirst!;
+    part = await readRules(nft, ok(legacy4), ok(legacy6), run, ok);
+    if (cache) cache.kept = key !== null && part.error === null ? { key, part } : null;
   }
-  return view;
+  return Object.assign(view, part);
+}
+
+/** The rules part from nft's JSON (plus the xt and legacy listings it needs). */
+async function readRules(
+  nft: ExecResult | Error,
+  legacy4: string | null,
+  legacy6: string | null,
+  run: (cmd: string, args: string[]) => Promise<ExecResult | Error>,
+  ok: (r: ExecResult | Error | null) => string | null,
+): Promise<RulesPart> {
+  const part: RulesPart = { ruleset: null, error: null, legacyRules: 0, published: [] };
+  const notInstalled = nft instanceof Error && (nft as NodeJS.ErrnoException).code === 'ENOENT';
+  if (nft instanceof Error && !notInstalled) part.error = nft.message;
+  else if (!(nft instanceof Error) && nft.code !== 0) part.error = nft.stderr.trim().split('\n')[0] ?? `nft exited ${nft.code}`;
+  else if (notInstalled && legacy4 === null) part.error = 'nft is not installed';
+  else {
+    const ruleset = parseNftJson(ok(nft) || '{"nftables":[]}');
+    const hasXt = /"xt":\s*\{/.test(ok(nft) ?? '');
+    const [xt4, xt6] = await Promise.all([hasXt ? run('iptables-nft-save', []) : null, hasXt ? run('ip6tables-nft-save', []) : null]);
+    // nft 1.0.6's JSON does not say which device an ingress chain is attached to; its text does.
+    if ([...ruleset.chains.values()].some((c) => c.hook === 'ingress' && !c.devices)) {
+      const chains = ok(await run('nft', ['list', 'chains']));
+      if (chains) fillDevices(ruleset, chains);
+    }
+    for (const [text, fam] of [[ok(xt4), 4], [ok(xt6), 6]] as const) if (text) fillXt(ruleset, text, fam);
+    for (const [text, fam] of [[legacy4, 4], [legacy6, 6]] as const) if (text) part.legacyRules += addLegacy(ruleset, text, fam);
+    part.ruleset = ruleset;
+    part.published = findPublished(ruleset);
+  }
+  return part;
 }
 
 /** `ip -j route show` → routes by interface ("default" is the whole family). Pure. */
