@@ -3,7 +3,7 @@
 // cycle; when the state dir cannot be written (a full disk) the daemon keeps scanning, holds the
 // events in memory (the sink queues keep their batches in memory too) and raises state-write-failed until the
 // writes work again. A state.json it cannot read is kept aside and rebuilt from the journal.
-import { readdirSync, readFileSync, renameSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import cron, { type ScheduledTask } from 'node-cron';
@@ -404,14 +404,27 @@ export class Agent {
     return findings;
   }
 
-  /** firewall-drift; while nft monitor runs and reports nothing, our nft table has not changed either. */
+  /**
+   * firewall-drift. While nft monitor runs and reports nothing, our nft table has not changed
+   * either, and while applied.json is the same file (apply replaces it) neither has what we compare
+   * it with: the last answer stands, without reading either.
+   */
   private async driftFinding(config: Config): Promise<Finding | null> {
-    const applied = new StateDir(config.stateDir).readApplied();
+    const state = new StateDir(config.stateDir);
     const generation = this.rules?.generation() ?? null;
-    const key = applied?.backend === 'nft' && generation !== null ? JSON.stringify([generation, config.netns, applied.liveHash, applied.at, applied.netns]) : null;
+    let file = 'none';
+    try {
+      const st = lstatSync(state.applied);
+      file = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      /* none yet: readApplied says so, or names the problem */
+    }
+    const key = generation !== null ? JSON.stringify([generation, config.netns, file]) : null;
     if (key !== null && this.driftMemo?.key === key) return this.driftMemo.finding;
+    const applied = state.readApplied();
     const finding = await driftOf(applied, config.netns);
-    this.driftMemo = key === null ? null : { key, finding };
+    // iptables-legacy has no monitor: its chains are compared every cycle.
+    this.driftMemo = key !== null && (!applied || applied.backend === 'nft') ? { key, finding } : null;
     return finding;
   }
 
@@ -457,6 +470,11 @@ export class Agent {
     if (problem && !this.writeProblem) this.log.error({ error: problem }, "cannot write the agent's state: holding events in memory and alerting from there until it can");
     if (!problem && this.writeProblem) this.log.info({}, 'state writes work again: the journal and spool have caught up');
     this.writeProblem = problem;
+  }
+
+  /** Whether nft monitor runs (the ruleset is then read only when it changes). */
+  get watchingFirewall(): boolean {
+    return this.rules?.watching ?? false;
   }
 
   /** What failed to be written, if anything (for --once). */

@@ -22,6 +22,8 @@ const legacyTables = async (netns: string | undefined, exec: Exec, file: string)
 
 /** The part of the view read from the rules (nft, iptables-nft's xt listing, iptables-legacy). */
 type RulesPart = Pick<FirewallView, 'ruleset' | 'error' | 'legacyRules' | 'published'>;
+/** The part read from the host: interfaces, addresses, routes, forwarding. */
+type HostPart = Pick<FirewallView, 'interfaces' | 'addresses' | 'routes' | 'forwarding'>;
 
 /**
  * What the daemon keeps between cycles: the rules part of the view and what it was read from. The
@@ -32,6 +34,11 @@ export interface RulesCache {
   /** Changes whenever the nft ruleset may have changed (nft monitor); null: nothing watches it, so its text listing is hashed instead. */
   generation(): number | null;
   kept: { key: string; part: RulesPart } | null;
+  /** Changes whenever the interfaces, addresses, routes or forwarding may have changed (ip monitor); null: read them every time. */
+  hostGeneration?(): number | null;
+  keptHost?: { key: number; part: HostPart } | null;
+  /** A process inside the namespace, whose /proc/PID/net saves starting a program to read it. */
+  procPid?(): number | undefined;
 }
 
 /** iptables-legacy-save without what changes with every packet or call: counters, the dated comments. Pure. */
@@ -63,31 +70,24 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec, cac
   const ok = (r: ExecResult | Error | null): string | null => (r && !(r instanceof Error) && r.code === 0 ? r.stdout : null);
   // Read before anything else: a change while we read moves it on, and the next cycle reads again.
   const generation = cache ? cache.generation() : null;
+  const hostGeneration = cache?.hostGeneration?.() ?? null;
+  const keptHost = hostGeneration !== null && cache?.keptHost?.key === hostGeneration ? cache.keptHost.part : null;
+  const pid = cache?.procPid?.();
+  const hasLegacy = (names: string) => (pid ? readFile(`/proc/${pid}/net/${names}`, 'utf8').then((t) => t.trim() !== '', () => false) : legacyTables(netns, exec, `/proc/net/${names}`));
   // iptables-legacy-save only where legacy tables exist (it would load the kernel module), and
   // iptables-nft-save only when nft shows rules it cannot print (xt expressions).
-  const [links, routes4, routes6, forward4, forward6, nftFirst, has4, has6] = await Promise.all([
-    run('ip', ['-j', 'addr', 'show']),
-    run('ip', ['-j', '-4', 'route', 'show']),
-    run('ip', ['-j', '-6', 'route', 'show']),
-    readProcFile(netns, exec, '/proc/sys/net/ipv4/conf/all/forwarding'),
-    readProcFile(netns, exec, '/proc/sys/net/ipv6/conf/all/forwarding'),
+  const [host, nftFirst, has4, has6] = await Promise.all([
+    keptHost ?? readHost(netns, exec, run, ok),
     // Cached and not watched: the text listing, hashed, says whether the JSON must be read again.
     !cache ? run('nft', ['-j', 'list', 'ruleset']) : generation === null ? run('nft', ['list', 'ruleset']) : null,
-    legacyTables(netns, exec, '/proc/net/ip_tables_names'),
-    legacyTables(netns, exec, '/proc/net/ip6_tables_names'),
+    hasLegacy('ip_tables_names'),
+    hasLegacy('ip6_tables_names'),
   ]);
+  if (cache && hostGeneration !== null) cache.keptHost = { key: hostGeneration, part: host };
   const [legacy4, legacy6] = await Promise.all([has4 ? run('iptables-legacy-save', []) : null, has6 ? run('ip6tables-legacy-save', []) : null]);
-  const view: FirewallView = { ruleset: null, error: null, interfaces: [], addresses: [], legacyRules: 0, published: [] };
-  // No ip: evaluate for a generic interface. No legacy tools: no legacy rules to worry about.
-  const linkText = ok(links);
-  if (linkText) {
-    const ifs = JSON.parse(linkText) as { ifname: string; addr_info?: { local?: string; prefixlen?: number }[] }[];
-    view.interfaces = ifs.map((i) => i.ifname).filter((n) => n !== 'lo');
-    view.addresses = ifs.flatMap((i) => (i.addr_info ?? []).filter((a) => a.local && a.prefixlen !== undefined).map((a) => ({ iface: i.ifname, cidr: `${a.local}/${a.prefixlen}` })));
-  }
-  if (forward4 !== null && forward6 !== null) view.forwarding = { 4: forward4.trim() === '1', 6: forward6.trim() === '1' };
-  const routeText = [ok(routes4), ok(routes6)];
-  if (routeText.every((t) => t !== null)) view.routes = routeText.flatMap((t, i) => parseRoutes(t!, i === 0 ? 4 : 6));
+  const view: FirewallView = { ruleset: null, error: null, interfaces: host.interfaces, addresses: host.addresses, legacyRules: 0, published: [] };
+  if (host.forwarding) view.forwarding = host.forwarding;
+  if (host.routes) view.routes = host.routes;
   // A failed read is never kept: the next cycle tries again.
   const listing = generation !== null ? `generation ${generation}` : cache ? ok(nftFirst) : null;
   const legacyTexts = [has4 ? ok(legacy4) : '-', has6 ? ok(legacy6) : '-'];
@@ -99,6 +99,33 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec, cac
     if (cache) cache.kept = key !== null && part.error === null ? { key, part } : null;
   }
   return Object.assign(view, part);
+}
+
+/** Interfaces, addresses, routes and the forwarding sysctls. No ip: evaluate for a generic interface. */
+async function readHost(
+  netns: string | undefined,
+  exec: Exec,
+  run: (cmd: string, args: string[]) => Promise<ExecResult | Error>,
+  ok: (r: ExecResult | Error | null) => string | null,
+): Promise<HostPart> {
+  const [links, routes4, routes6, forward4, forward6] = await Promise.all([
+    run('ip', ['-j', 'addr', 'show']),
+    run('ip', ['-j', '-4', 'route', 'show']),
+    run('ip', ['-j', '-6', 'route', 'show']),
+    readProcFile(netns, exec, '/proc/sys/net/ipv4/conf/all/forwarding'),
+    readProcFile(netns, exec, '/proc/sys/net/ipv6/conf/all/forwarding'),
+  ]);
+  const host: HostPart = { interfaces: [], addresses: [] };
+  const linkText = ok(links);
+  if (linkText) {
+    const ifs = JSON.parse(linkText) as { ifname: string; addr_info?: { local?: string; prefixlen?: number }[] }[];
+    host.interfaces = ifs.map((i) => i.ifname).filter((n) => n !== 'lo');
+    host.addresses = ifs.flatMap((i) => (i.addr_info ?? []).filter((a) => a.local && a.prefixlen !== undefined).map((a) => ({ iface: i.ifname, cidr: `${a.local}/${a.prefixlen}` })));
+  }
+  if (forward4 !== null && forward6 !== null) host.forwarding = { 4: forward4.trim() === '1', 6: forward6.trim() === '1' };
+  const routeText = [ok(routes4), ok(routes6)];
+  if (routeText.every((t) => t !== null)) host.routes = routeText.flatMap((t, i) => parseRoutes(t!, i === 0 ? 4 : 6));
+  return host;
 }
 
 /** The rules part from nft's JSON (plus the xt and legacy listings it needs). */

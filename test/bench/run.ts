@@ -13,6 +13,7 @@ import { OwnerIndex } from '../../agent/collect/processes.js';
 import { compilePolicy } from '../../agent/policy/compile.js';
 import { renderRuleset } from '../../agent/firewall/render.js';
 import { bigPolicy } from './big-policy.js';
+import { daemonBench, printDaemonBench } from './daemon.js';
 import { parseNftJson } from '../../agent/exposure/nft-json.js';
 import { exposureOf } from '../../agent/exposure/exposure.js';
 import type { Listener } from '../../agent/model.js';
@@ -183,6 +184,12 @@ async function nftRulesBench(rounds = 12, ms = 1000) {
   }
 }
 
+// PW_BENCH_ONLY=daemon: the watch cycle over 10 000 rules, nothing changed, and change → webhook.
+if (process.env.PW_BENCH_ONLY === 'daemon') {
+  printDaemonBench(await daemonBench());
+  process.exit(0);
+}
+
 if (process.env.PW_BENCH_ONLY === 'nft-rules') {
   const r = await nftRulesBench();
   printNftRules(r);
@@ -291,3 +298,4 @@ const applied = [];
 for (const n of applySizes) applied.push(await applyBench(n));
 printApplyBench(applied);
 printNftRules(await nftRulesBench());
+printDaemonBench(await daemonBench());

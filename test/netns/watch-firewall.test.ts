@@ -113,6 +113,18 @@ test('readFirewall with a cache: the parsed ruleset is kept while the generation
     assert.notEqual(c.ruleset, b.ruleset, 'generation moved: read again');
     assert.equal([...c.ruleset!.chains.values()].reduce((n, ch) => n + ch.rules.length, 0), 2);
 
+    // The host part (ip monitor's generation): kept while it stays, read again when it moves.
+    let hostGen = 1;
+    cache.hostGeneration = () => hostGen;
+    cache.keptHost = null;
+    const before = await readFirewall(ns, undefined, cache);
+    nsRun(ns, 'ip', ['addr', 'add', '198.51.100.1/24', 'dev', 'lo']);
+    const kept = await readFirewall(ns, undefined, cache);
+    assert.deepEqual(kept.addresses, before.addresses, 'same host generation: the addresses read before');
+    hostGen = 2;
+    const moved = await readFirewall(ns, undefined, cache);
+    assert.ok(moved.addresses!.some((a) => a.cidr === '198.51.100.1/24'), 'host generation moved: read again');
+
     // No monitor: the text listing's hash decides.
     gen = null;
     const d = await readFirewall(ns, undefined, cache);
@@ -157,6 +169,12 @@ test('FirewallWatch: nft changes and iptables-legacy changes (polled) are report
 
     nsRun(ns, 'iptables-legacy', ['-A', 'INPUT', '-p', 'tcp', '--dport', '80', '-j', 'ACCEPT']);
     await until('legacy change seen', () => seen.includes('iptables-legacy'), 5000);
+
+    // Addresses (and routes, links, forwarding) come from ip monitor.
+    const h0 = watch.hostGeneration()!;
+    nsRun(ns, 'ip', ['addr', 'add', '198.51.100.1/24', 'dev', 'lo']);
+    await until('address change seen', () => seen.includes('ip'), 5000);
+    assert.ok(watch.hostGeneration()! > h0);
   } finally {
     await watch.stop();
     deleteNamespace(ns);
