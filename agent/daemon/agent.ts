@@ -321,9 +321,15 @@ export class Agent {
     const { config, policy, outlets } = this.loaded;
     const started = new Date();
     const t0 = performance.now();
-    const [snap, fw] = await Promise.all([
+    // The ruleset and our table are listed side by side: after a change of a large ruleset each
+    // listing takes seconds.
+    const [snap, fw, drift] = await Promise.all([
       collectSnapshot({ netns: config.netns, owners: this.owners, exec: this.exec }),
       config.exposure ? readFirewall(config.netns, this.exec, this.rules ?? undefined) : null,
+      this.driftFinding(config).catch((err: Error) => {
+        this.log.warn({ error: err.message }, 'cannot read the firewall for drift');
+        return null;
+      }),
     ]);
     const findings = evaluate(policy.policy, snap.listeners);
     // Said once per change, not every cycle: the daemon may run for months without root.
@@ -332,10 +338,6 @@ export class Agent {
       if (this.firewallError) this.log.warn({ error: this.firewallError }, 'cannot read the firewall: no exposure findings until it can');
     }
     if (fw) findings.push(...this.exposureFindings(policy.policy, snap.listeners, fw));
-    const drift = await this.driftFinding(config).catch((err: Error) => {
-      this.log.warn({ error: err.message }, 'cannot read the firewall for drift');
-      return null;
-    });
     if (drift) findings.push(drift);
     if (this.configProblem) {
       findings.push({
