@@ -19,7 +19,7 @@ import { exec as defaultExec, type Exec } from '../exec.js';
 import { FirewallWatch } from './firewall-watch.js';
 import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
 import { liveState, StateDir } from '../firewall/apply.js';
-import { alive, ensureDir, readStateText, removeFile, tryLock, writeJson } from '../state-files.js';
+import { alive, ensureDir, readStateText, removeFile, tryLock } from '../state-files.js';
 import { FsError, fsError, writeFileAtomic } from '../fs-atomic.js';
 import { checkTrustedDir } from '../file-perms.js';
 import { emptyState, isDriftState, stateFromEvents, step, type DriftState } from '../alerts/drift.js';
@@ -152,6 +152,8 @@ export class Agent {
   /** The checks after a firewall change: running, and whether another change came meanwhile. */
   private checking: Promise<void> | null = null;
   private changedAgain = false;
+  /** state.json as last written. */
+  private savedState: string | null = null;
 
   constructor(
     private readonly configFile: string,
@@ -367,10 +369,15 @@ export class Agent {
       problems.push(writeFailure(err));
       this.unjournaled = pending.slice(-HELD_LIMIT);
     }
-    try {
-      writeJson(`${config.stateDir}/${STATE_FILE}`, state);
-    } catch (err) {
-      problems.push(writeFailure(err));
+    // Written when it changed (or the last write failed): a quiet cycle costs no fsync.
+    const stateText = JSON.stringify(state, null, 2) + '\n';
+    if (stateText !== this.savedState) {
+      try {
+        writeFileAtomic(`${config.stateDir}/${STATE_FILE}`, stateText, 0o600);
+        this.savedState = stateText;
+      } catch (err) {
+        problems.push(writeFailure(err));
+      }
     }
     for (const e of journal) this.log.info({ event: e.event, finding: findingJson(e.finding) }, `${e.event}: ${e.finding.message}`);
     for (const o of outlets) {
