@@ -39,8 +39,9 @@ test('watch: 10 000 cycles with changing listeners and firewall keep RSS under 8
     const peak = Math.max(...r.samples.map((s) => s.rss));
     const growth = median(last.map((s) => s.rss)) - median(second.map((s) => s.rss));
     const heapGrowth = median(last.map((s) => s.heap)) - median(second.map((s) => s.heap));
-    console.log(`# ${cycles} cycles in ${(r.ms / 1000).toFixed(1)} s (${(r.ms / cycles).toFixed(2)} ms each); peak RSS ${(peak / MB).toFixed(1)} MB; RSS last − 2nd quarter ${(growth / MB).toFixed(2)} MB, heap ${(heapGrowth / MB).toFixed(2)} MB; ${receiver.received.length} webhook batches`);
-    assert.ok(receiver.received.length > cycles / 2, 'the events went out (one opens and one resolves every cycle)');
+    console.log(`# ${cycles} cycles in ${(r.ms / 1000).toFixed(1)} s (${(r.ms / cycles).toFixed(2)} ms each); peak RSS ${(peak / MB).toFixed(1)} MB; RSS last − 2nd quarter ${(growth / MB).toFixed(2)} MB, heap ${(heapGrowth / MB).toFixed(2)} MB; ${receiver.events().length} events in ${receiver.received.length} webhook batches`);
+    // Every 10 cycles a forbidden port opens and another resolves (batched by the sink's queue).
+    assert.ok(receiver.events().length >= cycles / 10, `the events went out: ${receiver.events().length}`);
     assert.ok(peak <= 80 * MB, `peak RSS ${(peak / MB).toFixed(1)} MB`);
     assert.ok(growth <= 4 * MB, `RSS grew ${(growth / MB).toFixed(2)} MB from the 2nd to the last quarter`);
     assert.ok(heapGrowth <= 2 * MB, `heap grew ${(heapGrowth / MB).toFixed(2)} MB from the 2nd to the last quarter`);

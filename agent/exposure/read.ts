@@ -3,7 +3,7 @@
 // all at once. I/O edge.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { exec as defaultExec, inNetns, type Exec, type ExecResult } from '../exec.js';
+import { exec as defaultExec, inNetns, netnsPath, type Exec, type ExecResult } from '../exec.js';
 import type { FirewallView } from './exposure.js';
 import type { Route } from './host.js';
 import { addLegacy, fillXt } from './iptables-save.js';
@@ -68,6 +68,7 @@ export async function legacyKey(netns: string | undefined, exec: Exec = defaultE
 export async function readFirewall(netns?: string, exec: Exec = defaultExec, cache?: RulesCache): Promise<FirewallView> {
   const run = (cmd: string, args: string[]): Promise<ExecResult | Error> => exec(...inNetns(netns, cmd, args)).catch((err: Error) => err);
   const ok = (r: ExecResult | Error | null): string | null => (r && !(r instanceof Error) && r.code === 0 ? r.stdout : null);
+  if (netns !== undefined) netnsPath(netns); // a bad name is refused before any read starts
   // Read before anything else: a change while we read moves it on, and the next cycle reads again.
   const generation = cache ? cache.generation() : null;
   const hostGeneration = cache?.hostGeneration?.() ?? null;
