@@ -1,6 +1,6 @@
 // The one place that starts programs: spawn with argument arrays, never a shell. A program that is
 // missing or does not answer in time becomes a RuntimeError naming it (and the package to install).
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { RuntimeError, UsageError } from './errors.js';
 
@@ -133,4 +133,14 @@ export function netnsPath(name: string): string {
  */
 export function inNetns(netns: string | undefined, cmd: string, args: string[]): [string, string[]] {
   return netns ? ['nsenter', [`--net=${netnsPath(netns)}`, '--', cmd, ...args]] : [cmd, args];
+}
+
+/**
+ * A long-running program (a monitor) with argument arrays, never a shell; it is killed when this
+ * process dies (setpriv --pdeathsig KILL where installed), so a killed daemon leaves none behind.
+ */
+export function startTool(cmd: string, args: string[]): ChildProcess {
+  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C' };
+  const [c, a] = installed('setpriv', env.PATH) ? ['setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
+  return spawn(c, a, { env, stdio: ['ignore', 'pipe', 'pipe'] });
 }

@@ -1,5 +1,6 @@
 // Small on-disk state helpers: JSON read/write (atomic, never through a symlink) and an exclusive
-// lock with stale-pid recovery. System errors become one line naming the path (FsError, exit 3).
+// lock with stale-pid recovery (a takeover claimed exclusively and re-checked). System errors
+// become one line naming the path (FsError, exit 3).
 import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { RuntimeError } from './errors.js';
 import { fsError, writeFileAtomic } from './fs-atomic.js';
@@ -73,12 +74,56 @@ function ageMs(path: string): number {
   }
 }
 
+/** Whether a lock file's text names no live holder: a dead pid, ours, or no pid long after it was made. */
+function staleLock(path: string, text: string, holds: (pid: number) => boolean): boolean {
+  const holder = Number(text.trim());
+  return /^\d+$/.test(text.trim()) && holder > 0 ? holder === process.pid || !holds(holder) : ageMs(path) > UNREADABLE_LOCK_STALE_MS;
+}
+
+/** How long a contender waits for another one's takeover to finish (it takes microseconds). */
+const TAKEOVER_WAIT_MS = 2000;
+
+/**
+ * Removes a stale lock whose text we judged as `judged`. Removing by path after judging is a race:
+ * two contenders that judged the same dead holder could each remove the other's fresh lock. So a
+ * takeover is claimed first (`PATH.takeover`, created exclusively) and, under the claim, done only
+ * if the lock still holds what was judged: a fresh lock has another pid and is left alone. A claim
+ * whose maker died (a crash in those microseconds) is removed. Returns whether we may try again now.
+ */
+function takeOver(path: string, judged: string, holds: (pid: number) => boolean): boolean {
+  const claim = `${path}.takeover`;
+  let fd: number;
+  try {
+    fd = openSync(claim, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(claim, err);
+    const text = readStateText(claim);
+    if (text !== null && staleLock(claim, text, alive)) removeFile(claim);
+    return false;
+  }
+  try {
+    try {
+      writeSync(fd, String(process.pid));
+    } catch {
+      /* a full disk: the empty claim still excludes the others, and is old news in seconds */
+    } finally {
+      closeSync(fd);
+    }
+    const now = readStateText(path);
+    if (now !== null && now === judged && staleLock(path, now, holds)) removeFile(path);
+  } finally {
+    removeFile(claim);
+  }
+  return true;
+}
+
 /**
  * Tries once to take the lock file (it holds our pid). Returns null when taken, else the live
  * holder's pid (0 when the file says no pid yet). A dead holder's lock is taken over; `holds`
  * can be stricter than "the pid is alive" (a reused pid).
  */
 export function tryLock(path: string, holds: (pid: number) => boolean = alive): number | null {
+  const waitUntil = Date.now() + TAKEOVER_WAIT_MS;
   for (;;) {
     let fd: number;
     try {
@@ -92,13 +137,16 @@ export function tryLock(path: string, holds: (pid: number) => boolean = alive): 
         throw fsError(path, e);
       }
       if (text === null) continue; // released meanwhile
-      const holder = Number(text.trim());
-      const valid = /^\d+$/.test(text.trim()) && holder > 0;
-      if (valid ? holder === process.pid || !holds(holder) : ageMs(path) > UNREADABLE_LOCK_STALE_MS) {
-        removeFile(path); // the holder died without releasing it
+      if (staleLock(path, text, holds)) {
+        // The holder died without releasing it. Another contender taking it over: wait for it.
+        if (!takeOver(path, text, holds)) {
+          if (Date.now() > waitUntil) throw new RuntimeError(`${path}.takeover has been held for ${TAKEOVER_WAIT_MS / 1000} s; if no portwarden is running, remove it`);
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+        }
         continue;
       }
-      return valid ? holder : 0;
+      const holder = Number(text.trim());
+      return /^\d+$/.test(text.trim()) && holder > 0 ? holder : 0;
     }
     try {
       // With a full disk the pid may not fit; the empty file still holds the lock.

@@ -3,7 +3,7 @@
 // cycle; when the state dir cannot be written (a full disk) the daemon keeps scanning, holds the
 // events in memory (the sink queues keep their batches in memory too) and raises state-write-failed until the
 // writes work again. A state.json it cannot read is kept aside and rebuilt from the journal.
-import { readdirSync, readFileSync, renameSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import cron, { type ScheduledTask } from 'node-cron';
@@ -14,9 +14,13 @@ import { evaluate, sortFindings } from '../policy/evaluate.js';
 import { compareExposure } from '../exposure/compare.js';
 import { readFirewall } from '../exposure/read.js';
 import { ServiceSchedule } from '../service/schedule.js';
+import type { FirewallView } from '../exposure/exposure.js';
+import type { CompiledPolicy } from '../policy/compile.js';
+import { exec as defaultExec, type Exec } from '../exec.js';
+import { FirewallWatch } from './firewall-watch.js';
 import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
 import { liveState, StateDir } from '../firewall/apply.js';
-import { alive, ensureDir, readStateText, removeFile, tryLock, writeJson } from '../state-files.js';
+import { alive, ensureDir, readStateText, removeFile, tryLock } from '../state-files.js';
 import { FsError, fsError, writeFileAtomic } from '../fs-atomic.js';
 import { checkTrustedDir } from '../file-perms.js';
 import { emptyState, isDriftState, openFindings, stateFromEvents, step, type DriftState } from '../alerts/drift.js';
@@ -31,7 +35,7 @@ import { Metrics, serveMetrics, writeTextfile } from '../alerts/sinks/prometheus
 import { reportPages, type CycleView } from '../report/serve.js';
 import { PortwardenError, UsageError } from '../errors.js';
 import { parseDuration } from '../duration.js';
-import { hostFinding, type Finding } from '../model.js';
+import { hostFinding, type Finding, type Listener } from '../model.js';
 import { findingJson } from '../serialize.js';
 import { loadConfig, type Config } from './config.js';
 import { AttemptSampler } from '../attempts/sampler.js';
@@ -41,6 +45,10 @@ export const LOCK_FILE = 'watch.lock';
 const HELD_LIMIT = 1000;
 /** How long SIGTERM waits for the cycle and the deliveries in flight (the unit allows 60 s). */
 export const STOP_WAIT_MS = 3000;
+/** A firewall change is checked this long after the last change of a burst (one `nft -f` is many events). */
+export const CHANGE_DEBOUNCE_MS = 200;
+/** Between the checks that follow a change, so that `settle` scans see it within a second or two. */
+export const CHANGE_FOLLOW_MS = 250;
 
 /** Copies of state.json kept aside as corrupt, oldest first: state-corrupt stays open while any is left. */
 function corruptStateFinding(dir: string): Finding | null {
@@ -94,7 +102,10 @@ function readSecret(file: string | undefined, env: string | undefined, what: str
 
 /** Our applied rules, compared with what the kernel has now. */
 export async function firewallDrift(state: StateDir, netns: string | undefined): Promise<Finding | null> {
-  const applied = state.readApplied();
+  return driftOf(state.readApplied(), netns);
+}
+
+async function driftOf(applied: ReturnType<StateDir['readApplied']>, netns: string | undefined): Promise<Finding | null> {
   if (!applied) return null;
   const live = await liveState(applied, netns);
   if (live === 'in place') return null;
@@ -137,12 +148,24 @@ export class Agent {
   private stopping = false;
   /** The last cycle, for the review page served beside /metrics. */
   private lastCycle: CycleView | null = null;
+  /** The firewall between cycles (not for --once): parsed again only when it changed. */
+  private rules: FirewallWatch | null = null;
+  private exposureMemo: { key: string; ruleset: FirewallView['ruleset']; policy: CompiledPolicy; findings: Finding[] } | null = null;
+  private driftMemo: { key: string; finding: Finding | null } | null = null;
+  private changeTimer: NodeJS.Timeout | null = null;
+  /** The checks after a firewall change: running, and whether another change came meanwhile. */
+  private checking: Promise<void> | null = null;
+  private changedAgain = false;
+  /** state.json as last written. */
+  private savedState: string | null = null;
 
   constructor(
     private readonly configFile: string,
     private readonly log: Logger,
     /** watch --once: sinks get one attempt each. */
     private readonly once = false,
+    /** Runs the tools (ss, ip, nft); tests replace it to run many cycles quickly. */
+    private readonly exec: Exec = defaultExec,
   ) {}
 
   private build(config: Config): Loaded {
@@ -239,6 +262,7 @@ export class Agent {
     try {
       this.state = this.loadState(config.stateDir);
       this.loaded = this.build(config);
+      if (!this.once) this.rules = this.newWatch(config.netns);
     } catch (err) {
       this.releaseStateDir();
       throw err;
@@ -251,8 +275,48 @@ export class Agent {
     this.log.info({ config: this.configFile, policy: this.loaded.config.policy, schedule: this.loaded.config.schedule, sinks: this.loaded.config.sinks.map((s) => s.name) }, 'portwarden agent started');
   }
 
+  /** The scheduled cycles, and a check as soon as the firewall changes (nft monitor, legacy poll). */
   schedule(): void {
+    this.scheduleCycles();
+    this.rules?.start();
+  }
+
+  private scheduleCycles(): void {
     this.task = cron.schedule(this.loaded.config.schedule, () => this.runCycle(), { noOverlap: true, name: 'portwarden-scan' });
+  }
+
+  private newWatch(netns: string | undefined): FirewallWatch {
+    return new FirewallWatch({ netns, log: this.log, exec: this.exec, onChange: (source) => this.firewallChanged(source) });
+  }
+
+  /** Debounced: one check for a burst of changes (an `nft -f` of many rules is many events). */
+  private firewallChanged(source: string): void {
+    if (this.stopping) return;
+    this.log.debug({ source }, 'firewall changed');
+    if (this.changeTimer) clearTimeout(this.changeTimer);
+    this.changeTimer = setTimeout(() => {
+      this.changeTimer = null;
+      if (this.checking) this.changedAgain = true;
+      else this.checking = this.checkChange().finally(() => (this.checking = null));
+    }, CHANGE_DEBOUNCE_MS);
+  }
+
+  /**
+   * `settle` checks in quick succession, so a firewall change opens (or resolves) its finding in
+   * about a second whatever the schedule; started over when the firewall changes meanwhile.
+   */
+  private async checkChange(): Promise<void> {
+    for (let i = 0; i < this.loaded.config.settle && !this.stopping; i++) {
+      if (i) await new Promise((r) => setTimeout(r, CHANGE_FOLLOW_MS));
+      // A cycle already running may have read the firewall before the change: this one comes after it.
+      if (this.inFlight) await this.inFlight;
+      if (this.stopping) return;
+      if (this.changedAgain) {
+        this.changedAgain = false;
+        i = 0;
+      }
+      await this.runCycle();
+    }
   }
 
   /** One cycle; errors are logged and counted, never thrown (the next cycle tries again). */
@@ -271,9 +335,15 @@ export class Agent {
     const { config, policy, outlets } = this.loaded;
     const started = new Date();
     const t0 = performance.now();
-    const [snap, fw] = await Promise.all([
-      collectSnapshot({ netns: config.netns, owners: this.owners }),
-      config.exposure ? readFirewall(config.netns) : null,
+    // The ruleset and our table are listed side by side: after a change of a large ruleset each
+    // listing takes seconds.
+    const [snap, fw, drift] = await Promise.all([
+      collectSnapshot({ netns: config.netns, owners: this.owners, exec: this.exec }),
+      config.exposure ? readFirewall(config.netns, this.exec, this.rules ?? undefined) : null,
+      this.driftFinding(config).catch((err: Error) => {
+        this.log.warn({ error: err.message }, 'cannot read the firewall for drift');
+        return null;
+      }),
     ]);
     const findings = evaluate(policy.policy, snap.listeners);
     // Said once per change, not every cycle: the daemon may run for months without root.
@@ -281,16 +351,12 @@ export class Agent {
       this.firewallError = fw?.error ?? null;
       if (this.firewallError) this.log.warn({ error: this.firewallError }, 'cannot read the firewall: no exposure findings until it can');
     }
-    if (fw) findings.push(...compareExposure(policy.policy, snap.listeners, fw));
+    if (fw) findings.push(...this.exposureFindings(policy.policy, snap.listeners, fw));
     // Services of rules with expect: connected to at most every service_interval.
     findings.push(...(await this.services.findings(policy.policy, snap.listeners, config.netns, config.serviceIntervalMs).catch((err: Error) => {
       this.log.warn({ error: err.message }, 'cannot check the services: keeping the last results');
       return this.services.last;
     })));
-    const drift = await firewallDrift(new StateDir(config.stateDir), config.netns).catch((err: Error) => {
-      this.log.warn({ error: err.message }, 'cannot read the firewall for drift');
-      return null;
-    });
     if (drift) findings.push(drift);
     // Who knocks (agent/attempts): what our rules counted, as findings and metrics.
     const knocks = await this.loaded.attempts?.cycle(started).catch((err: Error) => {
@@ -333,10 +399,15 @@ export class Agent {
       problems.push(writeFailure(err));
       this.unjournaled = pending.slice(-HELD_LIMIT);
     }
-    try {
-      writeJson(`${config.stateDir}/${STATE_FILE}`, state);
-    } catch (err) {
-      problems.push(writeFailure(err));
+    // Written when it changed (or the last write failed): a quiet cycle costs no fsync.
+    const stateText = JSON.stringify(state, null, 2) + '\n';
+    if (stateText !== this.savedState) {
+      try {
+        writeFileAtomic(`${config.stateDir}/${STATE_FILE}`, stateText, 0o600);
+        this.savedState = stateText;
+      } catch (err) {
+        problems.push(writeFailure(err));
+      }
     }
     for (const e of journal) this.log.info({ event: e.event, finding: findingJson(e.finding) }, `${e.event}: ${e.finding.message}`);
     for (const o of outlets) {
@@ -369,6 +440,41 @@ export class Agent {
     return { cycle: this.lastCycle, policy: this.loaded.policy, stateDir: this.loaded.config.stateDir, netns: this.loaded.config.netns, openedAt };
   }
 
+  /** compareExposure, again only when the ruleset, the host's addresses, the listeners or the policy changed. */
+  private exposureFindings(policy: CompiledPolicy, listeners: readonly Listener[], fw: FirewallView): Finding[] {
+    const { ruleset } = fw; // published comes from the ruleset
+    const key = JSON.stringify([fw.error, fw.interfaces, fw.addresses, fw.routes, fw.forwarding, fw.legacyRules, listeners]);
+    const m = this.exposureMemo;
+    if (m && m.ruleset === ruleset && ruleset !== null && m.policy === policy && m.key === key) return m.findings;
+    const findings = compareExposure(policy, listeners, fw);
+    this.exposureMemo = { key, ruleset, policy, findings };
+    return findings;
+  }
+
+  /**
+   * firewall-drift. While nft monitor runs and reports nothing, our nft table has not changed
+   * either, and while applied.json is the same file (apply replaces it) neither has what we compare
+   * it with: the last answer stands, without reading either.
+   */
+  private async driftFinding(config: Config): Promise<Finding | null> {
+    const state = new StateDir(config.stateDir);
+    const generation = this.rules?.generation() ?? null;
+    let file = 'none';
+    try {
+      const st = lstatSync(state.applied);
+      file = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    } catch {
+      /* none yet: readApplied says so, or names the problem */
+    }
+    const key = generation !== null ? JSON.stringify([generation, config.netns, file]) : null;
+    if (key !== null && this.driftMemo?.key === key) return this.driftMemo.finding;
+    const applied = state.readApplied();
+    const finding = await driftOf(applied, config.netns);
+    // iptables-legacy has no monitor: its chains are compared every cycle.
+    this.driftMemo = key !== null && (!applied || applied.backend === 'nft') ? { key, finding } : null;
+    return finding;
+  }
+
   /** SIGHUP: load the files again; if they are bad, keep the old ones and say why. */
   async reload(): Promise<void> {
     try {
@@ -377,10 +483,16 @@ export class Agent {
       const next = this.build(config);
       this.loaded.outlets.forEach((o) => o.resend?.stop());
       await Promise.all(this.loaded.outlets.map((o) => o.queue.stop()));
+      if (next.config.netns !== this.loaded.config.netns && this.rules) {
+        const wasStarted = Boolean(this.task);
+        await this.rules.stop();
+        this.rules = this.newWatch(next.config.netns);
+        if (wasStarted) this.rules.start();
+      }
       if (next.config.schedule !== this.loaded.config.schedule && this.task) {
         void this.task.stop();
         this.loaded = next;
-        this.schedule();
+        this.scheduleCycles();
       } else this.loaded = next;
       this.loaded.outlets.forEach((o) => {
         o.queue.kick();
@@ -411,6 +523,11 @@ export class Agent {
     this.writeProblem = problem;
   }
 
+  /** Whether nft monitor runs (the ruleset is then read only when it changes). */
+  get watchingFirewall(): boolean {
+    return this.rules?.watching ?? false;
+  }
+
   /** What failed to be written, if anything (for --once). */
   get stateWriteProblem(): string | null {
     return this.writeProblem;
@@ -429,6 +546,8 @@ export class Agent {
     this.stopping = true;
     if (this.task) await this.task.stop();
     this.loaded.outlets.forEach((o) => o.resend?.stop());
+    if (this.changeTimer) clearTimeout(this.changeTimer);
+    await this.rules?.stop();
     const settled = (async () => {
       if (this.inFlight) await this.inFlight;
       // Sends still running when the wait is nearly over are aborted; their batches stay spooled.

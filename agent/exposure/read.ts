@@ -1,6 +1,7 @@
 // Reads the live firewall — nftables, iptables-legacy, and iptables-nft's own listing for the rules
 // nft can only show as `xt` — and the interfaces with their addresses (inside --netns when given),
 // all at once. I/O edge.
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { exec as defaultExec, inNetns, netnsPath, type Exec, type ExecResult } from '../exec.js';
 import type { FirewallView } from './exposure.js';
@@ -25,75 +26,168 @@ async function readProcFiles(netns: string | undefined, exec: Exec, files: strin
   return out;
 }
 
-const PROC_FILES = ['/proc/sys/net/ipv4/conf/all/forwarding', '/proc/sys/net/ipv6/conf/all/forwarding', '/proc/net/ip_tables_names', '/proc/net/ip6_tables_names'];
+const FORWARDING = ['/proc/sys/net/ipv4/conf/all/forwarding', '/proc/sys/net/ipv6/conf/all/forwarding'];
+const LEGACY_NAMES = ['/proc/net/ip_tables_names', '/proc/net/ip6_tables_names'];
 
 /** Whether iptables-legacy holds tables of this family (/proc/net/ip{,6}_tables_names lists them). */
 export async function legacyTables(netns: string | undefined, exec: Exec, file: string): Promise<boolean> {
   return ((await readProcFiles(netns, exec, [file])).get(file)?.trim() ?? '') !== '';
 }
 
-export async function readFirewall(netns?: string, exec: Exec = defaultExec): Promise<FirewallView> {
-  // A bad name is a usage error before any child starts (none is left with an unheard rejection).
-  if (netns !== undefined) netnsPath(netns);
+/** The part of the view read from the rules (nft, iptables-nft's xt listing, iptables-legacy). */
+type RulesPart = Pick<FirewallView, 'ruleset' | 'error' | 'legacyRules' | 'published'>;
+/** The part read from the host: interfaces, addresses, routes, forwarding. */
+type HostPart = Pick<FirewallView, 'interfaces' | 'addresses' | 'routes' | 'forwarding'>;
+
+/**
+ * What the daemon keeps between cycles: the rules part of the view and what it was read from. The
+ * ruleset is parsed again only when that changed; the interfaces, routes and sysctls are cheap and
+ * read every time.
+ */
+export interface RulesCache {
+  /** Changes whenever the nft ruleset may have changed (nft monitor); null: nothing watches it, so its text listing is hashed instead. */
+  generation(): number | null;
+  kept: { key: string; part: RulesPart } | null;
+  /** Changes whenever the interfaces, addresses, routes or forwarding may have changed (ip monitor); null: read them every time. */
+  hostGeneration?(): number | null;
+  keptHost?: { key: number; part: HostPart } | null;
+  /** A process inside the namespace, whose /proc/PID/net saves starting a program to read it. */
+  procPid?(): number | undefined;
+}
+
+/** iptables-legacy-save without what changes with every packet or call: counters, the dated comments. Pure. */
+export function legacyFingerprint(text: string): string {
+  return createHash('sha256').update(text.replace(/^#.*\n?/gm, '').replace(/\[\d+:\d+\]/g, '')).digest('hex');
+}
+
+const LEGACY: [family: 4 | 6, names: string, save: string][] = [
+  [4, 'ip_tables_names', 'iptables-legacy-save'],
+  [6, 'ip6_tables_names', 'ip6tables-legacy-save'],
+];
+
+/**
+ * A fingerprint of what iptables-legacy holds (it has no monitor: this is its poll). `nsPid`: a
+ * process inside the namespace, whose /proc/PID/net saves starting a program to read the names.
+ */
+export async function legacyKey(netns: string | undefined, exec: Exec = defaultExec, nsPid?: number): Promise<string> {
+  const parts = await Promise.all(LEGACY.map(async ([, names, save]) => {
+    const list = nsPid ? await readFile(`/proc/${nsPid}/net/${names}`, 'utf8').catch(() => null) : (await readProcFiles(netns, exec, [`/proc/net/${names}`])).get(`/proc/net/${names}`);
+    if (!list?.trim()) return '-';
+    const r = await exec(...inNetns(netns, save, [])).catch(() => null);
+    return r && r.code === 0 ? legacyFingerprint(r.stdout) : `error ${r?.code ?? ''}`;
+  }));
+  return parts.join(' ');
+}
+
+export async function readFirewall(netns?: string, exec: Exec = defaultExec, cache?: RulesCache): Promise<FirewallView> {
   const run = (cmd: string, args: string[]): Promise<ExecResult | Error> => exec(...inNetns(netns, cmd, args)).catch((err: Error) => err);
   const ok = (r: ExecResult | Error | null): string | null => (r && !(r instanceof Error) && r.code === 0 ? r.stdout : null);
-  // ip addr (-d: which links are a bridge's ports) and the IPv4 routes in one `ip -batch` (a
-  // batch line cannot ask for IPv6 routes).
-  const ipBatch = async (): Promise<[ExecResult | Error, ExecResult | Error]> => {
+  if (netns !== undefined) netnsPath(netns); // a bad name is refused before any read starts
+  // Read before anything else: a change while we read moves it on, and the next cycle reads again.
+  const generation = cache ? cache.generation() : null;
+  const hostGeneration = cache?.hostGeneration?.() ?? null;
+  const keptHost = hostGeneration !== null && cache?.keptHost?.key === hostGeneration ? cache.keptHost.part : null;
+  const pid = cache?.procPid?.();
+  // The /proc files in one read (one child inside --netns): the forwarding sysctls when the host
+  // part is read, the legacy table names unless the monitor's process lets us read them directly.
+  const wanted = [...(keptHost ? [] : FORWARDING), ...(pid ? [] : LEGACY_NAMES)];
+  const [proc, hostTools, nftFirst, pidNames] = await Promise.all([
+    wanted.length ? readProcFiles(netns, exec, wanted) : new Map<string, string | null>(),
+    keptHost ? null : readHostTools(netns, exec, run),
+    // Cached and not watched: the text listing, hashed, says whether the JSON must be read again.
+    !cache ? run('nft', ['-j', 'list', 'ruleset']) : generation === null ? run('nft', ['list', 'ruleset']) : null,
+    pid ? Promise.all(LEGACY_NAMES.map((f) => readFile(`/proc/${pid}/net/${f.slice('/proc/net/'.length)}`, 'utf8').catch(() => null))) : null,
+  ]);
+  const host = keptHost ?? hostPart(hostTools!, proc.get(FORWARDING[0]!) ?? null, proc.get(FORWARDING[1]!) ?? null, ok);
+  if (cache && hostGeneration !== null) cache.keptHost = { key: hostGeneration, part: host };
+  // iptables-legacy-save only where legacy tables exist (it would load the kernel module).
+  const [names4, names6] = pidNames ?? LEGACY_NAMES.map((f) => proc.get(f) ?? null);
+  const has4 = (names4?.trim() ?? '') !== '';
+  const has6 = (names6?.trim() ?? '') !== '';
+  const [legacy4, legacy6] = await Promise.all([has4 ? run('iptables-legacy-save', []) : null, has6 ? run('ip6tables-legacy-save', []) : null]);
+  const view: FirewallView = { ruleset: null, error: null, interfaces: host.interfaces, addresses: host.addresses, legacyRules: 0, published: [] };
+  if (host.forwarding) view.forwarding = host.forwarding;
+  if (host.routes) view.routes = host.routes;
+  // A failed read is never kept: the next cycle tries again.
+  const listing = generation !== null ? `generation ${generation}` : cache ? ok(nftFirst) : null;
+  const legacyTexts = [has4 ? ok(legacy4) : '-', has6 ? ok(legacy6) : '-'];
+  const key = listing === null || legacyTexts.includes(null) ? null : [generation !== null ? listing : legacyFingerprint(listing), ...legacyTexts.map((t) => (t === '-' ? t : legacyFingerprint(t!)))].join(' ');
+  let part = cache && key !== null && cache.kept?.key === key ? cache.kept.part : null;
+  if (!part) {
+    const nft = cache ? await run('nft', ['-j', 'list', 'ruleset']) : nftFirst!;
+    part = await readRules(nft, ok(legacy4), ok(legacy6), run, ok);
+    if (cache) cache.kept = key !== null && part.error === null ? { key, part } : null;
+  }
+  return Object.assign(view, part);
+}
+
+/** `ip addr` (-d: which links are a bridge's ports) and the routes: the IPv4 ones in the same `ip -batch` (a batch line cannot ask for IPv6 routes). */
+async function readHostTools(
+  netns: string | undefined,
+  exec: Exec,
+  run: (cmd: string, args: string[]) => Promise<ExecResult | Error>,
+): Promise<[links: ExecResult | Error, routes4: ExecResult | Error, routes6: ExecResult | Error]> {
+  const batch = async (): Promise<[ExecResult | Error, ExecResult | Error]> => {
     const r = await exec(...inNetns(netns, 'ip', ['-j', '-d', '-batch', '-']), { input: 'addr show\nroute show\n' }).catch((err: Error) => err);
     const lines = r instanceof Error || r.code !== 0 ? [] : r.stdout.split('\n').filter((l) => l.trim());
     if (lines.length === 2) return [{ stdout: lines[0]!, stderr: '', code: 0 }, { stdout: lines[1]!, stderr: '', code: 0 }];
     return Promise.all([run('ip', ['-j', '-d', 'addr', 'show']), run('ip', ['-j', '-4', 'route', 'show'])]);
   };
-  const [[links, routes4], routes6, proc, nft] = await Promise.all([
-    ipBatch(),
-    run('ip', ['-j', '-6', 'route', 'show']),
-    readProcFiles(netns, exec, PROC_FILES),
-    run('nft', ['-j', 'list', 'ruleset']),
-  ]);
-  const [forward4, forward6, names4, names6] = PROC_FILES.map((f) => proc.get(f) ?? null);
-  // iptables-legacy holds tables of a family when ip{,6}_tables_names lists one.
-  const has4 = (names4?.trim() ?? '') !== '';
-  const has6 = (names6?.trim() ?? '') !== '';
-  // iptables-legacy-save only where legacy tables exist (it would load the kernel module), and
-  // iptables-nft-save only when nft shows rules it cannot print (xt expressions).
-  const hasXt = /"xt":\s*\{/.test(ok(nft) ?? '');
-  const [legacy4, legacy6, xt4, xt6] = await Promise.all([
-    has4 ? run('iptables-legacy-save', []) : null,
-    has6 ? run('ip6tables-legacy-save', []) : null,
-    hasXt ? run('iptables-nft-save', []) : null,
-    hasXt ? run('ip6tables-nft-save', []) : null,
-  ]);
-  const view: FirewallView = { ruleset: null, error: null, interfaces: [], addresses: [], legacyRules: 0, published: [] };
-  // No ip: evaluate for a generic interface. No legacy tools: no legacy rules to worry about.
+  const [[links, routes4], routes6] = await Promise.all([batch(), run('ip', ['-j', '-6', 'route', 'show'])]);
+  return [links, routes4, routes6];
+}
+
+/** Interfaces, addresses, routes and forwarding from what was read. No ip: evaluate for a generic interface. */
+function hostPart(
+  [links, routes4, routes6]: [ExecResult | Error, ExecResult | Error, ExecResult | Error],
+  forward4: string | null,
+  forward6: string | null,
+  ok: (r: ExecResult | Error | null) => string | null,
+): HostPart {
+  const host: HostPart = { interfaces: [], addresses: [] };
   const linkText = ok(links);
   if (linkText) {
     const ifs = JSON.parse(linkText) as { ifname: string; linkinfo?: { info_slave_kind?: string }; addr_info?: { local?: string; prefixlen?: number }[] }[];
     // A bridge's or bond's port (a container's veth on docker0) hands its packets to the master:
     // the IP layer, and every iifname match, sees them arrive on the master.
     const port = (i: (typeof ifs)[number]) => i.linkinfo?.info_slave_kind === 'bridge' || i.linkinfo?.info_slave_kind === 'bond';
-    view.interfaces = ifs.filter((i) => i.ifname !== 'lo' && !port(i)).map((i) => i.ifname);
-    view.addresses = ifs.flatMap((i) => (i.addr_info ?? []).filter((a) => a.local && a.prefixlen !== undefined).map((a) => ({ iface: i.ifname, cidr: `${a.local}/${a.prefixlen}` })));
+    host.interfaces = ifs.filter((i) => i.ifname !== 'lo' && !port(i)).map((i) => i.ifname);
+    host.addresses = ifs.flatMap((i) => (i.addr_info ?? []).filter((a) => a.local && a.prefixlen !== undefined).map((a) => ({ iface: i.ifname, cidr: `${a.local}/${a.prefixlen}` })));
   }
-  if (forward4 && forward6) view.forwarding = { 4: forward4.trim() === '1', 6: forward6.trim() === '1' };
+  if (forward4 && forward6) host.forwarding = { 4: forward4.trim() === '1', 6: forward6.trim() === '1' };
   const routeText = [ok(routes4), ok(routes6)];
-  if (routeText.every((t) => t !== null)) view.routes = routeText.flatMap((t, i) => parseRoutes(t!, i === 0 ? 4 : 6));
+  if (routeText.every((t) => t !== null)) host.routes = routeText.flatMap((t, i) => parseRoutes(t!, i === 0 ? 4 : 6));
+  return host;
+}
+
+/** The rules part from nft's JSON (plus the xt and legacy listings it needs). */
+async function readRules(
+  nft: ExecResult | Error,
+  legacy4: string | null,
+  legacy6: string | null,
+  run: (cmd: string, args: string[]) => Promise<ExecResult | Error>,
+  ok: (r: ExecResult | Error | null) => string | null,
+): Promise<RulesPart> {
+  const part: RulesPart = { ruleset: null, error: null, legacyRules: 0, published: [] };
   const notInstalled = nft instanceof Error && (nft as NodeJS.ErrnoException).code === 'ENOENT';
-  if (nft instanceof Error && !notInstalled) view.error = nft.message;
-  else if (!(nft instanceof Error) && nft.code !== 0) view.error = nft.stderr.trim().split('\n')[0] ?? `nft exited ${nft.code}`;
-  else if (notInstalled && ok(legacy4) === null) view.error = 'nft is not installed';
+  if (nft instanceof Error && !notInstalled) part.error = nft.message;
+  else if (!(nft instanceof Error) && nft.code !== 0) part.error = nft.stderr.trim().split('\n')[0] ?? `nft exited ${nft.code}`;
+  else if (notInstalled && legacy4 === null) part.error = 'nft is not installed';
   else {
-    view.ruleset = parseNftJson(ok(nft) || '{"nftables":[]}');
+    const ruleset = parseNftJson(ok(nft) || '{"nftables":[]}');
+    const hasXt = /"xt":\s*\{/.test(ok(nft) ?? '');
+    const [xt4, xt6] = await Promise.all([hasXt ? run('iptables-nft-save', []) : null, hasXt ? run('ip6tables-nft-save', []) : null]);
     // nft 1.0.6's JSON does not say which device an ingress chain is attached to; its text does.
-    if ([...view.ruleset.chains.values()].some((c) => c.hook === 'ingress' && !c.devices)) {
+    if ([...ruleset.chains.values()].some((c) => c.hook === 'ingress' && !c.devices)) {
       const chains = ok(await run('nft', ['list', 'chains']));
-      if (chains) fillDevices(view.ruleset, chains);
+      if (chains) fillDevices(ruleset, chains);
     }
-    for (const [text, fam] of [[ok(xt4), 4], [ok(xt6), 6]] as const) if (text) fillXt(view.ruleset, text, fam);
-    for (const [text, fam] of [[ok(legacy4), 4], [ok(legacy6), 6]] as const) if (text) view.legacyRules += addLegacy(view.ruleset, text, fam);
-    view.published = findPublished(view.ruleset);
+    for (const [text, fam] of [[ok(xt4), 4], [ok(xt6), 6]] as const) if (text) fillXt(ruleset, text, fam);
+    for (const [text, fam] of [[legacy4, 4], [legacy6, 6]] as const) if (text) part.legacyRules += addLegacy(ruleset, text, fam);
+    part.ruleset = ruleset;
+    part.published = findPublished(ruleset);
   }
-  return view;
+  return part;
 }
 
 /** `ip -j route show` → routes by interface ("default" is the whole family). Pure. */

@@ -6,8 +6,13 @@ import type { CompiledRule } from './compile.js';
 
 export type PortIndex = Record<Proto, Int32Array>;
 
+/** Built once per compiled rule list (read-only): the daemon evaluates the same policy every cycle. */
+const built = new WeakMap<readonly CompiledRule[], PortIndex>();
+
 export function buildPortIndex(rules: readonly CompiledRule[]): PortIndex {
-  return { tcp: buildFor(rules, 'tcp'), udp: buildFor(rules, 'udp') };
+  let index = built.get(rules);
+  if (!index) built.set(rules, (index = { tcp: buildFor(rules, 'tcp'), udp: buildFor(rules, 'udp') }));
+  return index;
 }
 
 /** Ports 0..65535, each filled at most once; finds the next unfilled port in near O(1). */

@@ -17,6 +17,7 @@ import { OwnerIndex } from '../../agent/collect/processes.js';
 import { compilePolicy } from '../../agent/policy/compile.js';
 import { renderRuleset } from '../../agent/firewall/render.js';
 import { bigPolicy } from './big-policy.js';
+import { daemonBench, printDaemonBench } from './daemon.js';
 import { parseNftJson } from '../../agent/exposure/nft-json.js';
 import { exposureOf, type FirewallView } from '../../agent/exposure/exposure.js';
 import type { Listener } from '../../agent/model.js';
@@ -224,6 +225,12 @@ if (process.env.PW_BENCH_ONLY === 'exposure') {
   process.exit(0);
 }
 
+// PW_BENCH_ONLY=daemon: the watch cycle over 10 000 rules, nothing changed, and change → webhook.
+if (process.env.PW_BENCH_ONLY === 'daemon') {
+  printDaemonBench(await daemonBench());
+  process.exit(0);
+}
+
 if (process.env.PW_BENCH_ONLY === 'nft-rules') {
   const r = await nftRulesBench();
   printNftRules(r);
@@ -408,3 +415,4 @@ const applied = [];
 for (const n of applySizes) applied.push(await applyBench(n, applyRounds(n)));
 printApplyBench(applied);
 printNftRules(await nftRulesBench());
+printDaemonBench(await daemonBench());

@@ -1,0 +1,107 @@
+// PW_BENCH_ONLY=daemon: the watch daemon's cycle over a 10 000-rule ruleset that does not change
+// (process CPU per cycle, with the firewall view kept between cycles and, beside it, read every
+// cycle as before), and how long a ruleset change takes to reach a webhook on an hourly schedule.
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+import { Agent } from '../../agent/daemon/agent.js';
+import { bigPolicy } from './big-policy.js';
+import { createNamespace, deleteNamespace, nsRun, startListeners } from '../helpers/lab.js';
+import { WebhookReceiver } from '../helpers/webhook-receiver.js';
+import { CLI } from '../helpers/paths.js';
+import { until } from '../helpers/wait.js';
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Process CPU (user + system, ms) of each of n cycles. */
+async function cycleCpu(agent: Agent, n: number): Promise<{ cpu: number[]; wall: number[] }> {
+  const cpu: number[] = [];
+  const wall: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await agent.runCycle();
+    const c = process.cpuUsage(c0);
+    wall.push(performance.now() - t0);
+    cpu.push((c.user + c.system) / 1000);
+  }
+  return { cpu, wall };
+}
+
+export async function daemonBench(cycles = 15, listeners = 200) {
+  const ns = createNamespace('daemon');
+  const dir = mkdtempSync(`${tmpdir()}/pw-bench-daemon-`);
+  const secret = `whsec_${randomBytes(24).toString('base64')}`;
+  const receiver = new WebhookReceiver(secret);
+  const log = pino({ level: 'silent' });
+  const agents: Agent[] = [];
+  let server: ChildProcess | null = null;
+  try {
+    const policy = `${dir}/policy.yaml`;
+    writeFileSync(policy, JSON.stringify(bigPolicy(10_000, 100_000)));
+    const r = spawnSync(process.execPath, [CLI, 'apply', '--policy', policy, '--netns', ns, '--state-dir', `${dir}/state`, '--yes', '--confirm', '0'], { encoding: 'utf8', maxBuffer: 1 << 30 });
+    if (r.status !== 0) throw new Error(`apply exited ${r.status}: ${r.stderr.slice(0, 500)}`);
+    server = await startListeners(ns, Array.from({ length: listeners }, (_, i) => ({ proto: 'tcp' as const, host: '0.0.0.0', port: 1024 + i })));
+    await receiver.start();
+    writeFileSync(`${dir}/secret`, secret, { mode: 0o600 });
+    const config = (state: string) => {
+      const file = `${dir}/${state}.yaml`;
+      writeFileSync(file, [
+        `policy: ${policy}`, `state_dir: ${dir}/${state}`, 'schedule: "0 0 * * * *"', 'settle: 2', 'repeat: 0', `netns: ${ns}`,
+        'sinks:', '  - type: webhook', `    url: http://127.0.0.1:${receiver.port}/hook`, `    secret_file: ${dir}/secret`, '',
+      ].join('\n'));
+      return file;
+    };
+
+    // The daemon as it runs now: nft monitor, the view kept between cycles.
+    const agent = new Agent(config('state'), log);
+    agents.push(agent);
+    await agent.start();
+    agent.schedule();
+    await until('nft monitor', () => agent.watchingFirewall, 10_000);
+    await agent.runCycle(); // after the monitor subscribed: the one full read
+    await agent.runCycle();
+    const kept = await cycleCpu(agent, cycles);
+
+    // Change → sink: insert a rule into our table (firewall-drift opens), delete it (it resolves).
+    const latency: number[] = [];
+    for (let round = 0; round < 2; round++) {
+      const seen = receiver.events().length;
+      let t0 = performance.now();
+      const echo = nsRun(ns, 'nft', ['-e', '-a', 'insert', 'rule', 'inet', 'portwarden', 'input', 'tcp', 'dport', '9', 'accept']);
+      const handle = /# handle (\d+)/.exec(echo)?.[1];
+      if (!handle) throw new Error(`no handle in: ${echo}`);
+      await until('opened', () => receiver.events().slice(seen).some((e) => e.event === 'opened'), 60_000);
+      latency.push(performance.now() - t0);
+      t0 = performance.now();
+      nsRun(ns, 'nft', ['delete', 'rule', 'inet', 'portwarden', 'input', 'handle', handle]);
+      await until('resolved', () => receiver.events().slice(seen).some((e) => e.event === 'resolved'), 60_000);
+      latency.push(performance.now() - t0);
+    }
+
+    // Beside it, the cycle as before: the whole firewall read and parsed every cycle (watch --once's path).
+    mkdirSync(`${dir}/state-ref`, { mode: 0o700 });
+    copyFileSync(`${dir}/state/applied.json`, `${dir}/state-ref/applied.json`);
+    const ref = new Agent(config('state-ref'), log, true);
+    agents.push(ref);
+    await ref.start();
+    const reread = await cycleCpu(ref, 3);
+    return { listeners, cycles, kept, reread, latency };
+  } finally {
+    for (const a of agents) await a.stop(500).catch(() => undefined);
+    server?.kill('SIGKILL');
+    await receiver.stop();
+    deleteNamespace(ns);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function printDaemonBench(r: Awaited<ReturnType<typeof daemonBench>>) {
+  const f = (x: number) => `${x.toFixed(1)} ms`;
+  console.log(`\ndaemon: watch cycle over the applied 10 000-rule policy (bigPolicy), ${r.listeners} listeners, nothing changed; process CPU per cycle (median)`);
+  console.log('| CPU, view kept (nft monitor) | wall, view kept | CPU, read every cycle (as before) | wall, read every cycle | kept / read | change → webhook (median, max of 4) |');
+  console.log('|---|---|---|---|---|---|');
+  console.log(`| ${f(median(r.kept.cpu))} (of ${r.cycles}) | ${f(median(r.kept.wall))} | ${f(median(r.reread.cpu))} (of 3) | ${f(median(r.reread.wall))} | ${(median(r.kept.cpu) / median(r.reread.cpu)).toFixed(3)} | ${f(median(r.latency))}, ${f(Math.max(...r.latency))} |`);
+}
