@@ -97,6 +97,14 @@ export function hostFinding(kind: FindingKind, severity: Severity, message: stri
   return { id, kind, severity, proto: null, port: null, address: null, rule: null, processes: [], message, remedy };
 }
 
+/** What portwarden's own rules counted (agent/attempts), running totals by `rule\0proto\0port`. */
+export interface AttemptTotals {
+  /** `rule\0proto\0port` → refused new connections */
+  refused: Record<string, number>;
+  rateLimited: Record<string, number>;
+  accepted: Record<string, number>;
+}
+
 export function severityRank(s: Severity): number {
   return SEVERITIES.length - SEVERITIES.indexOf(s);
 }

@@ -5,7 +5,8 @@
 import { lstatSync, readdirSync } from 'node:fs';
 import { fsError, writeFileAtomic } from '../fs-atomic.js';
 import { ensureDir, readStateText, removeFile } from '../state-files.js';
-import type { Raw, Sample, Totals } from './window.js';
+import type { AttemptTotals } from '../model.js';
+import type { Raw, Sample } from './window.js';
 
 export const ATTEMPTS_DIR = 'attempts';
 const COUNTERS = 'counters.json';
@@ -16,7 +17,7 @@ const MAX_BYTES = 64 * 1024 * 1024;
 
 export interface CounterState {
   raw: Raw;
-  totals: Totals;
+  totals: AttemptTotals;
 }
 
 const dirOf = (stateDir: string) => `${stateDir}/${ATTEMPTS_DIR}`;

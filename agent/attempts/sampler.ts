@@ -4,7 +4,8 @@ import { StateDir } from '../firewall/apply.js';
 import type { Finding } from '../model.js';
 import { readCounterState, readSamples, saveSample, writeCounterState, type CounterState } from './history.js';
 import { readCounters } from './read.js';
-import { addToTotals, attemptFindings, buildReport, distinctSources, emptyTotals, rawOf, sampleOf, type Sample, type Totals } from './window.js';
+import { addToTotals, attemptFindings, buildReport, distinctSources, emptyTotals, rawOf, sampleOf, type Sample } from './window.js';
+import type { AttemptTotals } from '../model.js';
 
 export interface AttemptsConfig {
   /** The config's text ("5m") and its length. */
@@ -17,7 +18,7 @@ export interface AttemptsConfig {
 
 export interface AttemptsCycle {
   findings: Finding[];
-  totals: Totals;
+  totals: AttemptTotals;
   /** Distinct sources per rule within the window. */
   sources: Record<string, number>;
   /** A failed write of the samples (the findings and metrics still count). */

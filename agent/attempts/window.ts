@@ -1,7 +1,7 @@
 // Counter readings over time → samples (what grew since the last reading), monotonic totals for
 // the metrics, the `attempts` report of a window, and the attempt-surge / port-scan findings.
 // Pure: the caller passes the clock and does the I/O.
-import type { Finding, Proto } from '../model.js';
+import type { AttemptTotals, Finding, Proto } from '../model.js';
 import type { AttemptKind, CounterReading } from './counters.js';
 
 /** Absolute counters of one reading, keyed so the next reading can be compared. */
@@ -66,18 +66,11 @@ export function sampleOf(prev: Raw | null, cur: Raw, reading: CounterReading): S
 }
 
 /** Monotonic totals for the metrics; kept in the state dir so a restart or reboot continues them. */
-export interface Totals {
-  /** `rule\0proto\0port` → refused new connections */
-  refused: Record<string, number>;
-  rateLimited: Record<string, number>;
-  accepted: Record<string, number>;
-}
-
-export const emptyTotals = (): Totals => ({ refused: {}, rateLimited: {}, accepted: {} });
+export const emptyTotals = (): AttemptTotals => ({ refused: {}, rateLimited: {}, accepted: {} });
 
 export const refusedKey = (rule: string, proto: Proto | null, port: number | null) => `${rule}\0${proto ?? ''}\0${port ?? ''}`;
 
-export function addToTotals(t: Totals, s: Sample): void {
+export function addToTotals(t: AttemptTotals, s: Sample): void {
   const add = (m: Record<string, number>, k: string, n: number) => {
     if (n) m[k] = (m[k] ?? 0) + n;
   };

@@ -3,7 +3,7 @@
 // Exit 0 unless something broke: findings are for reading here, `check` is for CI.
 // With --html FILE: the review page instead (agent/report), written atomically.
 import { existsSync } from 'node:fs';
-import { firewallDrift } from '../daemon/agent.js';
+import { firewallDrift } from '../firewall/drift.js';
 import { parseDuration } from '../duration.js';
 import { StateDir } from '../firewall/apply.js';
 import { UsageError } from '../errors.js';

@@ -19,7 +19,8 @@ import type { CompiledPolicy } from '../policy/compile.js';
 import { exec as defaultExec, type Exec } from '../exec.js';
 import { FirewallWatch } from './firewall-watch.js';
 import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
-import { liveState, StateDir } from '../firewall/apply.js';
+import { StateDir } from '../firewall/apply.js';
+import { driftOf } from '../firewall/drift.js';
 import { alive, ensureDir, readStateText, removeFile, tryLock } from '../state-files.js';
 import { FsError, fsError, writeFileAtomic } from '../fs-atomic.js';
 import { checkTrustedDir } from '../file-perms.js';
@@ -98,26 +99,6 @@ function readSecret(file: string | undefined, env: string | undefined, what: str
     return v.trim();
   }
   return null;
-}
-
-/** Our applied rules, compared with what the kernel has now. */
-export async function firewallDrift(state: StateDir, netns: string | undefined): Promise<Finding | null> {
-  return driftOf(state.readApplied(), netns);
-}
-
-async function driftOf(applied: ReturnType<StateDir['readApplied']>, netns: string | undefined): Promise<Finding | null> {
-  if (!applied) return null;
-  const live = await liveState(applied, netns);
-  if (live === 'in place') return null;
-  const what = applied.backend === 'nft' ? 'table inet portwarden' : 'the PORTWARDEN-* chains';
-  const plural = applied.backend !== 'nft';
-  return hostFinding(
-    'firewall-drift',
-    'high',
-    live === 'changed' ? `${what} ${plural ? 'differ' : 'differs'} from what portwarden applied at ${applied.at} (${applied.policy})` : `${what} that portwarden applied at ${applied.at} ${plural ? 'are' : 'is'} missing`,
-    'find out who changed the firewall; then run portwarden apply to restore the policy, or portwarden remove if it should go',
-    `firewall-drift:${applied.backend}`,
-  );
 }
 
 interface Loaded {

@@ -238,14 +238,25 @@ function portIndexOf(pairs: Json[]): ((port: number) => Obj | undefined) | null 
   return find;
 }
 
+export interface InterpreterOptions {
+  /** Record each rule that decides something (explain). */
+  tracing?: boolean;
+  /** Marks this packet carries: shared by the interpreters of the hooks it passes, in order. */
+  marks?: PacketMarks;
+}
+
 export class Interpreter {
+  private tracing: boolean;
+  readonly marks: PacketMarks;
+
   constructor(
     private readonly rs: Ruleset,
     private readonly p: Packet,
-    private tracing = false,
-    /** Marks this packet carries: shared by the interpreters of the hooks it passes, in order. */
-    readonly marks: PacketMarks = freshMarks(p.family),
-  ) {}
+    opts: InterpreterOptions = {},
+  ) {
+    this.tracing = opts.tracing ?? false;
+    this.marks = opts.marks ?? freshMarks(p.family);
+  }
 
   /** The sources whose marks rules have set (a jump that sets marks is not neutral for them). */
   private marked: IntervalSet | null = null;
@@ -634,7 +645,7 @@ export class Interpreter {
         } else if (k === 'counter' || k === 'log' || k === 'comment' || k === 'notrack' || k === 'set' || k === 'ct helper' || k === 'ct timeout' || k === 'ct expectation' || k === 'meter' || k === 'dup') {
           /* no effect on the verdict */
         } else if (k === 'xt' && isObj(v) && v.type === 'match') {
-          // An iptables-nft match nft cannot show: its options are in iptables-nft-save (see xt-save.ts).
+          // An iptables-nft match nft cannot show: its options are in iptables-nft-save (iptables-save.ts fills it in).
           if (v.name !== 'comment') undecided ??= new Undecidable(`iptables match -m ${String(v.name)}`);
         } else if (['accept', 'drop', 'reject', 'jump', 'goto', 'return', 'continue', 'vmap'].includes(k!)) {
           verdict = e;
@@ -886,7 +897,7 @@ export function passHooks(rs: Ruleset, p: Packet, hooks: Hook[], from: Passing, 
     if (region.isEmpty()) break;
     // No base chain on this hook for this family: every packet passes it.
     if (!baseChains(rs, p.family, hook, 'filter', p.iif || undefined).length) continue;
-    const it = new Interpreter(rs, { ...p, hook }, log.trace !== null, marks);
+    const it = new Interpreter(rs, { ...p, hook }, { tracing: log.trace !== null, marks });
     const v = it.run(region);
     log.askedDaddr ||= it.askedDaddr;
     addReasons(log, v.reasons);

@@ -113,7 +113,7 @@ export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, trac
   const syn: Packet = { ...base, ctState: 'new', ...(q.proto === 'tcp' ? { tcpFlags: SYN } : {}) };
   const first = q.proto === 'tcp' ? 'SYN in' : 'first datagram in';
   const pre = passHooks(rs, syn, inbound, { sure: region, maybe: IntervalSet.empty(q.family) }, synMarks, log, first);
-  const natIt = new Interpreter(rs, { ...syn, hook: 'prerouting' }, tracing, synMarks);
+  const natIt = new Interpreter(rs, { ...syn, hook: 'prerouting' }, { tracing, marks: synMarks });
   const nat = natIt.runNat(pre.sure.union(pre.maybe));
   log.askedDaddr ||= natIt.askedDaddr;
   addReasons(log, nat.reasons);

@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { mergeCidr, normalizeCidr } from 'cidr-tools';
 import type { Policy as PolicyDoc, Rule as RuleDoc, PortItem } from './policy-types.js';
 import type { Proto } from '../model.js';
-import { PortFill } from './port-index.js';
+import { PortFill } from './port-fill.js';
 import { expectProblems, type Expect } from '../service/expect.js';
 
 import type { DocPath } from '../validated-yaml.js';

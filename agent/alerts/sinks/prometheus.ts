@@ -3,8 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import { RuntimeError } from '../../errors.js';
 import { writeFileAtomic } from '../../fs-atomic.js';
-import type { Finding, Listener } from '../../model.js';
-import type { Totals } from '../../attempts/window.js';
+import type { AttemptTotals, Finding, Listener } from '../../model.js';
 
 /** A label value in the text exposition format: backslash, newline and double quote escaped. */
 export const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -17,9 +16,9 @@ export class Metrics {
   alerts = new Map<string, number>();
   cycleErrors = 0;
   /** Who knocks (agent/attempts): running totals, and distinct sources per rule in the last window. */
-  attempts: { totals: Totals; sources: Record<string, number> } | null = null;
+  attempts: { totals: AttemptTotals; sources: Record<string, number> } | null = null;
 
-  observeAttempts(totals: Totals, sources: Record<string, number>): void {
+  observeAttempts(totals: AttemptTotals, sources: Record<string, number>): void {
     this.attempts = { totals, sources };
   }
 
