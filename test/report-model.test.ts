@@ -183,3 +183,29 @@ test('size: 1 000 listeners and 10 000 events make a page under 1 MB', () => {
   assert.equal(page.counts.events, 10_000);
   assert.ok(Buffer.byteLength(html) < 1_000_000, `${Buffer.byteLength(html)} bytes`);
 });
+
+test('attempts: per rule and port within the window (rows with nothing counted left out), a bar per row, scanners; escaped', () => {
+  const attempts = {
+    window: '7d',
+    rules: [
+      { rule: 'smtp', proto: 'tcp' as const, port: 25, refused: 63, rateLimited: 0, accepted: 5, sources: [{ address: '192.0.2.11', count: 60, firstSeen: null, lastSeen: null }] },
+      { rule: 'submission', proto: 'tcp' as const, port: 587, refused: 0, rateLimited: 20, accepted: 13, sources: [] },
+      { rule: 'quiet', proto: 'tcp' as const, port: 993, refused: 0, rateLimited: 0, accepted: 0, sources: [] },
+      { rule: '<b>x</b>', proto: null, port: null, refused: 1, rateLimited: 0, accepted: 0, sources: [] },
+    ],
+    scanners: [{ address: '192.0.2.11', ports: 102, count: 180 }],
+  };
+  const page = buildPage({ ...input(), attempts });
+  assert.deepEqual(page.attempts?.rows.map((r) => `${r.rule} ${r.proto}/${r.port} ${r.refused}/${r.rateLimited}/${r.accepted} ${r.topSource}`), [
+    'smtp tcp/25 63/0/5 192.0.2.11 (60)',
+    'submission tcp/587 0/20/13 null',
+    '<b>x</b> null/null 1/0/0 null',
+  ]);
+  const html = renderPage(page);
+  assert.match(html, /<section id="attempts">.*<th scope="row">smtp<\/th><td>tcp\/25<\/td><td>63<\/td><td>0<\/td><td>5<\/td>/s);
+  assert.match(html, /aria-label="20 refused or rate-limited"/);
+  assert.match(html, /192\.0\.2\.11<\/span> \(102 ports\)/);
+  assert.doesNotMatch(html, /<b>x<\/b>/);
+  assert.equal(buildPage(input()).attempts, null);
+  assert.match(renderPage(buildPage(input())), /<section id="attempts"><h2>Attempts<\/h2><p>None counted/);
+});

@@ -9,7 +9,7 @@ import { StateDir } from '../firewall/apply.js';
 import { UsageError } from '../errors.js';
 import { buildPage } from '../report/model.js';
 import { renderPage } from '../report/html.js';
-import { DEFAULT_SINCE, fileSha256, readStateForPage } from '../report/read.js';
+import { DEFAULT_SINCE, fileSha256, readAttemptsForPage, readStateForPage } from '../report/read.js';
 import { evaluate, sortFindings } from '../policy/evaluate.js';
 import { compareExposure } from '../exposure/compare.js';
 import { exposureOf } from '../exposure/exposure.js';
@@ -65,9 +65,11 @@ async function writeHtml(out: string, file: string, values: { netns?: string; 's
   const drift = readable ? await firewallDrift(new StateDir(dir), values.netns) : null;
   const findings = [...evaluate(loaded.policy, snap.listeners), ...compareExposure(loaded.policy, snap.listeners, fw), ...(drift ? [drift] : [])];
   const now = new Date();
+  const since = new Date(now.getTime() - sinceMs);
   const page = buildPage({
     generatedAt: now, snapshot: snap, fw, policy: { file, sha256: fileSha256(file), compiled: loaded.policy }, findings,
-    openedAt: state?.openedAt ?? new Map(), events: state?.events ?? [], since: new Date(now.getTime() - sinceMs), status: state?.status ?? null,
+    openedAt: state?.openedAt ?? new Map(), events: state?.events ?? [], since, status: state?.status ?? null,
+    attempts: readable ? readAttemptsForPage(dir, since, values.since ?? DEFAULT_SINCE) : null,
   });
   writeOutput(out, renderPage(page), 0o600); // as the journal it shows: which ports are open to whom
   process.stdout.write(`wrote ${out}: ${page.counts.findings} open finding${page.counts.findings === 1 ? '' : 's'}, ${page.counts.listeners} listener${page.counts.listeners === 1 ? '' : 's'}, ${page.counts.events} event${page.counts.events === 1 ? '' : 's'}\n`);

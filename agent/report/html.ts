@@ -46,7 +46,7 @@ table.map tbody td:nth-child(n+5){text-align:center;white-space:nowrap}
 .c-gap{background:var(--gapbg);color:var(--gap);font-weight:700;outline:2px solid var(--gap)}.c-blocked{background:var(--blkbg);color:var(--blk);font-weight:600}
 .c-open{background:var(--okbg);color:var(--ok)}.c-closed{color:var(--mute)}.c-unknown{background:var(--unkbg);color:var(--unk)}
 svg.tl{width:100%;height:auto;border:1px solid var(--line)}svg .ax{stroke:#999;stroke-width:.5}svg text{font:9px sans-serif;fill:#333}
-svg .e-reminder{stroke:#222;stroke-width:1.5}svg .open{fill:var(--gapbg);stroke:var(--gap);stroke-width:1}
+svg .e-reminder{stroke:#222;stroke-width:1.5}svg.bar rect{fill:var(--gap)}svg .open{fill:var(--gapbg);stroke:var(--gap);stroke-width:1}
 @media print{body{max-width:none;margin:0;font-size:10pt}h2{break-after:avoid}table,article.f,svg{break-inside:avoid}thead{display:table-header-group}
 .c-gap,.c-blocked,.c-open,.c-unknown{-webkit-print-color-adjust:exact;print-color-adjust:exact}a{color:inherit;text-decoration:none}}
 `.trim();
@@ -169,6 +169,18 @@ ${rows}
 </tbody></table></section>`;
 }
 
+function attemptsSection(d: PageData): string {
+  const a = d.attempts;
+  if (!a || !a.rows.length) return '<section id="attempts"><h2>Attempts</h2><p>None counted in this window (the agent samples what the rules count: <code>portwarden attempts</code>).</p></section>';
+  const max = a.rows.reduce((m, r) => Math.max(m, r.refused + r.rateLimited), 1);
+  const rows = a.rows.map((r) => {
+    const bar = `<svg class="bar" width="120" height="10" role="img" aria-label="${r.refused + r.rateLimited} refused or rate-limited"><rect width="${Math.max(1, Math.round((120 * (r.refused + r.rateLimited)) / max))}" height="10"></rect></svg>`;
+    return `<tr><th scope="row">${esc(r.rule)}</th><td>${r.proto && r.port !== null ? `${r.proto}/${r.port}` : '-'}</td><td>${r.refused}</td><td>${r.rateLimited}</td><td>${r.accepted}</td><td>${bar}</td><td class="mono">${esc(r.topSource ?? '-')}</td></tr>`;
+  }).join('');
+  const scanners = a.scanners.length ? `<p>Sources that touched more than 20 ports: ${a.scanners.map((s) => `<span class="mono">${esc(s.address)}</span> (${s.ports} ports)`).join(', ')}.</p>` : '';
+  return `<section id="attempts"><h2>Attempts</h2><p>New connections the rules refused, rate-limited and accepted per rule and port, within ${esc(a.window)}.</p><table><thead><tr><th scope="col">Rule</th><th scope="col">Port</th><th scope="col">Refused</th><th scope="col">Rate-limited</th><th scope="col">Accepted</th><th scope="col">Refused + limited</th><th scope="col">Top source</th></tr></thead><tbody>${rows}</tbody></table>${scanners}</section>`;
+}
+
 function publishedSection(d: PageData): string {
   if (!d.published.length) return '<section id="published"><h2>Published container ports</h2><p>None: no DNAT sends a host port to a container.</p></section>';
   const rows = d.published.map((p) => `<tr><th scope="row">${p.proto}/${p.port}</th><td class="mono">${esc(p.to ?? '(not said)')}</td><td class="mono">${esc(p.where)}</td><td>${esc(p.exposure)}</td><td class="mono">${esc(list(p.sources))}</td></tr>`).join('');
@@ -188,6 +200,7 @@ ${counts(d)}
 ${findings(d)}
 ${exposureMap(d)}
 ${historySection(d)}
+${attemptsSection(d)}
 ${publishedSection(d)}
 </main>
 <footer class="muted"><p>portwarden report, format ${d.version}. The same data as JSON: portwarden's /report.json.</p></footer>

@@ -1,6 +1,7 @@
 // The review page's data: header, open findings (with one explain trace per exposure finding),
 // the exposure map, the history and the published ports. Pure: the caller reads the snapshot,
 // firewall, journal and state; this only joins them. It is also what /report.json serves.
+import type { AttemptsReport } from '../attempts/window.js';
 import { SEVERITIES, severityRank, type Finding, type Listener, type Proto, type Severity, type Snapshot } from '../model.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import { buildPortIndex, decidingRule } from '../policy/port-index.js';
@@ -30,6 +31,15 @@ export interface PageInput {
   since: Date;
   /** What `status` says; null: no state dir was read. */
   status: PageStatus | null;
+  /** What portwarden's rules counted within `since` (the agent's samples); null: none kept. */
+  attempts?: AttemptsReport | null;
+}
+
+/** Attempts per rule and port, as `portwarden attempts` shows them (without the sources). */
+export interface PageAttempts {
+  window: string;
+  rows: { rule: string; proto: Proto | null; port: number | null; refused: number; rateLimited: number; accepted: number; topSource: string | null }[];
+  scanners: { address: string; ports: number; count: number }[];
 }
 
 export type CellState = 'gap' | 'blocked' | 'open' | 'closed' | 'unknown';
@@ -103,6 +113,7 @@ export interface PageData {
   map: { columns: MapColumn[]; rows: MapRow[] };
   history: { since: string; until: string; lanes: HistoryLane[] };
   published: { proto: Proto; port: number; to: string | null; where: string; exposure: string; sources: string[] }[];
+  attempts: PageAttempts | null;
 }
 
 const FAMS: Fam[] = [4, 6];
@@ -305,6 +316,13 @@ export function buildPage(input: PageInput): PageData {
     map: { columns: columns.map((c) => c.column), rows },
     history: { since: input.since.toISOString(), until: input.generatedAt.toISOString(), lanes },
     published,
+    attempts: input.attempts ? pageAttempts(input.attempts) : null,
   };
 }
 
+function pageAttempts(r: AttemptsReport): PageAttempts {
+  const rows = r.rules
+    .filter((x) => x.refused || x.rateLimited || x.accepted)
+    .map((x) => ({ rule: x.rule, proto: x.proto, port: x.port, refused: x.refused, rateLimited: x.rateLimited, accepted: x.accepted, topSource: x.sources[0] ? `${x.sources[0].address} (${x.sources[0].count})` : null }));
+  return { window: r.window, rows, scanners: r.scanners.map((s) => ({ address: s.address, ports: s.ports, count: s.count })) };
+}

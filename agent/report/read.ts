@@ -7,6 +7,8 @@ import { readJournal, type JournalEvent } from '../alerts/journal.js';
 import { liveState, StateDir } from '../firewall/apply.js';
 import { fsError } from '../fs-atomic.js';
 import { readJson } from '../state-files.js';
+import { readSamples } from '../attempts/history.js';
+import { buildReport, type AttemptsReport } from '../attempts/window.js';
 import type { PageStatus } from './model.js';
 
 export const DEFAULT_SINCE = '7d';
@@ -54,4 +56,10 @@ export async function readStateForPage(dir: string, netns: string | undefined): 
       pending: pending && { id: pending.id, deadline: pending.deadline },
     },
   };
+}
+
+/** The attempts the agent sampled within the window (null: it kept none), for the page's table. */
+export function readAttemptsForPage(dir: string, since: Date, window: string): AttemptsReport | null {
+  const samples = readSamples(dir, since);
+  return samples.length ? buildReport(samples, { window, top: 1, scanPorts: 20 }) : null;
 }

@@ -8,7 +8,7 @@ import type { Finding, Snapshot } from '../model.js';
 import type { LoadedPolicy } from '../policy/load.js';
 import { renderPage } from './html.js';
 import { buildPage, type PageData } from './model.js';
-import { DEFAULT_SINCE, fileSha256, readStateForPage } from './read.js';
+import { DEFAULT_SINCE, fileSha256, readAttemptsForPage, readStateForPage } from './read.js';
 
 /** What one cycle saw; fw is null when the config turns exposure off. */
 export interface CycleView {
@@ -41,10 +41,12 @@ export async function agentPage(ctx: PageContext, query: URLSearchParams): Promi
   const state = await readStateForPage(ctx.stateDir, ctx.netns);
   const fw = c.fw ?? { ruleset: null, error: 'exposure is off in the config (exposure: false)', interfaces: [], legacyRules: 0, published: [] };
   const now = new Date();
+  const since = new Date(now.getTime() - sinceMs);
   return buildPage({
     generatedAt: now, snapshot: c.snapshot, fw, findings: c.findings, openedAt: ctx.openedAt,
     policy: { file: ctx.policy.file, sha256: fileSha256(ctx.policy.file), compiled: ctx.policy.policy },
-    events: state.events, since: new Date(now.getTime() - sinceMs), status: state.status,
+    events: state.events, since, status: state.status,
+    attempts: readAttemptsForPage(ctx.stateDir, since, query.get('since') ?? DEFAULT_SINCE),
   });
 }
 
