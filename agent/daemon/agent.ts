@@ -33,7 +33,7 @@ import { webhookSender } from '../alerts/sinks/webhook.js';
 import { emailSender } from '../alerts/sinks/email.js';
 import { alertmanagerSender, authorization, Resender } from '../alerts/sinks/alertmanager.js';
 import { Metrics, serveMetrics, writeTextfile } from '../alerts/sinks/prometheus.js';
-import { reportPages, type CycleView } from '../report/serve.js';
+import type { CycleView } from '../report/serve.js';
 import { PortwardenError, UsageError } from '../errors.js';
 import { parseDuration } from '../duration.js';
 import { hostFinding, type Finding, type Listener } from '../model.js';
@@ -249,7 +249,11 @@ export class Agent {
       throw err;
     }
     for (const s of this.loaded.config.sinks) {
-      if (s.type === 'prometheus' && s.listen) this.servers.push(await serveMetrics(s.listen, this.metrics, reportPages(() => this.pageContext())));
+      if (s.type === 'prometheus' && s.listen) {
+        // The review page's code only where it is served (it is most of what the agent would load).
+        const { reportPages } = await import('../report/serve.js');
+        this.servers.push(await serveMetrics(s.listen, this.metrics, reportPages(() => this.pageContext())));
+      }
     }
     this.loaded.outlets.forEach((o) => o.queue.kick()); // deliver what an earlier run left in the spool
     if (!this.once) this.loaded.outlets.forEach((o) => o.resend?.start());

@@ -1,5 +1,5 @@
 // E-mail sink: one plain-text message per batch over SMTP (nodemailer).
-import nodemailer from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import { redact } from './redact.js';
 import { DeliveryError, eventLine, worstSeverity, type Batch, type Sender } from './sink.js';
 
@@ -28,7 +28,10 @@ export function emailBody(batch: Batch): string {
 }
 
 export function emailSender(o: EmailOptions): Sender {
-  const transport = nodemailer.createTransport({
+  // nodemailer (~15 MB of the daemon's memory) is loaded with the first message, not at start:
+  // most agents have no e-mail sink, and those that do send rarely.
+  let transport: Promise<Transporter> | null = null;
+  const open = () => (transport ??= import('nodemailer').then(({ default: nodemailer }) => nodemailer.createTransport({
     host: o.host,
     port: o.port,
     secure: o.tls === 'implicit',
@@ -38,7 +41,7 @@ export function emailSender(o: EmailOptions): Sender {
     connectionTimeout: o.timeoutMs,
     greetingTimeout: o.timeoutMs,
     socketTimeout: o.timeoutMs,
-  });
+  })));
   return {
     name: o.name,
     async send(batch, signal) {
@@ -52,7 +55,7 @@ export function emailSender(o: EmailOptions): Sender {
       });
       try {
         await Promise.race([
-          transport.sendMail({ from: o.from, to: o.to, subject: emailSubject(batch), text: emailBody(batch), messageId: `<${batch.id}@portwarden>` }),
+          open().then((t) => t.sendMail({ from: o.from, to: o.to, subject: emailSubject(batch), text: emailBody(batch), messageId: `<${batch.id}@portwarden>` })),
           stopped,
         ]);
       } catch (err) {
