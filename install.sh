@@ -436,7 +436,7 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-ExecStart=$node_bin $lib_path/dist/agent/cli.js watch --config /etc/portwarden/config.yaml
+ExecStart=$node_bin --max-semi-space-size=1 $lib_path/dist/agent/cli.js watch --config /etc/portwarden/config.yaml
 ExecReload=/bin/kill -HUP \$MAINPID
 KillSignal=SIGTERM
 TimeoutStopSec=60
