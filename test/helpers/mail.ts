@@ -106,6 +106,8 @@ export async function startMail(ns: string): Promise<Mail> {
       'smtpd_sasl_type = dovecot',
       `smtpd_sasl_path = ${dir}/dovecot/auth-postfix`,
       'smtpd_sasl_auth_enable = yes',
+      // One client per smtpd process: after a reload no process started before it answers.
+      'max_use = 1',
       '',
     ].join('\n'));
     quiet('postconf', ['-c', pf, '-F', '*/*/chroot = n']);
@@ -123,9 +125,14 @@ export async function startMail(ns: string): Promise<Mail> {
     throw err;
   }
   // What `postfix reload` does, without its checks (seconds on a loaded machine): SIGHUP the master.
+  // Done when the master logs it has read the configuration again (smtpd processes started from
+  // then on read the new settings; max_use = 1 retires the others after their one client).
+  const reloads = () => (existsSync(`${dir}/maillog`) ? (readFileSync(`${dir}/maillog`, 'utf8').match(/master\[\d+\]: reload /g) ?? []).length : 0);
   const reload = async () => {
+    const before = reloads();
     process.kill(Number(readFileSync(`${dir}/spool/pid/master.pid`, 'utf8').trim()), 'SIGHUP');
-    await sleep(700); // smtpd processes started from now on read the new settings
+    for (let i = 0; i < 300 && reloads() <= before; i++) await sleep(50);
+    if (reloads() <= before) throw new Error(`postfix did not reload within 15 s: ${readFileSync(`${dir}/maillog`, 'utf8').slice(-500)}`);
   };
   return {
     dir,
