@@ -147,6 +147,7 @@ async function scenario(backend: 'nft' | 'iptables'): Promise<void> {
     // A tight connect loop from a client that keeps access never fails during an apply.
     // It runs from its first connect until the applies are done (its stdin is closed then).
     const loop = spawn('nsenter', [`--net=/run/netns/${c2.ns}`, '--', process.execPath, `${HELPERS}loop.js`, JSON.stringify({ host: lab.server.v4, port: 8080, ms: 300_000 })], { stdio: ['pipe', 'pipe', 'inherit'] });
+    children.push(loop); // killed if the test fails before it ends
     let loopOut = '';
     loop.stdout!.on('data', (d: Buffer) => (loopOut += d.toString()));
     const loopExit = new Promise((resolve) => loop.once('exit', resolve));
