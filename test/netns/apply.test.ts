@@ -109,20 +109,28 @@ async function scenario(backend: 'nft' | 'iptables'): Promise<void> {
     if (backend === 'iptables') assert.equal(nsRun(ns, 'iptables', ['-S', 'INPUT']).split('\n').filter((l) => l === '-A INPUT -j PORTWARDEN-INPUT').length, 1);
 
     // apply B with a window, SIGKILL the CLI, never confirm → A is back soon after the deadline.
-    // The window must outlast the checks of the pending state below (probes and a CLI run take
-    // seconds on a loaded host); the wait for the rollback is a condition, not a fixed time.
-    const cli = spawn(process.execPath, [CLI, 'apply', '--policy', B, '--confirm', '15', ...args([])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_CONNECTION: '' } });
+    // The detached rollback timer is held still (SIGSTOP) while the pending state is checked, since
+    // probes and a CLI run can outlast any short window on a loaded host; once resumed it must
+    // still roll back by itself. The wait for that is a condition, not a fixed time.
+    const cli = spawn(process.execPath, [CLI, 'apply', '--policy', B, '--confirm', '5', ...args([])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_CONNECTION: '' } });
     await new Promise<void>((resolve, reject) => {
       let out = '';
       cli.stdout!.on('data', (d: Buffer) => (out += d.toString()).includes('portwarden confirm') && resolve());
       cli.once('exit', (code) => reject(new Error(`apply exited ${code} before asking for confirmation: ${out}`)));
     });
     cli.kill('SIGKILL');
-    const deadline = Date.parse((JSON.parse(readFileSync(`${S}/pending.json`, 'utf8')) as { deadline: string }).deadline);
-    const pendingReach = reach();
-    const pendingStatus = await runCli(['status', '--netns', ns, '--state-dir', S]);
-    const late = Date.now() - deadline;
-    assert.ok(late < 0, `${backend}: the checks of the pending state ended ${late} ms after the window closed (host too slow)`);
+    const pending = JSON.parse(readFileSync(`${S}/pending.json`, 'utf8')) as { deadline: string; timerPid: number };
+    process.kill(pending.timerPid, 'SIGSTOP');
+    let pendingReach: string[];
+    let pendingStatus: Awaited<ReturnType<typeof runCli>>;
+    try {
+      const late = Date.now() - Date.parse(pending.deadline);
+      assert.ok(late < 0, `${backend}: the rollback timer was held ${late} ms after the window closed (host too slow)`);
+      pendingReach = reach();
+      pendingStatus = await runCli(['status', '--netns', ns, '--state-dir', S]);
+    } finally {
+      process.kill(pending.timerPid, 'SIGCONT');
+    }
     assert.deepEqual(pendingReach, ['open', 'refused', 'open', 'open'], `${backend}: B in force while pending`);
     assert.match(pendingStatus.stdout, /^pending: confirmation of \S+ until /m);
     await until(`${backend}: rules byte-identical to A after the unconfirmed window`, () => ours(ns, backend) === oursA, 60_000);
