@@ -266,6 +266,22 @@ test('once: one attempt per sink, what is left stays spooled (#10)', async (t) =
   assert.equal((JSON.parse(readFileSync(`${s.spool}/${files[0]}`, 'utf8')) as Batch).attempts, 1);
 });
 
+test('once: the pass ends at its first failure however long ago it was; a later enqueue or drain sends nothing (#10)', async (t) => {
+  // watch --once kicks the queue at start, enqueues after its check and drains at the end: on a
+  // loaded host the backoff of the first failure may be over by then, and that is no new pass.
+  const rx = await new Receiver(fail500).start();
+  t.after(() => rx.stop());
+  const s = setup(t, `http://127.0.0.1:${rx.port}/hook`, { once: true, baseDelayMs: 1, maxDelayMs: 1 });
+  s.queue.enqueue([event(1)]);
+  await s.queue.drain(Date.now() + 3000);
+  assert.equal(rx.posts.length, 1);
+  await sleep(20); // the 1 ms backoff is over
+  s.queue.enqueue([event(2)]);
+  await s.queue.drain(Date.now() + 3000);
+  assert.equal(rx.posts.length, 1, `${rx.posts.length} POSTs in one pass`);
+  assert.equal(spooled(s.spool).length, 2, 'both batches stay spooled');
+});
+
 test('stop(deadline) aborts a send in flight and keeps the batch spooled (#11)', async (t) => {
   const rx = await new Receiver(() => undefined).start(); // accepts, never answers
   t.after(() => rx.stop());

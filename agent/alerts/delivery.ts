@@ -281,9 +281,11 @@ export class SinkQueue {
     const max = this.o.maxDelayMs ?? 300_000;
     try {
       while (!this.stopped) {
+        // One pass: its first failure ends it for good (a later kick is no new pass, even once
+        // the backoff is over); the rest stays spooled.
+        if (this.o.once && this.notBefore) return;
         const wait = this.notBefore - Date.now();
         if (wait > 0) {
-          if (this.o.once) return; // one pass: no waiting, the rest stays spooled
           await this.sleep(wait);
           continue;
         }

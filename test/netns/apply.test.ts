@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { needsRootAnd } from '../helpers/env.js';
 import { createLab, nsRun, probe, startListeners, type Lab, type Probe } from '../helpers/lab.js';
@@ -11,6 +11,7 @@ import { CLI, HELPERS } from '../helpers/paths.js';
 import { StateDir, planApply } from '../../agent/firewall/apply.js';
 import { liveBackend, withoutDynamicElements } from '../../agent/firewall/live.js';
 import { withLock } from '../../agent/state-files.js';
+import { until } from '../helpers/wait.js';
 import { RuntimeError } from '../../agent/errors.js';
 
 const policy = (admin: string) => `
@@ -36,8 +37,13 @@ table inet handmade {
 }
 `;
 
-async function sleep(ms: number) {
-  await new Promise((r) => setTimeout(r, ms));
+/** The process runs (a zombie waiting for its parent to reap it does not). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 /** Everything that is not portwarden's: other nft tables byte for byte, and foreign iptables lines. */
@@ -103,45 +109,62 @@ async function scenario(backend: 'nft' | 'iptables'): Promise<void> {
     const oursA = ours(ns, backend);
     if (backend === 'iptables') assert.equal(nsRun(ns, 'iptables', ['-S', 'INPUT']).split('\n').filter((l) => l === '-A INPUT -j PORTWARDEN-INPUT').length, 1);
 
-    // apply B with --confirm 3, SIGKILL the CLI, never confirm → A is back within ~5 s.
-    const cli = spawn(process.execPath, [CLI, 'apply', '--policy', B, '--confirm', '3', ...args([])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_CONNECTION: '' } });
+    // apply B with a window, SIGKILL the CLI, never confirm → A is back soon after the deadline.
+    // The detached rollback timer is held still (SIGSTOP) while the pending state is checked, since
+    // probes and a CLI run can outlast any short window on a loaded host; once resumed it must
+    // still roll back by itself. The wait for that is a condition, not a fixed time.
+    const cli = spawn(process.execPath, [CLI, 'apply', '--policy', B, '--confirm', '5', ...args([])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SSH_CONNECTION: '' } });
     await new Promise<void>((resolve, reject) => {
       let out = '';
       cli.stdout!.on('data', (d: Buffer) => (out += d.toString()).includes('portwarden confirm') && resolve());
       cli.once('exit', (code) => reject(new Error(`apply exited ${code} before asking for confirmation: ${out}`)));
     });
     cli.kill('SIGKILL');
-    assert.deepEqual(reach(), ['open', 'refused', 'open', 'open'], `${backend}: B in force while pending`);
-    const pendingStatus = await runCli(['status', '--netns', ns, '--state-dir', S]);
-    assert.match(pendingStatus.stdout, /^pending: confirmation of \S+ until /m);
-    let back = false;
-    for (let i = 0; i < 60 && !back; i++) {
-      await sleep(100);
-      back = ours(ns, backend) === oursA;
+    const pending = JSON.parse(readFileSync(`${S}/pending.json`, 'utf8')) as { deadline: string; timerPid: number };
+    process.kill(pending.timerPid, 'SIGSTOP');
+    let pendingReach: string[];
+    let pendingStatus: Awaited<ReturnType<typeof runCli>>;
+    try {
+      const late = Date.now() - Date.parse(pending.deadline);
+      assert.ok(late < 0, `${backend}: the rollback timer was held ${late} ms after the window closed (host too slow)`);
+      pendingReach = reach();
+      pendingStatus = await runCli(['status', '--netns', ns, '--state-dir', S]);
+    } finally {
+      process.kill(pending.timerPid, 'SIGCONT');
     }
-    assert.ok(back, `${backend}: rules byte-identical to A after the unconfirmed window`);
+    assert.deepEqual(pendingReach, ['open', 'refused', 'open', 'open'], `${backend}: B in force while pending`);
+    assert.match(pendingStatus.stdout, /^pending: confirmation of \S+ until /m);
+    await until(`${backend}: rules byte-identical to A after the unconfirmed window`, () => ours(ns, backend) === oursA, 60_000);
     assert.deepEqual(reach(), withA);
-    const late = await runCli(['confirm', '--state-dir', S]);
-    assert.equal(late.code, 3);
-    assert.match(late.stderr, /too late/);
+    const tooLate = await runCli(['confirm', '--state-dir', S]);
+    assert.equal(tooLate.code, 3);
+    assert.match(tooLate.stderr, /too late/);
 
-    // apply B then confirm in time → B stays after the window.
-    r = await runCli(['apply', '--policy', B, '--confirm', '2', ...args([])]);
+    // apply B then confirm in time → its rollback timer is gone and B stays. (A window long
+    // enough for a confirm on a loaded host; the test waits for the timer to go, not the window.)
+    r = await runCli(['apply', '--policy', B, '--confirm', '60', ...args([])]);
     assert.equal(r.code, 0, r.stderr);
+    const timerPid = (JSON.parse(readFileSync(`${S}/pending.json`, 'utf8')) as { timerPid: number }).timerPid;
+    assert.ok(running(timerPid), 'a rollback timer waits for the window');
     const ok = await runCli(['confirm', '--state-dir', S]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /^confirmed/);
-    await sleep(2500);
+    await until('the rollback timer to exit after confirm', () => !running(timerPid), 30_000);
+    assert.equal((JSON.parse((await runCli(['status', '--json', '--netns', ns, '--state-dir', S])).stdout) as { pending: unknown }).pending, null);
     assert.deepEqual(reach(), ['open', 'refused', 'open', 'open'], `${backend}: B stays after confirm`);
 
     // A tight connect loop from a client that keeps access never fails during an apply.
-    const loop = spawn('nsenter', [`--net=/run/netns/${c2.ns}`, '--', process.execPath, `${HELPERS}loop.js`, JSON.stringify({ host: lab.server.v4, port: 8080, ms: 2500 })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // It runs from its first connect until the applies are done (its stdin is closed then).
+    const loop = spawn('nsenter', [`--net=/run/netns/${c2.ns}`, '--', process.execPath, `${HELPERS}loop.js`, JSON.stringify({ host: lab.server.v4, port: 8080, ms: 300_000 })], { stdio: ['pipe', 'pipe', 'inherit'] });
+    children.push(loop); // killed if the test fails before it ends
     let loopOut = '';
     loop.stdout!.on('data', (d: Buffer) => (loopOut += d.toString()));
-    await sleep(300);
+    const loopExit = new Promise((resolve) => loop.once('exit', resolve));
+    await until('the connect loop to connect', () => loopOut.startsWith('connected\n'), 60_000);
     for (const p of [A, B, A]) assert.equal((await runCli(['apply', '--policy', p, '--confirm', '0', ...args([])])).code, 0);
-    if (loop.exitCode === null && loop.signalCode === null) await new Promise((resolve) => loop.once('exit', resolve)); // may have ended already on a loaded machine
-    const counts = JSON.parse(loopOut) as { ok: number; failed: number };
+    loop.stdin!.end();
+    await loopExit;
+    const counts = JSON.parse(loopOut.slice('connected\n'.length)) as { ok: number; failed: number };
     assert.equal(counts.failed, 0, `${backend}: ${counts.failed} connects failed during apply: ${JSON.stringify(counts)}`);
     assert.ok(counts.ok > 20, `loop made ${counts.ok} connects`);
 
