@@ -304,11 +304,12 @@ function compileSources(
   return { kind: 'list', ...merged, names: items };
 }
 
-function compileRule(doc: RuleDoc, path: DocPath, source: number, groups: Map<string, Group>, all: Problem[], mergeCache: MergeCache): CompiledRule {
-  const problems: Problem[] = [];
+function compileRule(doc: RuleDoc, path: DocPath, source: number, groups: Map<string, Group>, problems: Problem[], mergeCache: MergeCache): CompiledRule {
+  if (!source) return compileRuleIn(doc, path, groups, problems, mergeCache); // the main file: the usual case, nothing to tag
+  const from = problems.length;
   const rule = compileRuleIn(doc, path, groups, problems, mergeCache);
-  for (const p of problems) all.push({ ...p, source });
-  return source ? { ...rule, source } : rule;
+  for (let i = from; i < problems.length; i++) problems[i]!.source = source;
+  return { ...rule, source };
 }
 
 function compileRuleIn(doc: RuleDoc, path: DocPath, groups: Map<string, Group>, problems: Problem[], mergeCache: MergeCache): CompiledRule {
@@ -365,8 +366,9 @@ function findShadowed(rules: CompiledRule[], problems: Problem[]): void {
 /** The source groups of the main file and its fragments, and the file each is in; a name defined
  *  twice is an error at the later definition. */
 function collectGroups(files: readonly FragmentDoc[], names: readonly string[], problems: Problem[]): { groups: Record<string, string[]>; origin: Map<string, number> } {
-  const groups: Record<string, string[]> = {};
   const origin = new Map<string, number>();
+  if (files.length === 1) return { groups: files[0]!.sources ?? {}, origin }; // no fragments: all in the main file
+  const groups: Record<string, string[]> = {};
   files.forEach((f, source) => {
     for (const [name, items] of Object.entries(f.sources ?? {})) {
       if (origin.has(name)) {
