@@ -14,7 +14,7 @@ import { findPublished } from '../agent/exposure/published.js';
 import { loadPolicy } from '../agent/policy/load.js';
 import type { Listener } from '../agent/model.js';
 import type { Exec } from '../agent/exec.js';
-import { readFirewall } from '../agent/exposure/read.js';
+import { readFirewall, type RulesCache } from '../agent/exposure/read.js';
 import { FIXTURES, ROOT } from './helpers/paths.js';
 
 const view = (name: string): FirewallView => ({ ruleset: parseNftJson(readFileSync(`${FIXTURES}nft/${name}.json`, 'utf8')), error: null, interfaces: ['eth0'], legacyRules: 0, published: [] });
@@ -295,4 +295,22 @@ test('concatenations: each element matches part by part; address parts narrow th
   assert.deepEqual(exposureOf(L(22, 4, false), fw).sources, ['192.0.2.11/32', '198.51.100.0/24']);
   assert.deepEqual(exposureOf(L(25, 4, false), fw).sources, ['198.51.100.0/24']);
   assert.equal(exposureOf(L(80, 4, false), fw).verdict, 'none');
+});
+
+test('readFirewall with a host cache keeps only a complete host read: an ip that failed is asked again at the next call', async () => {
+  let ipWorks = false;
+  const exec: Exec = async (cmd, args) => {
+    if (cmd === 'ip' && !ipWorks) return { stdout: '', stderr: 'ip: timed out', code: 1 };
+    if (cmd === 'ip' && args.includes('-batch')) return { stdout: '[{"ifname":"lo","addr_info":[]},{"ifname":"eth0","addr_info":[{"local":"192.0.2.1","prefixlen":24}]}]\n[{"dst":"default","dev":"eth0"}]\n', stderr: '', code: 0 };
+    if (cmd === 'ip') return { stdout: '[]', stderr: '', code: 0 };
+    if (cmd === 'nft') return { stdout: '{"nftables":[]}', stderr: '', code: 0 };
+    throw Object.assign(new Error(`${cmd}: not installed`), { code: 'ENOENT' });
+  };
+  const cache: RulesCache = { generation: () => 1, kept: null, hostGeneration: () => 7, keptHost: null };
+  const first = await readFirewall(undefined, exec, cache);
+  assert.deepEqual(first.interfaces, []);
+  assert.equal(cache.keptHost, null, 'a failed host read is not kept');
+  ipWorks = true;
+  const second = await readFirewall(undefined, exec, cache);
+  assert.deepEqual(second.interfaces, ['eth0'], 'the same host generation, but the failed read was asked again');
 });

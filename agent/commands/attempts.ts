@@ -9,7 +9,7 @@ import { readCounterState, readSamples } from '../attempts/history.js';
 import { nftLoaded, readCounters } from '../attempts/read.js';
 import { buildReport, rawOf, sampleOf, type AttemptsReport, type Sample } from '../attempts/window.js';
 import { checkNetns } from '../collect/snapshot.js';
-import { parse } from './args.js';
+import { parse, stateDirReadable } from './args.js';
 import { printable, table } from './output.js';
 import { SPECS } from './specs.js';
 
@@ -35,6 +35,8 @@ export async function runAttempts(argv: string[]): Promise<number> {
   const port = values.port === undefined ? undefined : positiveInt(values.port, '--port', 0, 65535);
   const top = positiveInt(values.top, '--top', 10, 100_000);
   const stateDir = values['state-dir'] ?? DEFAULT_STATE_DIR;
+  // A --state-dir that is not there is a typo (exit 2), not "no history".
+  if (values['state-dir'] !== undefined) stateDirReadable(stateDir, true);
   const applied = new StateDir(stateDir).readApplied();
   // What apply recorded, when it reads as such (a hand-edited record is ignored, not trusted).
   const recorded = applied && (applied.backend === 'nft' || applied.backend === 'iptables') ? applied : null;

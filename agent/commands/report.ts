@@ -62,7 +62,8 @@ async function writeHtml(out: string, file: string, values: { netns?: string; 's
   const [snap, fw] = await Promise.all([snapshotFor(values.netns), readFirewall(values.netns)]);
   const state = readable ? await readStateForPage(dir, values.netns) : null;
   if (state?.unreadable) process.stderr.write(`portwarden: skipped ${state.unreadable} unreadable journal line${state.unreadable === 1 ? '' : 's'} in ${dir}\n`);
-  const drift = readable ? await firewallDrift(new StateDir(dir), values.netns) : null;
+  // Not readable (not root): the status says "unknown"; the page is still written.
+  const drift = readable ? await firewallDrift(new StateDir(dir), values.netns).catch(() => null) : null;
   const findings = [...evaluate(loaded.policy, snap.listeners), ...compareExposure(loaded.policy, snap.listeners, fw), ...(drift ? [drift] : [])];
   const now = new Date();
   const since = new Date(now.getTime() - sinceMs);

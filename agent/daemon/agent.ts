@@ -248,12 +248,20 @@ export class Agent {
       this.releaseStateDir();
       throw err;
     }
-    for (const s of this.loaded.config.sinks) {
-      if (s.type === 'prometheus' && s.listen) {
-        // The review page's code only where it is served (it is most of what the agent would load).
-        const { reportPages } = await import('../report/serve.js');
-        this.servers.push(await serveMetrics(s.listen, this.metrics, reportPages(() => this.pageContext())));
+    try {
+      for (const s of this.loaded.config.sinks) {
+        if (s.type === 'prometheus' && s.listen) {
+          // The review page's code only where it is served (it is most of what the agent would load).
+          const { reportPages } = await import('../report/serve.js');
+          this.servers.push(await serveMetrics(s.listen, this.metrics, reportPages(() => this.pageContext())));
+        }
       }
+    } catch (err) {
+      // One listener refused (address in use): close those already open and let go of the state
+      // dir, so the error ends the agent instead of leaving it half started.
+      await Promise.all(this.servers.splice(0).map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+      this.releaseStateDir();
+      throw err;
     }
     this.loaded.outlets.forEach((o) => o.queue.kick()); // deliver what an earlier run left in the spool
     if (!this.once) this.loaded.outlets.forEach((o) => o.resend?.start());
@@ -462,6 +470,7 @@ export class Agent {
 
   /** SIGHUP: load the files again; if they are bad, keep the old ones and say why. */
   async reload(): Promise<void> {
+    if (this.stopping) return; // a SIGHUP during stop must not start monitors or timers again
     try {
       const config = loadConfig(this.configFile);
       if (config.stateDir !== this.loaded.config.stateDir) throw new Error(`state_dir changed from ${this.loaded.config.stateDir} to ${config.stateDir}: restart the agent to move it`);

@@ -99,7 +99,9 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec, cac
     pid ? Promise.all(LEGACY_NAMES.map((f) => readFile(`/proc/${pid}/net/${f.slice('/proc/net/'.length)}`, 'utf8').catch(() => null))) : null,
   ]);
   const host = keptHost ?? hostPart(hostTools!, proc.get(FORWARDING[0]!) ?? null, proc.get(FORWARDING[1]!) ?? null, ok);
-  if (cache && hostGeneration !== null) cache.keptHost = { key: hostGeneration, part: host };
+  // A failed read is never kept (an ip that timed out would leave no interfaces until the next change).
+  const complete = keptHost !== null || (ok(hostTools![0]) !== null && host.routes !== undefined && host.forwarding !== undefined);
+  if (cache && hostGeneration !== null) cache.keptHost = complete ? { key: hostGeneration, part: host } : null;
   // iptables-legacy-save only where legacy tables exist (it would load the kernel module).
   const [names4, names6] = pidNames ?? LEGACY_NAMES.map((f) => proc.get(f) ?? null);
   const has4 = (names4?.trim() ?? '') !== '';

@@ -7,7 +7,7 @@ import { readJournal, type JournalEvent } from '../alerts/journal.js';
 import { liveState, StateDir } from '../firewall/apply.js';
 import { fsError } from '../fs-atomic.js';
 import { readJson } from '../state-files.js';
-import { readSamples } from '../attempts/history.js';
+import { KEEP_MS, readSamples } from '../attempts/history.js';
 import { buildReport, type AttemptsReport } from '../attempts/window.js';
 import type { PageStatus } from './model.js';
 
@@ -59,7 +59,9 @@ export async function readStateForPage(dir: string, netns: string | undefined): 
 }
 
 /** The attempts the agent sampled within the window (null: it kept none), for the page's table. */
-export function readAttemptsForPage(dir: string, since: Date, window: string): AttemptsReport | null {
-  const samples = readSamples(dir, since);
-  return samples.length ? buildReport(samples, { window, top: 1, scanPorts: 20 }) : null;
+export function readAttemptsForPage(dir: string, since: Date, window: string, now = new Date()): AttemptsReport | null {
+  // The agent keeps a day of samples: a longer --since shows that day, and says so.
+  const kept = now.getTime() - since.getTime() > KEEP_MS;
+  const samples = readSamples(dir, kept ? new Date(now.getTime() - KEEP_MS) : since);
+  return samples.length ? buildReport(samples, { window: kept ? '24h (the samples the agent keeps)' : window, top: 1, scanPorts: 20 }) : null;
 }
