@@ -3,9 +3,7 @@
 // Exit 0 unless something broke: findings are for reading here, `check` is for CI.
 // With --html FILE: the review page instead (agent/report), written atomically.
 import { existsSync } from 'node:fs';
-import { firewallDrift } from '../firewall/drift.js';
 import { parseDuration } from '../duration.js';
-import { StateDir } from '../firewall/apply.js';
 import { UsageError } from '../errors.js';
 import { buildPage } from '../report/model.js';
 import { renderPage } from '../report/html.js';
@@ -62,8 +60,7 @@ async function writeHtml(out: string, file: string, values: { netns?: string; 's
   const [snap, fw] = await Promise.all([snapshotFor(values.netns), readFirewall(values.netns)]);
   const state = readable ? await readStateForPage(dir, values.netns) : null;
   if (state?.unreadable) process.stderr.write(`portwarden: skipped ${state.unreadable} unreadable journal line${state.unreadable === 1 ? '' : 's'} in ${dir}\n`);
-  // Not readable (not root): the status says "unknown"; the page is still written.
-  const drift = readable ? await firewallDrift(new StateDir(dir), values.netns).catch(() => null) : null;
+  const drift = state?.drift ?? null;
   const findings = [...evaluate(loaded.policy, snap.listeners), ...compareExposure(loaded.policy, snap.listeners, fw), ...(drift ? [drift] : [])];
   const now = new Date();
   const since = new Date(now.getTime() - sinceMs);

@@ -5,6 +5,9 @@ import { readFileSync } from 'node:fs';
 import { isDriftState } from '../alerts/drift.js';
 import { readJournal, type JournalEvent } from '../alerts/journal.js';
 import { liveState, StateDir } from '../firewall/apply.js';
+import { driftFinding } from '../firewall/drift.js';
+import type { Finding } from '../model.js';
+import { STATE_FILE } from '../paths.js';
 import { fsError } from '../fs-atomic.js';
 import { readJson } from '../state-files.js';
 import { KEEP_MS, readSamples } from '../attempts/history.js';
@@ -27,6 +30,8 @@ export interface StateRead {
   unreadable: number;
   openedAt: Map<string, string>;
   status: PageStatus;
+  /** firewall-drift from the same reading as the status; null: in place, nothing applied, or unreadable. */
+  drift: Finding | null;
 }
 
 /** The journal, the open findings' opening times (state.json, when it is one) and the applied rules. */
@@ -35,7 +40,7 @@ export async function readStateForPage(dir: string, netns: string | undefined): 
   // A state.json that is not one only loses the opening times (the agent keeps such a file aside).
   let saved: unknown;
   try {
-    saved = readJson<unknown>(`${dir}/state.json`);
+    saved = readJson<unknown>(`${dir}/${STATE_FILE}`);
   } catch {
     saved = null;
   }
@@ -46,15 +51,17 @@ export async function readStateForPage(dir: string, netns: string | undefined): 
   const state = new StateDir(dir);
   const applied = state.readApplied();
   const pending = state.readPending();
-  const live = applied ? await liveState(applied, netns ?? applied.netns ?? undefined).catch((err: Error) => `unknown (${err.message})`) : null;
+  // One reading of our rules for both the status and the drift finding (unreadable: status "unknown").
+  const live = applied ? await liveState(applied, netns ?? applied.netns ?? undefined).catch((err: Error) => err) : null;
   return {
     events: journal.events,
     unreadable: journal.unreadable.reduce((n, u) => n + u.lines, 0),
     openedAt,
     status: {
-      applied: applied && { backend: applied.backend, hash: applied.hash, at: applied.at, policy: applied.policy, live: live ?? 'unknown' },
+      applied: applied && { backend: applied.backend, hash: applied.hash, at: applied.at, policy: applied.policy, live: live instanceof Error ? `unknown (${live.message})` : (live ?? 'unknown') },
       pending: pending && { id: pending.id, deadline: pending.deadline },
     },
+    drift: applied && live && !(live instanceof Error) ? driftFinding(applied, live) : null,
   };
 }
 
