@@ -60,19 +60,19 @@ export function legacyFingerprint(text: string): string {
   return createHash('sha256').update(text.replace(/^#.*\n?/gm, '').replace(/\[\d+:\d+\]/g, '')).digest('hex');
 }
 
-const LEGACY: [family: 4 | 6, names: string, save: string][] = [
-  [4, 'ip_tables_names', 'iptables-legacy-save'],
-  [6, 'ip6_tables_names', 'ip6tables-legacy-save'],
-];
+const LEGACY_SAVES = ['iptables-legacy-save', 'ip6tables-legacy-save'];
+
+/** ip{,6}_tables_names through /proc/PID/net of a process inside the namespace: no program to start. */
+const legacyNamesOf = (pid: number) => Promise.all(LEGACY_NAMES.map((f) => readFile(`/proc/${pid}/net/${f.slice('/proc/net/'.length)}`, 'utf8').catch(() => null)));
 
 /**
  * A fingerprint of what iptables-legacy holds (it has no monitor: this is its poll). `nsPid`: a
  * process inside the namespace, whose /proc/PID/net saves starting a program to read the names.
  */
 export async function legacyKey(netns: string | undefined, exec: Exec = defaultExec, nsPid?: number): Promise<string> {
-  const parts = await Promise.all(LEGACY.map(async ([, names, save]) => {
-    const list = nsPid ? await readFile(`/proc/${nsPid}/net/${names}`, 'utf8').catch(() => null) : (await readProcFiles(netns, exec, [`/proc/net/${names}`])).get(`/proc/net/${names}`);
-    if (!list?.trim()) return '-';
+  const names = nsPid ? await legacyNamesOf(nsPid) : await readProcFiles(netns, exec, LEGACY_NAMES).then((m) => LEGACY_NAMES.map((f) => m.get(f) ?? null));
+  const parts = await Promise.all(LEGACY_SAVES.map(async (save, i) => {
+    if (!names[i]?.trim()) return '-';
     const r = await exec(...inNetns(netns, save, [])).catch(() => null);
     return r && r.code === 0 ? legacyFingerprint(r.stdout) : `error ${r?.code ?? ''}`;
   }));
@@ -96,7 +96,7 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec, cac
     keptHost ? null : readHostTools(netns, exec, run),
     // Cached and not watched: the text listing, hashed, says whether the JSON must be read again.
     !cache ? run('nft', ['-j', 'list', 'ruleset']) : generation === null ? run('nft', ['list', 'ruleset']) : null,
-    pid ? Promise.all(LEGACY_NAMES.map((f) => readFile(`/proc/${pid}/net/${f.slice('/proc/net/'.length)}`, 'utf8').catch(() => null))) : null,
+    pid ? legacyNamesOf(pid) : null,
   ]);
   const host = keptHost ?? hostPart(hostTools!, proc.get(FORWARDING[0]!) ?? null, proc.get(FORWARDING[1]!) ?? null, ok);
   // A failed read is never kept (an ip that timed out would leave no interfaces until the next change).
@@ -106,7 +106,7 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec, cac
   const [names4, names6] = pidNames ?? LEGACY_NAMES.map((f) => proc.get(f) ?? null);
   const has4 = (names4?.trim() ?? '') !== '';
   const has6 = (names6?.trim() ?? '') !== '';
-  const [legacy4, legacy6] = await Promise.all([has4 ? run('iptables-legacy-save', []) : null, has6 ? run('ip6tables-legacy-save', []) : null]);
+  const [legacy4, legacy6] = await Promise.all([has4 ? run(LEGACY_SAVES[0]!, []) : null, has6 ? run(LEGACY_SAVES[1]!, []) : null]);
   const view: FirewallView = { ruleset: null, error: null, interfaces: host.interfaces, addresses: host.addresses, legacyRules: 0, published: [] };
   if (host.forwarding) view.forwarding = host.forwarding;
   if (host.routes) view.routes = host.routes;
