@@ -5,8 +5,8 @@ import { RuntimeError, UsageError } from '../errors.js';
 import { DEFAULT_POLICY_PATH } from '../paths.js';
 import { loadPolicy } from '../policy/load.js';
 import { familyOf } from '../exposure/intervals.js';
-import { writeProbeTextfile } from '../probe-textfile.js';
-import { mismatch, namedPorts, probeFailed, probeJson, probePlan, probeResult, routeSource, scan, worstFailure, type ProbeResult } from '../service/probe.js';
+import { probeMismatch, writeProbeTextfile } from '../probe-textfile.js';
+import { namedPorts, portFailed, probeFailed, probeJson, probePlan, probeResult, routeSource, scan, worstFailure, type ProbeResult } from '../service/probe.js';
 import { parse } from './args.js';
 import { checkOutputPath, paintSeverity, printable, printWarnings, table, useColor } from './output.js';
 import { SPECS, synopsis } from './specs.js';
@@ -36,12 +36,12 @@ export function probeText(r: ProbeResult, color: boolean): string {
   const rows = r.ports.map((p) => {
     const failed = p.checks.filter((c) => !c.ok).map((c) => c.name);
     const checks = !p.checks.length ? '-' : failed.length ? `FAILED ${failed.join(', ')}` : `ok (${p.checks.map((c) => c.name).join(', ')})`;
-    return [p.proto, String(p.port), p.expected, p.observed, p.rule ?? '-', mismatch(p) ? 'MISMATCH' : 'ok', checks];
+    return [p.proto, String(p.port), p.expected, p.observed, p.rule ?? '-', probeMismatch(p) ? 'MISMATCH' : 'ok', checks];
   });
   let out = `probe of ${r.target} as seen from ${r.source}\n`;
   out += table(['PROTO', 'PORT', 'EXPECTED', 'OBSERVED', 'RULE', 'MATCH', 'CHECKS'], rows.map((row) => row.map(printable)));
   for (const p of r.ports) {
-    if (mismatch(p)) {
+    if (probeMismatch(p)) {
       const why = p.expected === 'open' ? `the policy allows ${r.source}, but the port is ${p.observed}` : `the policy does not allow ${r.source}, but the port is open`;
       out += `${paintSeverity('high', 'MISMATCH', color)} ${p.proto}/${p.port}${p.rule ? ` (rule "${printable(p.rule)}")` : ''}: ${why}\n`;
     }
@@ -50,7 +50,7 @@ export function probeText(r: ProbeResult, color: boolean): string {
       out += `${paintSeverity(c.severity, c.severity.toUpperCase(), color)} ${p.proto}/${p.port} ${c.name}: ${printable(c.detail)}\n`;
     }
   }
-  const bad = r.ports.filter((p) => mismatch(p) || p.checks.some((c) => !c.ok)).length;
+  const bad = r.ports.filter(portFailed).length;
   out += bad ? `${bad} of ${r.ports.length} ports do not match the policy\n` : `all ${r.ports.length} ports match the policy\n`;
   return out;
 }

@@ -62,12 +62,14 @@ export function probePlan(policy: CompiledPolicy, source: string, allPorts = fal
   return out;
 }
 
-/** Whether what was seen contradicts the policy (one rule, shared with probe --textfile). UDP open|filtered contradicts nothing: it says nothing for sure. */
-export const mismatch = probeMismatch;
+/** A port that contradicts the policy (probeMismatch, the rule probe --textfile shares) or failed a check. */
+export function portFailed(p: ProbePort): boolean {
+  return probeMismatch(p) || p.checks.some((c) => !c.ok);
+}
 
 /** What a result says: a mismatch or a failed check anywhere → exit 1. */
 export function probeFailed(r: ProbeResult): boolean {
-  return r.ports.some((p) => mismatch(p) || p.checks.some((c) => !c.ok));
+  return r.ports.some(portFailed);
 }
 
 /** The JSON of the contract: {target, source, ports: [{proto, port, expected, observed, rule, checks: [{name, ok, detail}]}]}. */
