@@ -34,6 +34,8 @@ export interface CounterReading {
   backend: 'nft' | 'iptables';
   rules: RuleCounters[];
   sources: SourceCounter[];
+  /** nft: the attempt sets as attemptSetsKey() keys them, so a later look at the sets alone tells whether anything was refused since. */
+  setsKey?: string;
 }
 
 type NftObject = Record<string, Record<string, unknown>>;
@@ -82,6 +84,31 @@ const counterOf = (expr: Expr[]): number | null => {
   return null;
 };
 
+type NftSet = { name: string; size?: number; timeout?: number; elem?: { elem?: { val: { concat: [string, string, number] }; expires?: number; counter?: { packets: number } } }[] };
+
+/**
+ * The attempt sets' elements and their counts as one comparable text (without the time left to
+ * each element, which moves every second), and whether one is full: a full set no longer takes
+ * new sources, so it cannot tell that nothing was refused. Every refusal and rate-limit hit
+ * updates an element (render-nft.ts), so an unchanged key means none happened. Pure.
+ */
+export function attemptSetsKey(sets: NftSet[]): { key: string; full: boolean } {
+  const parts: string[] = [];
+  let full = false;
+  for (const s of sets) {
+    if (!SET_KIND.has(s.name)) continue;
+    const elems = s.elem ?? [];
+    if (s.size !== undefined && elems.length >= s.size) full = true;
+    for (const e of elems) parts.push(`${s.name} ${JSON.stringify(e.elem?.val ?? null)} ${e.elem?.counter?.packets ?? 0}`);
+  }
+  return { key: parts.sort().join('\n'), full };
+}
+
+/** `nft -j list set inet portwarden NAME` outputs → attemptSetsKey of the sets in them. */
+export function attemptSetsKeyOf(listings: string[]): { key: string; full: boolean } {
+  return attemptSetsKey(listings.flatMap((json) => ((JSON.parse(json) as { nftables?: NftObject[] }).nftables ?? []).flatMap((o) => (o.set ? [o.set as unknown as NftSet] : []))));
+}
+
 /** `nft -j list table inet portwarden` → the counters. Rules are known by their comments (the rule names). */
 export function parseNftCounters(json: string): CounterReading {
   const objects = (JSON.parse(json) as { nftables?: NftObject[] }).nftables ?? [];
@@ -126,9 +153,11 @@ export function parseNftCounters(json: string): CounterReading {
     list.sort((a, b) => a.lo - b.lo);
   }
   const sources: SourceCounter[] = [];
+  const sets: NftSet[] = [];
   for (const o of objects) {
-    const s = o.set as { name: string; timeout?: number; elem?: { elem?: { val: { concat: [string, string, number] }; expires?: number; counter?: { packets: number } } }[] } | undefined;
+    const s = o.set as NftSet | undefined;
     const kind = s && SET_KIND.get(s.name);
+    if (s && kind) sets.push(s);
     if (!s || !kind) continue;
     for (const e of s.elem ?? []) {
       const el = e.elem;
@@ -147,7 +176,7 @@ export function parseNftCounters(json: string): CounterReading {
       });
     }
   }
-  return { backend: 'nft', rules: [...rules.values()], sources };
+  return { backend: 'nft', rules: [...rules.values()], sources, setsKey: attemptSetsKey(sets).key };
 }
 
 /** The value of an iptables-save option (`--comment "a b"` or `--comment ab`). */

@@ -3,7 +3,7 @@
 // cycle; when the state dir cannot be written (a full disk) the daemon keeps scanning, holds the
 // events in memory (the sink queues keep their batches in memory too) and raises state-write-failed until the
 // writes work again. A state.json it cannot read is kept aside and rebuilt from the journal.
-import { lstatSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
 import cron, { type ScheduledTask } from 'node-cron';
@@ -20,6 +20,7 @@ import { exec as defaultExec, type Exec } from '../exec.js';
 import { FirewallWatch } from './firewall-watch.js';
 import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
 import { StateDir } from '../firewall/apply.js';
+import { AppliedMemo } from '../firewall/applied-memo.js';
 import { driftOf } from '../firewall/drift.js';
 import { alive, ensureDir, readStateText, removeFile, tryLock } from '../state-files.js';
 import { FsError, fsError, writeFileAtomic } from '../fs-atomic.js';
@@ -133,6 +134,8 @@ export class Agent {
   private rules: FirewallWatch | null = null;
   private exposureMemo: { key: string; ruleset: FirewallView['ruleset']; policy: CompiledPolicy; findings: Finding[] } | null = null;
   private driftMemo: { key: string; finding: Finding | null } | null = null;
+  /** applied.json, read again only when apply replaced it (drift and attempts ask every cycle). */
+  private applied!: AppliedMemo;
   private changeTimer: NodeJS.Timeout | null = null;
   /** The checks after a firewall change: running, and whether another change came meanwhile. */
   private checking: Promise<void> | null = null;
@@ -182,7 +185,7 @@ export class Agent {
         });
       }
     }
-    return { config, policy, outlets, attempts: config.attempts && new AttemptSampler(config.stateDir, config.netns, config.attempts) };
+    return { config, policy, outlets, attempts: config.attempts && new AttemptSampler(config.stateDir, config.netns, config.attempts, this.applied) };
   }
 
   /**
@@ -240,6 +243,7 @@ export class Agent {
   async start(): Promise<void> {
     const config = loadConfig(this.configFile);
     this.claimStateDir(config.stateDir);
+    this.applied = new AppliedMemo(new StateDir(config.stateDir)); // state_dir stays for the agent's life
     try {
       this.state = this.loadState(config.stateDir);
       this.loaded = this.build(config);
@@ -352,7 +356,7 @@ export class Agent {
     })));
     if (drift) findings.push(drift);
     // Who knocks (agent/attempts): what our rules counted, as findings and metrics.
-    const knocks = await this.loaded.attempts?.cycle(started).catch((err: Error) => {
+    const knocks = await this.loaded.attempts?.cycle(started, this.rules?.generation() ?? null).catch((err: Error) => {
       if (err.message !== this.attemptsError) this.log.warn({ error: err.message }, 'cannot read the attempt counters'); // once per change
       this.attemptsError = err.message;
       return null;
@@ -450,18 +454,10 @@ export class Agent {
    * it with: the last answer stands, without reading either.
    */
   private async driftFinding(config: Config): Promise<Finding | null> {
-    const state = new StateDir(config.stateDir);
     const generation = this.rules?.generation() ?? null;
-    let file = 'none';
-    try {
-      const st = lstatSync(state.applied);
-      file = `${st.ino}:${st.size}:${st.mtimeMs}`;
-    } catch {
-      /* none yet: readApplied says so, or names the problem */
-    }
+    const { key: file, record: applied } = this.applied.read();
     const key = generation !== null ? JSON.stringify([generation, config.netns, file]) : null;
     if (key !== null && this.driftMemo?.key === key) return this.driftMemo.finding;
-    const applied = state.readApplied();
     const finding = await driftOf(applied, config.netns);
     // iptables-legacy has no monitor: its chains are compared every cycle.
     this.driftMemo = key !== null && (!applied || applied.backend === 'nft') ? { key, finding } : null;
