@@ -1,7 +1,7 @@
 // The agent's side of `attempts`: each cycle reads the counters of the rules portwarden applied,
 // saves what grew, keeps the metrics' totals monotonic, and finds surges and scans in the window.
-// With nft and a monitor watching the ruleset, a cycle in which the attempt sets did not move
-// reads only those sets (listing a large table costs seconds; see nothingSince).
+// With nft, a cycle in which the attempt sets did not move reads only those sets (listing the
+// table of a large policy costs seconds; see nothingSince).
 import { StateDir } from '../firewall/apply.js';
 import type { Finding } from '../model.js';
 import { readCounterState, readSamples, saveSample, writeCounterState, type CounterState } from './history.js';
@@ -32,8 +32,8 @@ export class AttemptSampler {
   /** undefined: not read from the state dir yet. */
   private state: CounterState | null | undefined;
   private recent: Sample[] | null = null;
-  /** The last full reading (nft, while a monitor watches the ruleset): what a look at the attempt sets alone is compared with. */
-  private last: { setsKey: string; generation: number; applied: string; at: number } | null = null;
+  /** The last full reading (nft): what a look at the attempt sets alone is compared with. */
+  private last: { setsKey: string; applied: string; at: number } | null = null;
 
   constructor(
     private readonly stateDir: string,
@@ -42,17 +42,14 @@ export class AttemptSampler {
     private readonly applied: AppliedMemo = new AppliedMemo(new StateDir(stateDir)),
   ) {}
 
-  /**
-   * null when portwarden has no rules applied here (nothing of ours counts). Reading errors are
-   * thrown. `generation`: the ruleset's (nft monitor), null when nothing watches it.
-   */
-  async cycle(now: Date, generation: number | null = null): Promise<AttemptsCycle | null> {
+  /** null when portwarden has no rules applied here (nothing of ours counts). Reading errors are thrown. */
+  async cycle(now: Date): Promise<AttemptsCycle | null> {
     const { key: appliedKey, record: applied } = this.applied.read();
     if (!applied) return null;
     const netns = this.netns ?? applied.netns ?? undefined;
     // Before this cycle's sample is saved, which result() adds itself.
     this.recent ??= readSamples(this.stateDir, new Date(now.getTime() - this.config.windowMs));
-    if (this.state && (await this.nothingSince(appliedKey, netns, now, generation))) return this.result(now, null, null);
+    if (this.state && (await this.nothingSince(appliedKey, netns, now))) return this.result(now, null, null);
     const reading = await readCounters(applied.backend, netns);
     const raw = rawOf(reading, now);
     if (this.state === undefined) this.state = readCounterState(this.stateDir);
@@ -61,7 +58,7 @@ export class AttemptSampler {
     const totals = prev?.totals ?? emptyTotals();
     addToTotals(totals, sample);
     this.state = { raw, totals };
-    this.last = generation !== null && reading.setsKey !== undefined ? { setsKey: reading.setsKey, generation, applied: appliedKey, at: now.getTime() } : null;
+    this.last = reading.setsKey !== undefined ? { setsKey: reading.setsKey, applied: appliedKey, at: now.getTime() } : null;
     let writeError: unknown = null;
     try {
       if (prev) saveSample(this.stateDir, sample, now);
@@ -75,13 +72,14 @@ export class AttemptSampler {
 
   /**
    * Whether nothing was refused or rate-limited since the last full reading, told from the attempt
-   * sets alone (nft): they are as they were and none is full, the ruleset and the applied record are
-   * the same, and that reading is younger than the window — so the accepted counts, which only the
-   * full reading has, are never older than the window.
+   * sets alone (nft): they are as they were and none is full, the applied record is the same (a new
+   * apply starts the counters again), and that reading is younger than the window — so the accepted
+   * counts, which only the full reading has, are never older than the window. Someone else's
+   * change to the ruleset does not matter here: a counter that went down is a reset (sampleOf).
    */
-  private async nothingSince(applied: string, netns: string | undefined, now: Date, generation: number | null): Promise<boolean> {
+  private async nothingSince(applied: string, netns: string | undefined, now: Date): Promise<boolean> {
     const l = this.last;
-    if (!l || generation === null || l.generation !== generation || l.applied !== applied || now.getTime() - l.at >= this.config.windowMs) return false;
+    if (!l || l.applied !== applied || now.getTime() - l.at >= this.config.windowMs) return false;
     const sets = await readNftAttemptSets(netns);
     return !sets.full && sets.key === l.setsKey;
   }

@@ -19,9 +19,9 @@ import type { CompiledPolicy } from '../policy/compile.js';
 import { exec as defaultExec, type Exec } from '../exec.js';
 import { FirewallWatch } from './firewall-watch.js';
 import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
-import { StateDir } from '../firewall/apply.js';
+import { liveState, StateDir, type LiveState } from '../firewall/apply.js';
 import { AppliedMemo } from '../firewall/applied-memo.js';
-import { driftOf } from '../firewall/drift.js';
+import { driftFinding } from '../firewall/drift.js';
 import { alive, ensureDir, readStateText, removeFile, tryLock } from '../state-files.js';
 import { FsError, fsError, writeFileAtomic } from '../fs-atomic.js';
 import { checkTrustedDir } from '../file-perms.js';
@@ -51,6 +51,8 @@ export const STOP_WAIT_MS = 3000;
 export const CHANGE_DEBOUNCE_MS = 200;
 /** Between the checks that follow a change, so that `settle` scans see it within a second or two. */
 export const CHANGE_FOLLOW_MS = 250;
+/** How long a cycle waits for the firewall reading before it goes on with the last view. */
+const FIREWALL_WAIT_MS = 400;
 
 /** Copies of state.json kept aside as corrupt, oldest first: state-corrupt stays open while any is left. */
 function corruptStateFinding(dir: string): Finding | null {
@@ -130,10 +132,15 @@ export class Agent {
   private stopping = false;
   /** The last cycle, for the review page served beside /metrics. */
   private lastCycle: CycleView | null = null;
+  /** The last complete firewall view, the reading in flight, and the one a check already follows. */
+  private fwView: FirewallView | null = null;
+  private fwReading: Promise<FirewallView> | null = null;
+  private fwFollow: Promise<FirewallView> | null = null;
   /** The firewall between cycles (not for --once): parsed again only when it changed. */
   private rules: FirewallWatch | null = null;
   private exposureMemo: { key: string; ruleset: FirewallView['ruleset']; policy: CompiledPolicy; findings: Finding[] } | null = null;
-  private driftMemo: { key: string; finding: Finding | null } | null = null;
+  /** The last full comparison of our table (compared) and the answer since (finding). */
+  private driftMemo: { generation: number; file: string; netns: string | undefined; compared: LiveState | null; finding: Finding | null } | null = null;
   /** applied.json, read again only when apply replaced it (drift and attempts ask every cycle). */
   private applied!: AppliedMemo;
   private changeTimer: NodeJS.Timeout | null = null;
@@ -336,8 +343,8 @@ export class Agent {
     // listing takes seconds.
     const [snap, fw, drift] = await Promise.all([
       collectSnapshot({ netns: config.netns, owners: this.owners, exec: this.exec }),
-      config.exposure ? readFirewall(config.netns, this.exec, this.rules ?? undefined) : null,
-      this.driftFinding(config).catch((err: Error) => {
+      config.exposure ? this.firewallView(config) : null,
+      this.checkDrift(config).catch((err: Error) => {
         this.log.warn({ error: err.message }, 'cannot read the firewall for drift');
         return null;
       }),
@@ -356,7 +363,7 @@ export class Agent {
     })));
     if (drift) findings.push(drift);
     // Who knocks (agent/attempts): what our rules counted, as findings and metrics.
-    const knocks = await this.loaded.attempts?.cycle(started, this.rules?.generation() ?? null).catch((err: Error) => {
+    const knocks = await this.loaded.attempts?.cycle(started).catch((err: Error) => {
       if (err.message !== this.attemptsError) this.log.warn({ error: err.message }, 'cannot read the attempt counters'); // once per change
       this.attemptsError = err.message;
       return null;
@@ -431,6 +438,28 @@ export class Agent {
     this.log.debug({ listeners: snap.listeners.length, findings: findings.length, events: events.length, ms: performance.now() - t0 }, 'cycle done');
   }
 
+  /**
+   * The firewall for this cycle. A reading that takes longer than FIREWALL_WAIT_MS (a large
+   * ruleset just changed: nft alone lists 10 000 rules in seconds) goes on without holding the
+   * cycle, which uses the last view (its exposure findings stand meanwhile, so nothing resolves or
+   * opens from a half-read firewall), and a check runs as soon as it is there. --once waits.
+   */
+  private async firewallView(config: Config): Promise<FirewallView> {
+    const reading = (this.fwReading ??= readFirewall(config.netns, this.exec, this.rules ?? undefined).finally(() => (this.fwReading = null)));
+    if (this.once || !this.fwView) return (this.fwView = await reading);
+    if (this.fwFollow === reading) return this.fwView; // an earlier cycle waited for it already
+    let timer: NodeJS.Timeout | undefined;
+    const view = await Promise.race([reading, new Promise<null>((r) => (timer = setTimeout(() => r(null), FIREWALL_WAIT_MS)))]);
+    clearTimeout(timer);
+    if (view) return (this.fwView = view);
+    this.fwFollow = reading;
+    void reading.then((v) => {
+      this.fwView = v;
+      this.firewallChanged('read');
+    }, () => undefined);
+    return this.fwView;
+  }
+
   /** What the review page (/ and /report.json) is built from. */
   private pageContext() {
     const openedAt = new Map(Object.entries(this.state.tracked).flatMap(([id, t]) => (t.status === 'open' && t.openedAt ? [[id, t.openedAt] as const] : [])));
@@ -451,16 +480,29 @@ export class Agent {
   /**
    * firewall-drift. While nft monitor runs and reports nothing, our nft table has not changed
    * either, and while applied.json is the same file (apply replaces it) neither has what we compare
-   * it with: the last answer stands, without reading either.
+   * it with: the last answer stands, without reading either. When the monitor saw only rules of
+   * ours added, or only removed (or changes that cancel out), since a comparison that found the
+   * table in place, that tells the answer too (OurTableLedger): a hand edit is reported without
+   * listing a table that may take seconds to list.
    */
-  private async driftFinding(config: Config): Promise<Finding | null> {
+  private async checkDrift(config: Config): Promise<Finding | null> {
     const generation = this.rules?.generation() ?? null;
     const { key: file, record: applied } = this.applied.read();
-    const key = generation !== null ? JSON.stringify([generation, config.netns, file]) : null;
-    if (key !== null && this.driftMemo?.key === key) return this.driftMemo.finding;
-    const finding = await driftOf(applied, config.netns);
+    const m = this.driftMemo;
+    if (generation !== null && m && m.file === file && m.netns === config.netns && applied) {
+      if (m.generation === generation) return m.finding;
+      const told = this.rules!.ourTable.verdict();
+      const live = told === 'same' ? m.compared : told === 'changed' && m.compared === 'in place' ? 'changed' : null;
+      if (live) {
+        this.driftMemo = { ...m, generation, finding: driftFinding(applied, live) };
+        return this.driftMemo.finding;
+      }
+    }
+    this.rules?.ourTable.reset(); // before the listing: what happens during it counts against it
+    const compared = applied ? await liveState(applied, config.netns) : null;
+    const finding = applied && compared ? driftFinding(applied, compared) : null;
     // iptables-legacy has no monitor: its chains are compared every cycle.
-    this.driftMemo = key !== null && (!applied || applied.backend === 'nft') ? { key, finding } : null;
+    this.driftMemo = generation !== null && (!applied || applied.backend === 'nft') ? { generation, file, netns: config.netns, compared, finding } : null;
     return finding;
   }
 

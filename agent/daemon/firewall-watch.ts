@@ -9,6 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import { exec as defaultExec, inNetns, startTool, type Exec } from '../exec.js';
 import { legacyKey, type RulesCache } from '../exposure/read.js';
+import { OurTableLedger, ourTableEvent } from '../firewall/drift.js';
 
 /** A monitor that has run this long has subscribed (nft and ip do so within milliseconds of starting). */
 const ARM_MS = 300;
@@ -36,6 +37,8 @@ class Monitor {
     private readonly cmd: [string, string[]],
     private readonly log: Logger,
     private readonly onChange: () => void,
+    /** Each line it prints (the nft monitor's events), and `null` when it (re)starts watching: lines may have been missed. */
+    private readonly onLine?: (line: string | null) => void,
   ) {}
 
   /** Unchanged while it runs and reports nothing; null while it does not run. */
@@ -77,7 +80,15 @@ class Monitor {
     this.child = child;
     const startedAt = Date.now();
     let stderr = '';
-    child.stdout!.on('data', () => this.armed && this.changed());
+    let partial = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      if (this.onLine) {
+        const lines = (partial + d.toString()).split('\n');
+        partial = lines.pop()!;
+        if (this.armed) for (const l of lines) if (l.trim()) this.onLine(l);
+      }
+      if (this.armed) this.changed();
+    });
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     this.timer = setTimeout(() => {
       this.timer = null;
@@ -85,6 +96,7 @@ class Monitor {
       // Changes before now were not seen: the generation moves on, so the next read is a full one.
       this.gen++;
       this.armed = true;
+      this.onLine?.(null);
       if (this.problem) this.log.info({ monitor: this.name }, 'monitor runs again: that part of the firewall is read only when it changes');
       this.problem = null;
     }, ARM_MS);
@@ -120,6 +132,8 @@ export interface WatchOptions {
 
 export class FirewallWatch implements RulesCache {
   kept: RulesCache['kept'] = null;
+  /** What the nft monitor saw happen to our own table (firewall-drift without listing it). */
+  readonly ourTable = new OurTableLedger();
   keptHost: RulesCache['keptHost'] = null;
   private readonly nft: Monitor;
   private readonly ip: Monitor;
@@ -129,7 +143,9 @@ export class FirewallWatch implements RulesCache {
   private polling = false;
 
   constructor(private readonly opts: WatchOptions) {
-    this.nft = new Monitor('nft monitor', inNetns(opts.netns, 'nft', ['-j', 'monitor']), opts.log, () => opts.onChange('nft'));
+    this.nft = new Monitor('nft monitor', inNetns(opts.netns, 'nft', ['-j', 'monitor']), opts.log, () => opts.onChange('nft'), (line) =>
+      line === null ? this.ourTable.forget() : this.ourTable.note(ourTableEvent(line)),
+    );
     // netconf: the forwarding sysctls.
     this.ip = new Monitor('ip monitor', inNetns(opts.netns, 'ip', ['monitor', 'link', 'address', 'route', 'netconf']), opts.log, () => opts.onChange('ip'));
   }

@@ -2,7 +2,8 @@
 // The agent asks every cycle (or when the monitor says the ruleset moved); report --html reads
 // the live state once for its status and derives the finding from it.
 import { hostFinding, type Finding } from '../model.js';
-import { liveState, type AppliedRecord, type LiveState } from './apply.js';
+import type { AppliedRecord, LiveState } from './apply.js';
+import { NFT_TABLE } from './render-nft.js';
 
 /** The finding for what the kernel has now of the rules we applied; null while they are in place. Pure. */
 export function driftFinding(applied: AppliedRecord, live: LiveState): Finding | null {
@@ -18,7 +19,60 @@ export function driftFinding(applied: AppliedRecord, live: LiveState): Finding |
   );
 }
 
-/** Our applied rules (none recorded: no finding), compared with what the kernel has now. */
-export async function driftOf(applied: AppliedRecord | null, netns: string | undefined): Promise<Finding | null> {
-  return applied ? driftFinding(applied, await liveState(applied, netns)) : null;
+/** One `nft -j monitor` line as it concerns table inet portwarden: a rule added or deleted (by handle), anything else of ours, or null (not ours). Pure. */
+export type OurTableEvent = { op: 'add' | 'delete'; handle: number } | 'other' | null;
+
+export function ourTableEvent(line: string): OurTableEvent {
+  if (!line.includes(`"${NFT_TABLE}"`)) return null; // most lines, unparsed (an nft -f of another table is thousands)
+  let event: Record<string, Record<string, { family?: string; table?: string; name?: string; handle?: number }>>;
+  try {
+    event = JSON.parse(line) as typeof event;
+  } catch {
+    return 'other'; // not what nft -j monitor prints: assume the worst
+  }
+  for (const [op, objects] of Object.entries(event ?? {})) {
+    for (const [kind, o] of Object.entries(objects ?? {})) {
+      if (o?.family !== 'inet' || (kind === 'table' ? o.name : o.table) !== NFT_TABLE) continue;
+      if (kind === 'rule' && typeof o.handle === 'number' && (op === 'add' || op === 'insert' || op === 'delete')) return { op: op === 'delete' ? 'delete' : 'add', handle: o.handle };
+      return 'other';
+    }
+  }
+  return null;
+}
+
+/**
+ * The monitor's events on our table since the last full comparison, netted by rule handle: a rule
+ * someone inserts and deletes again cancels out. What they alone tell of the table against that
+ * comparison: 'same' (nothing, or it cancelled out), 'changed' (rules only added, or only
+ * removed: a line more or a line less), or null (anything else: compare again).
+ */
+export class OurTableLedger {
+  private added = new Set<number>();
+  private removed = new Set<number>();
+  private unknown = true;
+
+  /** A full comparison starts now: events from here on are counted against it. */
+  reset(): void {
+    this.added.clear();
+    this.removed.clear();
+    this.unknown = false;
+  }
+
+  /** Events may have been missed (the monitor restarted): compare again. */
+  forget(): void {
+    this.unknown = true;
+  }
+
+  note(e: OurTableEvent): void {
+    if (e === null) return;
+    if (e === 'other') this.unknown = true;
+    else if (e.op === 'add') this.added.add(e.handle);
+    else if (!this.added.delete(e.handle)) this.removed.add(e.handle);
+  }
+
+  verdict(): 'same' | 'changed' | null {
+    if (this.unknown) return null;
+    if (!this.added.size && !this.removed.size) return 'same';
+    return !this.added.size || !this.removed.size ? 'changed' : null;
+  }
 }

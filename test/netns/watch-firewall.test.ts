@@ -61,25 +61,32 @@ test('watch on an hourly schedule: a ruleset change reaches the webhook within s
     const pid = daemon.pid!;
     const monitor = await until('nft monitor', () => childrenOf(pid).find((c) => /(^|\s)nft -j monitor\s*$/.test(cmdline(c))));
     await new Promise((r) => setTimeout(r, 1000)); // the first cycle done, the monitor subscribed
-    const drift = (event: string) => receiver.events().find((e) => e.event === event && e.id === 'firewall-drift:nft');
+    const drifts = (event: string) => receiver.events().filter((e) => e.event === event && e.id === 'firewall-drift:nft').length;
 
     // Someone opens the port to everyone inside our table.
     let t0 = performance.now();
-    nsRun(ns, 'nft', ['insert', 'rule', 'inet', 'portwarden', 'input', 'tcp', 'dport', '7000', 'accept']);
-    await until('firewall-drift opened', () => drift('opened'), 10_000);
+    const insert = () => /# handle (\d+)/.exec(nsRun(ns, 'nft', ['-e', '-a', 'insert', 'rule', 'inet', 'portwarden', 'input', 'tcp', 'dport', '7000', 'accept']))![1]!;
+    const handle = insert();
+    await until('firewall-drift opened', () => drifts('opened') === 1, 10_000);
     console.log(`# change → webhook (opened): ${(performance.now() - t0).toFixed(0)} ms`);
     await until('firewall-gap opened', () => receiver.events().find((e) => e.event === 'opened' && e.id.startsWith('firewall-gap:')), 10_000);
 
-    // The policy applied again: the drift resolves just as fast.
+    // The same rule deleted again (the monitor's events cancel out): resolved.
+    nsRun(ns, 'nft', ['delete', 'rule', 'inet', 'portwarden', 'input', 'handle', handle]);
+    await until('firewall-drift resolved', () => drifts('resolved') === 1, 10_000);
+
+    // Again, and this time the policy applied again: the drift resolves just as fast.
+    insert();
+    await until('firewall-drift opened again', () => drifts('opened') === 2, 10_000);
     t0 = performance.now();
     const reapply = await runCli(['apply', '--policy', policy, '--netns', ns, '--state-dir', state, '--confirm', '0', '--yes']);
     assert.equal(reapply.code, 0, reapply.stderr);
-    await until('firewall-drift resolved', () => drift('resolved'), 10_000);
+    await until('firewall-drift resolved again', () => drifts('resolved') === 2, 10_000);
     console.log(`# re-apply → webhook (resolved): ${(performance.now() - t0).toFixed(0)} ms (the apply itself included)`);
 
     // Our table flushed: drift again.
     nsRun(ns, 'nft', ['flush', 'table', 'inet', 'portwarden']);
-    await until('firewall-drift opened again', () => receiver.events().filter((e) => e.event === 'opened' && e.id === 'firewall-drift:nft').length === 2, 10_000);
+    await until('firewall-drift opened a third time', () => drifts('opened') === 3, 10_000);
 
     const exited = new Promise<number | null>((r) => daemon!.once('exit', (code) => r(code)));
     const stopAt = performance.now();
