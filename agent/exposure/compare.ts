@@ -1,19 +1,24 @@
 // Live exposure against the policy: firewall-gap (the firewall admits sources the policy does not)
 // and blocked-service (the policy allows sources the firewall blocks). Pure.
 import { hostFinding, listenerPlace, type Finding, type Listener } from '../model.js';
-import type { CompiledPolicy } from '../policy/compile.js';
+import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
 import { buildPortIndex, decidingRule } from '../policy/port-index.js';
-import { IntervalSet, prefixSet, type Fam } from './intervals.js';
+import { IntervalSet, prefixRange, type Fam } from './intervals.js';
 import { LEGACY_SUFFIX } from './iptables-save.js';
 import { namedTargets, publishedFor } from './published.js';
 import { listenerTarget, publishedTarget, reach, unheardPublished, type FirewallView, type Target } from './exposure.js';
+
+/** A rule's allowed sources per family: built once per compiled rule (1 000 CIDRs each, asked for every listener). */
+const allowedCache = new WeakMap<CompiledRule, Partial<Record<Fam, IntervalSet>>>();
 
 export function policyAllows(policy: CompiledPolicy, ruleIdx: number, fam: Fam): IntervalSet {
   const rule = ruleIdx >= 0 ? policy.rules[ruleIdx]! : null;
   if (!rule) return policy.default === 'allow' ? IntervalSet.full(fam) : IntervalSet.empty(fam);
   if (rule.action === 'deny' || rule.from.kind === 'localhost') return IntervalSet.empty(fam);
   if (rule.from.kind === 'any') return IntervalSet.full(fam);
-  return (fam === 4 ? rule.from.v4 : rule.from.v6).reduce((s, p) => s.union(prefixSet(fam, p)), IntervalSet.empty(fam));
+  let cached = allowedCache.get(rule);
+  if (!cached) allowedCache.set(rule, (cached = {}));
+  return (cached[fam] ??= IntervalSet.of(fam, (fam === 4 ? rule.from.v4 : rule.from.v6).map((p) => prefixRange(fam, p))));
 }
 
 /** Does the deciding rule (or the default) let anyone reach the port? */
