@@ -133,9 +133,7 @@ export class Agent {
   /** The last cycle, for the review page served beside /metrics. */
   private lastCycle: CycleView | null = null;
   /** The last complete firewall view, the reading in flight, and the one a check already follows. */
-  private fwView: FirewallView | null = null;
-  private fwReading: Promise<FirewallView> | null = null;
-  private fwFollow: Promise<FirewallView> | null = null;
+  private fw: { netns: string | null; view: FirewallView | null; reading: Promise<FirewallView> | null; followed: Promise<FirewallView> | null } | null = null;
   /** The firewall between cycles (not for --once): parsed again only when it changed. */
   private rules: FirewallWatch | null = null;
   private exposureMemo: { key: string; ruleset: FirewallView['ruleset']; policy: CompiledPolicy; findings: Finding[] } | null = null;
@@ -445,19 +443,23 @@ export class Agent {
    * opens from a half-read firewall), and a check runs as soon as it is there. --once waits.
    */
   private async firewallView(config: Config): Promise<FirewallView> {
-    const reading = (this.fwReading ??= readFirewall(config.netns, this.exec, this.rules ?? undefined).finally(() => (this.fwReading = null)));
-    if (this.once || !this.fwView) return (this.fwView = await reading);
-    if (this.fwFollow === reading) return this.fwView; // an earlier cycle waited for it already
+    const ns = config.netns ?? null;
+    // A reload that moved to another namespace starts afresh: nothing of the old one is shown.
+    if (this.fw?.netns !== ns) this.fw = { netns: ns, view: null, reading: null, followed: null };
+    const fw = this.fw;
+    const reading = (fw.reading ??= readFirewall(config.netns, this.exec, this.rules ?? undefined).finally(() => (fw.reading = null)));
+    if (this.once || !fw.view) return (fw.view = await reading);
+    if (fw.followed === reading) return fw.view; // an earlier cycle waited for it already
     let timer: NodeJS.Timeout | undefined;
     const view = await Promise.race([reading, new Promise<null>((r) => (timer = setTimeout(() => r(null), FIREWALL_WAIT_MS)))]);
     clearTimeout(timer);
-    if (view) return (this.fwView = view);
-    this.fwFollow = reading;
+    if (view) return (fw.view = view);
+    fw.followed = reading;
     void reading.then((v) => {
-      this.fwView = v;
-      this.firewallChanged('read');
+      fw.view = v;
+      if (this.fw === fw) this.firewallChanged('read');
     }, () => undefined);
-    return this.fwView;
+    return fw.view;
   }
 
   /** What the review page (/ and /report.json) is built from. */
