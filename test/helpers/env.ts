@@ -14,10 +14,15 @@ export function hasCommand(cmd: string): boolean {
 
 /** Returns true when the test may go on; otherwise skips it with a reason (or throws under CI). */
 export function needsRootAnd(t: TestContext, ...commands: string[]): boolean {
-  const missing = [
-    ...(process.getuid?.() === 0 ? [] : ['root']),
-    ...commands.filter((c) => !hasCommand(c)),
-  ];
+  return needs(t, [...(process.getuid?.() === 0 ? [] : ['root']), ...commands.filter((c) => !hasCommand(c))]);
+}
+
+/** The same for tests that need the tools but not root. */
+export function needsTools(t: TestContext, ...commands: string[]): boolean {
+  return needs(t, commands.filter((c) => !hasCommand(c)));
+}
+
+function needs(t: TestContext, missing: string[]): boolean {
   if (!missing.length) return true;
   const reason = `needs ${missing.join(', ')}`;
   if (process.env.CI === 'true') throw new Error(`${reason}, and CI=true requires this test to run`);

@@ -1,6 +1,7 @@
 // Webhook sink: Standard Webhooks (webhook-id / webhook-timestamp / webhook-signature v1 HMAC-SHA256
 // of "id.timestamp.body" with the base64 key of a whsec_ secret), or a Slack-compatible message.
 import { createHmac } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { findingJson } from '../../serialize.js';
 import { redact, redactUrl } from './redact.js';
 import { DeliveryError, eventLine, worstSeverity, type Batch, type Sender } from './sink.js';
@@ -82,18 +83,49 @@ export async function postOnce(url: string, headers: Record<string, string>, bod
   if (signal?.aborted) onStop();
   signal?.addEventListener('abort', onStop, { once: true });
   try {
-    const res = await fetch(url, { method: 'POST', headers, body, signal: ac.signal, redirect: 'error' });
-    await res.arrayBuffer();
-    if (res.ok) return;
+    const res = await post(url, headers, body, ac.signal);
+    if (res.status >= 200 && res.status < 300) return;
+    // No redirect is followed (a receiver that moved is a config to fix, not a retry).
     const retryable = res.status >= 500 || res.status === 429 || res.status === 408;
-    throw new DeliveryError(`POST ${target}: HTTP ${res.status}`, retryable, retryAfterMs(res.headers.get('retry-after')));
+    throw new DeliveryError(`POST ${target}: HTTP ${res.status}`, retryable, retryAfterMs(res.retryAfter));
   } catch (err) {
     if (err instanceof DeliveryError) throw err;
-    // fetch wraps the network error (ECONNREFUSED) in a generic "fetch failed"; an abort says why.
-    const why = ac.signal.aborted ? (ac.signal.reason as Error).message : ((err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message);
+    const why = ac.signal.aborted ? (ac.signal.reason as Error).message : (err as Error).message;
     throw new DeliveryError(redact(`POST ${target}: ${why}`), true);
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', onStop);
   }
+}
+
+let httpsRequest: typeof httpRequest | undefined;
+
+/**
+ * The POST itself, with Node's http client: the response read to its end, `signal` ending it at
+ * any point. (fetch loads undici: 2–3 MB more of the agent's resident memory, measured over 5 000 cycles.)
+ */
+async function post(url: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<{ status: number; retryAfter: string | null }> {
+  // TLS only where a sink uses it (another MB resident otherwise).
+  if (url.startsWith('https:')) httpsRequest ??= (await import('node:https')).request;
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return reject(new Error(`unsupported protocol ${u.protocol}`));
+    if (signal.aborted) return reject(signal.reason as Error);
+    const req = (u.protocol === 'https:' ? httpsRequest! : httpRequest)(u, { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.on('data', () => undefined);
+      res.on('end', () => {
+        const h = res.headers['retry-after'];
+        resolve({ status: res.statusCode ?? 0, retryAfter: (Array.isArray(h) ? h[0] : h) ?? null });
+      });
+      res.on('error', reject);
+    });
+    const abort = () => {
+      reject(signal.reason as Error);
+      req.destroy();
+    };
+    signal.addEventListener('abort', abort, { once: true });
+    req.on('close', () => signal.removeEventListener('abort', abort));
+    req.on('error', reject);
+    req.end(body);
+  });
 }
