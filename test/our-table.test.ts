@@ -46,6 +46,7 @@ test('OurTableLedger: what the events alone tell against the last comparison', (
   l.reset();
   l.note(ourTableEvent(MONITOR.element));
   assert.equal(l.verdict(), null, 'an element of ours: compare');
+  assert.equal(l.listening, false, 'nothing after it can tell more: the lines need not be read');
   l.reset();
   l.forget();
   assert.equal(l.verdict(), null, 'the monitor restarted: events may be missed');

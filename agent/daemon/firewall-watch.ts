@@ -143,9 +143,11 @@ export class FirewallWatch implements RulesCache {
   private polling = false;
 
   constructor(private readonly opts: WatchOptions) {
-    this.nft = new Monitor('nft monitor', inNetns(opts.netns, 'nft', ['-j', 'monitor']), opts.log, () => opts.onChange('nft'), (line) =>
-      line === null ? this.ourTable.forget() : this.ourTable.note(ourTableEvent(line)),
-    );
+    this.nft = new Monitor('nft monitor', inNetns(opts.netns, 'nft', ['-j', 'monitor']), opts.log, () => opts.onChange('nft'), (line) => {
+      // An apply of our table prints a line per rule and element: parsed only while they can still tell something.
+      if (line === null) this.ourTable.forget();
+      else if (this.ourTable.listening) this.ourTable.note(ourTableEvent(line));
+    });
     // netconf: the forwarding sysctls.
     this.ip = new Monitor('ip monitor', inNetns(opts.netns, 'ip', ['monitor', 'link', 'address', 'route', 'netconf']), opts.log, () => opts.onChange('ip'));
   }

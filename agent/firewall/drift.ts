@@ -63,6 +63,11 @@ export class OurTableLedger {
     this.unknown = true;
   }
 
+  /** Whether a further event can still tell anything (after one it cannot read, none can until the next comparison). */
+  get listening(): boolean {
+    return !this.unknown;
+  }
+
   note(e: OurTableEvent): void {
     if (e === null) return;
     if (e === 'other') this.unknown = true;
