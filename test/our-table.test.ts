@@ -1,8 +1,9 @@
-// firewall-drift from the nft monitor's events alone (agent/firewall/drift.ts): which lines concern
-// our table, and what a run of them tells against the last full comparison.
+// What the nft monitor's lines tell (agent/firewall/drift.ts, daemon/firewall-watch.ts): the table each
+// changes, and for our own table, what a run of them tells against the last full comparison.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { OurTableLedger, ourTableEvent } from '../agent/firewall/drift.js';
+import { tableOfEvent } from '../agent/daemon/firewall-watch.js';
 
 // Real `nft -j monitor` lines (nftables 1.0.6, captured in a lab namespace): a rule inserted into
 // our table and deleted again, an element, a chain, someone else's rule, and what `flush table`
@@ -50,4 +51,16 @@ test('OurTableLedger: what the events alone tell against the last comparison', (
   l.reset();
   l.forget();
   assert.equal(l.verdict(), null, 'the monitor restarted: events may be missed');
+});
+
+test('tableOfEvent: the table a monitor line changes; none for flush ruleset or a torn line', () => {
+  assert.equal(tableOfEvent(MONITOR.insert), 'inet portwarden');
+  assert.equal(tableOfEvent(MONITOR.element), 'inet portwarden');
+  assert.equal(tableOfEvent(MONITOR.others), 'inet other');
+  assert.equal(tableOfEvent(MONITOR.dropTable), 'inet portwarden');
+  assert.equal(tableOfEvent('{"add": {"table": {"family": "ip", "name": "filter", "handle": 7}}}'), 'ip filter');
+  assert.equal(tableOfEvent('{"add": {"chain": {"family": "ip6", "table": "a \\"b\\"", "name": "x", "handle": 1}}}'), 'ip6 a "b"');
+  assert.equal(tableOfEvent('{"flush": {"ruleset": null}}'), null);
+  assert.equal(tableOfEvent('{"add": {"rule": {"family": "inet", "ta'), null);
+  assert.equal(tableOfEvent('{"add": {"table": {"family": "inet", "table": "x"}}}'), null, 'a table object names itself by name');
 });

@@ -21,6 +21,20 @@ const HEALTHY_MS = 10_000;
 /** How often iptables-legacy is polled. */
 export const LEGACY_POLL_MS = 1000;
 
+/** `{"add": {"rule": {"family": "inet", "table": "filter", …` → "inet filter" (a table object: its name). */
+const EVENT_TABLE = /^\{"\w+": \{"(\w+)": \{"family": "(\w+)", "(table|name)": "((?:[^"\\]|\\.)*)"/;
+
+/** The table ("family name") an `nft -j monitor` line changes; null when it names none (`flush ruleset`) or is not read. Pure. */
+export function tableOfEvent(line: string): string | null {
+  const m = EVENT_TABLE.exec(line);
+  if (!m || (m[1] === 'table') !== (m[3] === 'name')) return null;
+  try {
+    return `${m[2]} ${JSON.parse(`"${m[4]}"`) as string}`;
+  } catch {
+    return null;
+  }
+}
+
 /** A long-running monitor program: every output is a change; restarted with backoff when it dies. */
 class Monitor {
   private child: ChildProcess | null = null;
@@ -37,7 +51,7 @@ class Monitor {
     private readonly cmd: [string, string[]],
     private readonly log: Logger,
     private readonly onChange: () => void,
-    /** Each line it prints (the nft monitor's events), and `null` when it (re)starts watching: lines may have been missed. */
+    /** Each line it prints (the nft monitor's events; generation() is already that of the line), and `null` when it (re)starts watching: lines may have been missed. */
     private readonly onLine?: (line: string | null) => void,
   ) {}
 
@@ -82,12 +96,12 @@ class Monitor {
     let stderr = '';
     let partial = '';
     child.stdout!.on('data', (d: Buffer) => {
-      if (this.onLine) {
-        const lines = (partial + d.toString()).split('\n');
-        partial = lines.pop()!;
-        if (this.armed) for (const l of lines) if (l.trim()) this.onLine(l);
-      }
-      if (this.armed) this.changed();
+      const lines = this.onLine ? (partial + d.toString()).split('\n') : [];
+      partial = lines.pop() ?? '';
+      if (!this.armed) return;
+      this.gen++; // before the lines: each is of the generation it moved to
+      for (const l of lines) if (l.trim()) this.onLine!(l);
+      this.onChange();
     });
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     this.timer = setTimeout(() => {
@@ -134,6 +148,9 @@ export class FirewallWatch implements RulesCache {
   kept: RulesCache['kept'] = null;
   /** What the nft monitor saw happen to our own table (firewall-drift without listing it). */
   readonly ourTable = new OurTableLedger();
+  /** The generation of each table's last event, and of the last change that named no table (or of the monitor's start). */
+  private readonly touchedAt = new Map<string, number>();
+  private lostAt = Number.MAX_SAFE_INTEGER;
   keptHost: RulesCache['keptHost'] = null;
   private readonly nft: Monitor;
   private readonly ip: Monitor;
@@ -144,12 +161,27 @@ export class FirewallWatch implements RulesCache {
 
   constructor(private readonly opts: WatchOptions) {
     this.nft = new Monitor('nft monitor', inNetns(opts.netns, 'nft', ['-j', 'monitor']), opts.log, () => opts.onChange('nft'), (line) => {
+      const gen = this.nft.generation() ?? 0;
+      if (line === null) {
+        this.ourTable.forget();
+        this.lostAt = gen;
+        this.touchedAt.clear();
+        return;
+      }
+      const table = tableOfEvent(line);
+      if (table === null) this.lostAt = gen;
+      else this.touchedAt.set(table, gen);
       // An apply of our table prints a line per rule and element: parsed only while they can still tell something.
-      if (line === null) this.ourTable.forget();
-      else if (this.ourTable.listening) this.ourTable.note(ourTableEvent(line));
+      if (this.ourTable.listening) this.ourTable.note(ourTableEvent(line));
     });
     // netconf: the forwarding sysctls.
     this.ip = new Monitor('ip monitor', inNetns(opts.netns, 'ip', ['monitor', 'link', 'address', 'route', 'netconf']), opts.log, () => opts.onChange('ip'));
+  }
+
+  /** RulesCache: the tables changed after generation `since` (null: a change named none, or events were missed). */
+  touched(since: number): Set<string> | null {
+    if (this.lostAt > since || this.nft.generation() === null) return null;
+    return new Set([...this.touchedAt].filter(([, gen]) => gen > since).map(([table]) => table));
   }
 
   /** RulesCache: nft monitor's count of changes; null while it does not run. */

@@ -50,12 +50,30 @@ function prio(p: Json | undefined): number {
   return 0;
 }
 
+/** One object of nft's JSON listing: {"chain": {…}}, {"rule": {…}}, … */
+export type NftObject = Record<string, Record<string, Json>>;
+
+/** The objects of a listing (`nft -j list ruleset`, or of one table). */
+export function nftObjects(text: string): NftObject[] {
+  return (JSON.parse(text) as { nftables?: NftObject[] }).nftables ?? [];
+}
+
+/** The table an object belongs to, as "family name"; null for metainfo. */
+export function tableOf(obj: NftObject): string | null {
+  const [kind, v] = Object.entries(obj)[0] ?? [];
+  if (!v || kind === 'metainfo') return null;
+  return `${String(v.family)} ${String(kind === 'table' ? v.name : v.table)}`;
+}
+
 export function parseNftJson(text: string): Ruleset {
-  const doc = JSON.parse(text) as { nftables?: Record<string, Record<string, Json>>[] };
+  return rulesetOf(nftObjects(text));
+}
+
+export function rulesetOf(objects: Iterable<NftObject>): Ruleset {
   const chains = new Map<string, NftChain>();
   const sets = new Map<string, NftSet>();
   const pendingRules: Record<string, Json>[] = [];
-  for (const obj of doc.nftables ?? []) {
+  for (const obj of objects) {
     const [kind, v] = Object.entries(obj)[0] ?? [];
     if (!v) continue;
     if (kind === 'chain') {

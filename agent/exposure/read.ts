@@ -7,7 +7,8 @@ import { exec as defaultExec, inNetns, netnsPath, type Exec, type ExecResult } f
 import type { FirewallView } from './exposure.js';
 import type { Route } from './host.js';
 import { addLegacy, fillXt } from './iptables-save.js';
-import { fillDevices, parseNftJson } from './nft-json.js';
+import { fillDevices, nftObjects, rulesetOf, tableOf, type NftObject } from './nft-json.js';
+import { NFT_TABLE } from '../firewall/render-nft.js';
 import { findPublished } from './published.js';
 
 /**
@@ -36,6 +37,23 @@ export async function legacyTables(netns: string | undefined, exec: Exec, file: 
 
 /** The part of the view read from the rules (nft, iptables-nft's xt listing, iptables-legacy). */
 type RulesPart = Pick<FirewallView, 'ruleset' | 'error' | 'legacyRules' | 'published'>;
+
+/** What was read, with nft's objects by table, so that a change of a few tables re-reads only those. */
+export interface KeptRules {
+  key: string;
+  part: RulesPart;
+  /** The nft generation when it was read (null: not watched). */
+  generation: number | null;
+  tables: Map<string, NftObject[]>;
+  /** Whether a listing had xt expressions (iptables-nft's own rules). */
+  xt: boolean;
+  /** The legacy part of the key. */
+  legacy: string;
+}
+
+/** Tables a change may touch and be re-read alone; more, or ours (thousands of rules), read everything. */
+const REREAD_TABLES_MAX = 8;
+const XT = /"xt":\s*\{/;
 /** The part read from the host: interfaces, addresses, routes, forwarding. */
 type HostPart = Pick<FirewallView, 'interfaces' | 'addresses' | 'routes' | 'forwarding'>;
 
@@ -47,7 +65,12 @@ type HostPart = Pick<FirewallView, 'interfaces' | 'addresses' | 'routes' | 'forw
 export interface RulesCache {
   /** Changes whenever the nft ruleset may have changed (nft monitor); null: nothing watches it, so its text listing is hashed instead. */
   generation(): number | null;
-  kept: { key: string; part: RulesPart } | null;
+  kept: KeptRules | null;
+  /**
+   * The tables ("family name") the monitor saw change after generation `since`; null when that
+   * cannot be told (a change naming no table, the monitor restarted): then everything is read.
+   */
+  touched?(since: number): Set<string> | null;
   /** Changes whenever the interfaces, addresses, routes or forwarding may have changed (ip monitor); null: read them every time. */
   hostGeneration?(): number | null;
   keptHost?: { key: number; part: HostPart } | null;
@@ -113,14 +136,63 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec, cac
   // A failed read is never kept: the next cycle tries again.
   const listing = generation !== null ? `generation ${generation}` : cache ? ok(nftFirst) : null;
   const legacyTexts = [has4 ? ok(legacy4) : '-', has6 ? ok(legacy6) : '-'];
-  const key = listing === null || legacyTexts.includes(null) ? null : [generation !== null ? listing : legacyFingerprint(listing), ...legacyTexts.map((t) => (t === '-' ? t : legacyFingerprint(t!)))].join(' ');
-  let part = cache && key !== null && cache.kept?.key === key ? cache.kept.part : null;
+  const legacyPart = legacyTexts.includes(null) ? null : legacyTexts.map((t) => (t === '-' ? t : legacyFingerprint(t!))).join(' ');
+  const key = listing === null || legacyPart === null ? null : `${generation !== null ? listing : legacyFingerprint(listing)} ${legacyPart}`;
+  const kept = cache?.kept ?? null;
+  let part = key !== null && kept?.key === key ? kept.part : null;
+  if (!part && key !== null && kept && generation !== null && kept.generation !== null && kept.legacy === legacyPart) {
+    const touched = cache!.touched?.(kept.generation) ?? null;
+    if (touched && touched.size <= REREAD_TABLES_MAX && !touched.has(`inet ${NFT_TABLE}`)) {
+      const again = await rereadTables(kept, touched, run);
+      if (again) {
+        part = await rulesFrom(again.tables, again.xt, ok(legacy4), ok(legacy6), run, ok);
+        cache!.kept = { ...again, key, part, generation, legacy: legacyPart };
+      }
+    }
+  }
   if (!part) {
     const nft = cache ? await run('nft', ['-j', 'list', 'ruleset']) : nftFirst!;
-    part = await readRules(nft, ok(legacy4), ok(legacy6), run, ok);
-    if (cache) cache.kept = key !== null && part.error === null ? { key, part } : null;
+    const read = await readRules(nft, ok(legacy4), ok(legacy6), run, ok);
+    part = read.part;
+    if (cache) cache.kept = key !== null && part.error === null ? { key, part, generation, tables: read.tables, xt: read.xt, legacy: legacyPart! } : null;
   }
   return Object.assign(view, part);
+}
+
+/** nft's objects grouped by table, in the listing's order (which is the order the tables were made). */
+function byTable(objects: NftObject[]): Map<string, NftObject[]> {
+  const tables = new Map<string, NftObject[]>();
+  for (const o of objects) {
+    const t = tableOf(o);
+    if (t === null) continue;
+    let list = tables.get(t);
+    if (!list) tables.set(t, (list = []));
+    list.push(o);
+  }
+  return tables;
+}
+
+/**
+ * The kept tables with the touched ones listed again (`nft -j list table`: milliseconds for a
+ * small table, whatever else is loaded), a table gone left out. null on any other failure: then
+ * everything is read.
+ */
+async function rereadTables(kept: KeptRules, touched: Set<string>, run: (cmd: string, args: string[]) => Promise<ExecResult | Error>): Promise<{ tables: Map<string, NftObject[]>; xt: boolean } | null> {
+  const tables = new Map(kept.tables);
+  let xt = kept.xt;
+  for (const t of touched) {
+    const [family, name] = t.split(' ') as [string, string];
+    const r = await run('nft', ['-j', 'list', 'table', family, name]);
+    if (r instanceof Error) return null;
+    if (r.code !== 0) {
+      if (!/No such file or directory/.test(r.stderr)) return null;
+      tables.delete(t);
+      continue;
+    }
+    xt ||= XT.test(r.stdout);
+    tables.set(t, byTable(nftObjects(r.stdout)).get(t) ?? []);
+  }
+  return { tables, xt };
 }
 
 /** `ip addr` (-d: which links are a bridge's ports) and the routes: the IPv4 ones in the same `ip -batch` (a batch line cannot ask for IPv6 routes). */
@@ -162,33 +234,48 @@ function hostPart(
   return host;
 }
 
-/** The rules part from nft's JSON (plus the xt and legacy listings it needs). */
+/** The rules part from nft's JSON (plus the xt and legacy listings it needs), and nft's objects by table. */
 async function readRules(
   nft: ExecResult | Error,
   legacy4: string | null,
   legacy6: string | null,
   run: (cmd: string, args: string[]) => Promise<ExecResult | Error>,
   ok: (r: ExecResult | Error | null) => string | null,
+): Promise<{ part: RulesPart; tables: Map<string, NftObject[]>; xt: boolean }> {
+  const notInstalled = nft instanceof Error && (nft as NodeJS.ErrnoException).code === 'ENOENT';
+  const failed = (error: string) => ({ part: { ruleset: null, error, legacyRules: 0, published: [] }, tables: new Map<string, NftObject[]>(), xt: false });
+  if (nft instanceof Error && !notInstalled) return failed(nft.message);
+  if (!(nft instanceof Error) && nft.code !== 0) return failed(nft.stderr.trim().split('\n')[0] ?? `nft exited ${nft.code}`);
+  if (notInstalled && legacy4 === null) return failed('nft is not installed');
+  const text = ok(nft) || '{"nftables":[]}';
+  const tables = byTable(nftObjects(text));
+  const xt = XT.test(text);
+  return { part: await rulesFrom(tables, xt, legacy4, legacy6, run, ok), tables, xt };
+}
+
+/** The rules part from nft's objects by table, with iptables-nft's xt listing where it has xt rules, and the legacy rules. */
+async function rulesFrom(
+  tables: Map<string, NftObject[]>,
+  hasXt: boolean,
+  legacy4: string | null,
+  legacy6: string | null,
+  run: (cmd: string, args: string[]) => Promise<ExecResult | Error>,
+  ok: (r: ExecResult | Error | null) => string | null,
 ): Promise<RulesPart> {
   const part: RulesPart = { ruleset: null, error: null, legacyRules: 0, published: [] };
-  const notInstalled = nft instanceof Error && (nft as NodeJS.ErrnoException).code === 'ENOENT';
-  if (nft instanceof Error && !notInstalled) part.error = nft.message;
-  else if (!(nft instanceof Error) && nft.code !== 0) part.error = nft.stderr.trim().split('\n')[0] ?? `nft exited ${nft.code}`;
-  else if (notInstalled && legacy4 === null) part.error = 'nft is not installed';
-  else {
-    const ruleset = parseNftJson(ok(nft) || '{"nftables":[]}');
-    const hasXt = /"xt":\s*\{/.test(ok(nft) ?? '');
-    const [xt4, xt6] = await Promise.all([hasXt ? run('iptables-nft-save', []) : null, hasXt ? run('ip6tables-nft-save', []) : null]);
-    // nft 1.0.6's JSON does not say which device an ingress chain is attached to; its text does.
-    if ([...ruleset.chains.values()].some((c) => c.hook === 'ingress' && !c.devices)) {
-      const chains = ok(await run('nft', ['list', 'chains']));
-      if (chains) fillDevices(ruleset, chains);
-    }
-    for (const [text, fam] of [[ok(xt4), 4], [ok(xt6), 6]] as const) if (text) fillXt(ruleset, text, fam);
-    for (const [text, fam] of [[legacy4, 4], [legacy6, 6]] as const) if (text) part.legacyRules += addLegacy(ruleset, text, fam);
-    part.ruleset = ruleset;
-    part.published = findPublished(ruleset);
+  const ruleset = rulesetOf((function* () {
+    for (const list of tables.values()) yield* list;
+  })());
+  const [xt4, xt6] = await Promise.all([hasXt ? run('iptables-nft-save', []) : null, hasXt ? run('ip6tables-nft-save', []) : null]);
+  // nft 1.0.6's JSON does not say which device an ingress chain is attached to; its text does.
+  if ([...ruleset.chains.values()].some((c) => c.hook === 'ingress' && !c.devices)) {
+    const chains = ok(await run('nft', ['list', 'chains']));
+    if (chains) fillDevices(ruleset, chains);
   }
+  for (const [text, fam] of [[ok(xt4), 4], [ok(xt6), 6]] as const) if (text) fillXt(ruleset, text, fam);
+  for (const [text, fam] of [[legacy4, 4], [legacy6, 6]] as const) if (text) part.legacyRules += addLegacy(ruleset, text, fam);
+  part.ruleset = ruleset;
+  part.published = findPublished(ruleset);
   return part;
 }
 
