@@ -23,17 +23,21 @@ export class IntervalSet {
   static full(family: Fam): IntervalSet {
     return new IntervalSet(family, [[0n, MAX[family]]]);
   }
+  /** The ranges sorted (when they are not) and merged where they overlap or touch; they are not changed. */
   static of(family: Fam, ranges: Range[]): IntervalSet {
-    let sorted = ranges.filter(([a, b]) => a <= b);
     // nft lists a set's elements in order: sort only when they are not.
     let inOrder = true;
-    for (let i = 1; i < sorted.length && inOrder; i++) inOrder = sorted[i - 1]![0] <= sorted[i]![0];
-    if (!inOrder) sorted = sorted.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+    for (let i = 1; i < ranges.length && inOrder; i++) inOrder = ranges[i - 1]![0] <= ranges[i]![0];
+    if (!inOrder) ranges = [...ranges].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
     const out: Range[] = [];
-    for (const [a, b] of sorted) {
-      const last = out[out.length - 1];
-      if (last && a <= last[1] + 1n) last[1] = b > last[1] ? b : last[1];
-      else out.push([a, b]);
+    let last: Range | undefined;
+    for (const r of ranges) {
+      const [a, b] = r;
+      if (a > b) continue;
+      // Overlapping or adjacent: one range (a bigint sum only when they do not overlap).
+      if (last && (a <= last[1] || a === last[1] + 1n)) {
+        if (b > last[1]) last[1] = b;
+      } else out.push((last = [a, b]));
     }
     return new IntervalSet(family, out);
   }
@@ -49,7 +53,18 @@ export class IntervalSet {
     // computed once however many listeners it guards (see toCidrs).
     if (o.isEmpty() || o === this) return this;
     if (this.isEmpty()) return o;
-    return IntervalSet.of(this.family, [...this.ranges.map((r) => [...r] as Range), ...o.ranges.map((r) => [...r] as Range)]);
+    // Both are sorted: one merge walk, ranges that touch joined.
+    const out: Range[] = [];
+    let last: Range | undefined;
+    let i = 0;
+    let j = 0;
+    while (i < this.ranges.length || j < o.ranges.length) {
+      const r = j >= o.ranges.length || (i < this.ranges.length && this.ranges[i]![0] <= o.ranges[j]![0]) ? this.ranges[i++]! : o.ranges[j++]!;
+      if (last && (r[0] <= last[1] || r[0] === last[1] + 1n)) {
+        if (r[1] > last[1]) last[1] = r[1];
+      } else out.push((last = [r[0], r[1]]));
+    }
+    return new IntervalSet(this.family, out);
   }
   complement(): IntervalSet {
     const cached = complementCache.get(this);
@@ -129,11 +144,11 @@ function v4Cidrs(ranges: readonly Range[]): string[] {
     let a = Number(a0);
     const b = Number(b0);
     while (a <= b) {
-      // The largest block that starts at a (its alignment) and fits before b.
-      const fits = Math.floor(Math.log2(b - a + 1));
-      const aligned = a === 0 ? 32 : 31 - Math.clz32(a & -a);
-      let size = Math.min(fits, aligned);
-      while (size > 0 && a + 2 ** size - 1 > b) size--; // guard against log2 rounding
+      // The largest block that starts at a (its alignment) and fits before b, from bit counts:
+      // the highest bit of the length (2^32 for the whole space), the lowest set bit of a.
+      const count = b - a + 1;
+      let size = count > 0xffffffff ? 32 : 31 - Math.clz32(count);
+      if (a !== 0) size = Math.min(size, 31 - Math.clz32(a & -a));
       out.push(`${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${32 - size}`);
       a += 2 ** size;
     }
@@ -146,11 +161,11 @@ function v6Cidrs(ranges: readonly Range[]): string[] {
   for (const [a0, b] of ranges) {
     let a = a0;
     while (a <= b) {
-      const fits = BigInt(bitLength(b - a + 1n) - 1);
-      const aligned = a === 0n ? 128n : BigInt(bitLength(a & -a) - 1);
+      const fits = bitLength(b - a + 1n) - 1;
+      const aligned = a === 0n ? 128 : bitLength(a & -a) - 1;
       const size = fits < aligned ? fits : aligned;
-      out.push(`${fromBig(a, 6)}/${128n - size}`);
-      a += 1n << size;
+      out.push(`${fromBig(a, 6)}/${128 - size}`);
+      a += POW2[size]!;
     }
   }
   return out;
@@ -249,27 +264,45 @@ export function toBig(address: string): bigint {
   return u;
 }
 
-const M32 = 0xffffffffn;
-
 export function fromBig(v: bigint, family: Fam): string {
   if (family === 4) {
     const n = Number(v);
     return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
   }
-  // Four 32-bit words, then eight groups: no string slicing.
-  const w = [Number(v >> 96n), Number((v >> 64n) & M32), Number((v >> 32n) & M32), Number(v & M32)];
-  const groups = w.flatMap((x) => [(x >>> 16).toString(16), (x & 0xffff).toString(16)]);
+  // One native conversion to hex digits (the leading zeros left out: `pad` of them); group g is
+  // hex[4g - pad, 4g + 4 - pad), written without its leading zeros.
+  const hex = v.toString(16);
+  const pad = 32 - hex.length;
+  const from: number[] = [];
+  let zero = 0;
+  for (let g = 0; g < 8; g++) {
+    const end = 4 * g + 4 - pad;
+    let j = Math.max(end - 4, 0);
+    while (j < end - 1 && hex.charCodeAt(j) === 48) j++;
+    from.push(j);
+    if (end <= 0 || (j === end - 1 && hex.charCodeAt(j) === 48)) zero |= 1 << g;
+  }
   // RFC 5952: the longest run of two or more zero groups (the first on a tie) becomes "::".
   let best = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
     let j = i;
-    while (j < 8 && groups[j] === '0') j++;
+    while (j < 8 && zero & (1 << j)) j++;
     if (j - i > bestLen) [best, bestLen] = [i, j - i];
     i = j > i ? j : i + 1;
   }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+  let out = '';
+  for (let g = 0; g < 8; g++) {
+    if (g === best) {
+      out += g === 0 ? '::' : ':';
+      g += bestLen - 1;
+      continue;
+    }
+    const end = 4 * g + 4 - pad;
+    out += end <= 0 ? '0' : hex.slice(from[g], end);
+    if (g < 7) out += ':';
+  }
+  return out;
 }
 
 export function familyOf(address: string): Fam | null {
@@ -292,11 +325,19 @@ export function prefixRangeOf(family: Fam, addr: string, len: number): Range {
     const start = ip - (ip % size);
     return [BigInt(start), BigInt(start + size - 1)];
   }
+  if (family === 6 && Number.isInteger(len) && len >= 0 && len <= 128) {
+    const host = HOST6[len]!;
+    const start = toBig(addr) & ~host;
+    return [start, start | host];
+  }
   const bits = family === 4 ? 32n : 128n;
   const host = (1n << (bits - BigInt(len))) - 1n;
   const start = toBig(addr) & ~host;
   return [start, start | host];
 }
+
+/** The host part of an IPv6 prefix of each length: 2^(128 - len) - 1. */
+const HOST6 = Array.from({ length: 129 }, (_, len) => (1n << BigInt(128 - len)) - 1n);
 
 /** "a" or "a/len" → a set (of the address's family). */
 export function prefixSet(family: Fam, text: string): IntervalSet {

@@ -8,9 +8,14 @@
 // rule bodies. Pure.
 import { chainKey, elemValue, isObj, type Json, type Ruleset } from './nft-json.js';
 
-/** Where a port is written: a place in a rule or a named set, and what the entry there means. */
+/**
+ * Where a port is written: a place in a rule (chain key, rule and expression index) or a named set
+ * (set key, rule -1), and what the entry there means. Its text is made only for a signature.
+ */
 interface Occurrence {
-  loc: string;
+  at: string;
+  rule: number;
+  expr: number;
   /** A verdict-map entry's verdict (its chain's rules stand for it); the table it is read in. */
   verdict?: Json;
   table?: string;
@@ -20,7 +25,7 @@ interface Occurrence {
 
 interface Partition {
   /** Sorted starts of the range classes, 0 … 65536. */
-  starts: number[];
+  starts: Uint32Array;
   /** Ports written as themselves → where. */
   exact: Map<number, Occurrence[]>;
   /** Port ranges written in the ruleset, and where. */
@@ -42,6 +47,8 @@ const portNumber = (j: Json): number | null => {
   const n = typeof j === 'number' ? j : typeof j === 'string' && /^\d{1,5}$/.test(j) ? Number(j) : null;
   return n !== null && Number.isInteger(n) && n >= 0 && n <= 65535 ? n : null;
 };
+
+const withExtra = (o: Occurrence, extra: string): Occurrence => ({ at: o.at, rule: o.rule, expr: o.expr, table: o.table, verdict: o.verdict, extra });
 
 function partition(rs: Ruleset): Partition | null {
   const cuts = new Set<number>([0, 65536]);
@@ -69,7 +76,7 @@ function partition(rs: Ruleset): Partition | null {
       ranges.push({ lo, hi, occ });
     } else if (isObj(k) && Array.isArray(k.concat)) {
       const parts = k.concat;
-      parts.forEach((part, i) => key(part, { ...occ, extra: `${occ.extra ?? ''}[${i}]${JSON.stringify(parts.map((x, j) => (j === i ? '#' : x)))}` }));
+      parts.forEach((part, i) => key(part, withExtra(occ, `${occ.extra ?? ''}[${i}]${JSON.stringify(parts.map((x, j) => (j === i ? '#' : x)))}`)));
     } else if (isObj(k) && !isObj(k.prefix)) {
       // Anything else but an address prefix (a mask, an expression): each number in it counts, at a place of its own.
       const extra = `${occ.extra ?? ''}${JSON.stringify(k)}`;
@@ -77,7 +84,7 @@ function partition(rs: Ruleset): Partition | null {
       while (stack.length) {
         const j = stack.pop()!;
         const n = portNumber(j);
-        if (n !== null) note(n, { ...occ, extra });
+        if (n !== null) note(n, withExtra(occ, extra));
         else if (Array.isArray(j)) stack.push(...j);
         else if (isObj(j)) stack.push(...Object.values(j));
       }
@@ -86,7 +93,7 @@ function partition(rs: Ruleset): Partition | null {
   // A set's element (a key), or a verdict map's [key, verdict] pair.
   const element = (e: Json, occ: Occurrence, map: boolean): void => {
     const v = elemValue(e);
-    if (map && Array.isArray(v) && v.length === 2 && isObj(v[1])) key(elemValue(v[0]!), { ...occ, verdict: v[1] });
+    if (map && Array.isArray(v) && v.length === 2 && isObj(v[1])) key(elemValue(v[0]!), { at: occ.at, rule: occ.rule, expr: occ.expr, table: occ.table, extra: occ.extra, verdict: v[1] });
     else key(v, occ);
   };
   const setItems = (right: Json, occ: Occurrence, map: boolean) => {
@@ -98,31 +105,40 @@ function partition(rs: Ruleset): Partition | null {
   // where a translation sends to: the rest of a rule holds no port the answer depends on.
   for (const [ck, c] of rs.chains) {
     const table = `${c.family} ${c.table}`;
-    c.rules.forEach((r, i) => {
-      r.expr.forEach((e, k) => {
-        if (!isObj(e)) return;
-        if (isObj(e.match)) setItems(e.match.right ?? null, { loc: `${ck}#${i}.${k}` }, false);
-        else if (isObj(e.vmap)) setItems(e.vmap.data ?? null, { loc: `${ck}#${i}.${k}`, table }, true);
+    for (let i = 0; i < c.rules.length; i++) {
+      const exprs = c.rules[i]!.expr;
+      for (let k = 0; k < exprs.length; k++) {
+        const e = exprs[k]!;
+        if (!isObj(e)) continue;
+        // A statement is an object of one key (its kind), read as the interpreter reads it.
+        let kind: string | undefined;
+        for (kind in e) break;
+        const v = e[kind!];
+        if (!isObj(v)) {
+          // A redirect without options keeps the port asked for (below).
+          if (kind === 'redirect') unsafe = true;
+          continue;
+        }
+        if (kind === 'match') setItems(v.right ?? null, { at: ck, rule: i, expr: k }, false);
+        else if (kind === 'vmap') setItems(v.data ?? null, { at: ck, rule: i, expr: k, table }, true);
         // A translation that keeps the port asked for (redirect or DNAT without a port, an
         // opaque iptables target) carries the port into the result: no classes then.
-        else if ('redirect' in e && !(isObj(e.redirect) && typeof e.redirect.port === 'number')) unsafe = true;
-        else if (isObj(e.dnat) && e.dnat.port === undefined) unsafe = true;
-        else if (isObj(e.xt) && e.xt.type === 'target') unsafe = true;
+        else if ((kind === 'redirect' && typeof v.port !== 'number') || (kind === 'dnat' && v.port === undefined) || (kind === 'xt' && v.type === 'target')) unsafe = true;
         // The port a translation sends connections to is one the answer depends on (a listener
         // there is also reached through it).
-        else if (isObj(e.redirect) || isObj(e.dnat)) key(((e.redirect ?? e.dnat) as Record<string, Json>).port ?? null, { loc: `${ck}#${i}.${k}` });
-      });
-    });
+        else if (kind === 'redirect' || kind === 'dnat') key(v.port ?? null, { at: ck, rule: i, expr: k });
+      }
+    }
   }
   if (unsafe) return null;
   // Sets of addresses only (the large ones: blocklists, allowed sources) hold no ports.
   const addressOnly = (t: string | string[]) => [t].flat().every((x) => x === 'ipv4_addr' || x === 'ipv6_addr' || x === 'ether_addr');
   for (const [sk, s] of rs.sets) {
     if (addressOnly(s.type)) continue;
-    const occ: Occurrence = { loc: `@${sk}`, table: `${s.family} ${s.table}` };
+    const occ: Occurrence = { at: sk, rule: -1, expr: 0, table: `${s.family} ${s.table}` };
     for (const e of s.elem) element(e, occ, true); // a map's elements are [key, value] pairs, a set's never arrays
   }
-  return { starts: [...cuts].sort((a, b) => a - b), exact, ranges, rangeKeys: [], keys: new Map(), bodies: new Map(), ids: new Map() };
+  return { starts: Uint32Array.from(cuts).sort(), exact, ranges, rangeKeys: [], keys: new Map(), bodies: new Map(), ids: new Map() };
 }
 
 const intern = (part: Partition, s: string): number => {
@@ -151,7 +167,7 @@ function verdictMeaning(rs: Ruleset, part: Partition, v: Json, table: string): s
 
 function signature(rs: Ruleset, part: Partition, port: number): string | null {
   if (part.ranges.length > MAX_RANGES_SCANNED) return null;
-  const role = (o: Occurrence, how: string) => `${o.loc}${how}${o.extra ?? ''}${o.verdict !== undefined ? ` → ${verdictMeaning(rs, part, o.verdict, o.table ?? '')}` : ''}`;
+  const role = (o: Occurrence, how: string) => `${o.rule < 0 ? `@${o.at}` : `${o.at}#${o.rule}.${o.expr}`}${how}${o.extra ?? ''}${o.verdict !== undefined ? ` → ${verdictMeaning(rs, part, o.verdict, o.table ?? '')}` : ''}`;
   const roles = (part.exact.get(port) ?? []).map((o) => role(o, '='));
   for (const r of part.ranges) if (r.lo <= port && port <= r.hi) roles.push(role(r.occ, '∈'));
   return roles.sort().join('\n');
