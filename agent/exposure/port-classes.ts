@@ -25,9 +25,9 @@ interface Occurrence {
 
 interface Partition {
   /** Sorted starts of the range classes, 0 … 65536. */
-  starts: Uint32Array;
+  starts: number[];
   /** Ports written as themselves → where. */
-  exact: Map<number, Occurrence[]>;
+  exact: (Occurrence[] | undefined)[];
   /** Port ranges written in the ruleset, and where. */
   ranges: { lo: number; hi: number; occ: Occurrence }[];
   /** Memo: each range class's key (by index in starts); port → signature class key; chain → id of its rules; signature → id. */
@@ -50,33 +50,41 @@ const portNumber = (j: Json): number | null => {
 
 const withExtra = (o: Occurrence, extra: string): Occurrence => ({ at: o.at, rule: o.rule, expr: o.expr, table: o.table, verdict: o.verdict, extra });
 
-function partition(rs: Ruleset): Partition | null {
-  const cuts = new Set<number>([0, 65536]);
-  const exact = new Map<number, Occurrence[]>();
-  const ranges: Partition['ranges'] = [];
-  let unsafe = false;
-  const note = (n: number, occ: Occurrence) => {
-    cuts.add(n);
-    cuts.add(n + 1);
-    const list = exact.get(n);
+/**
+ * Where ports are written, as a partition collects them: where classes start (a mark per port,
+ * 0 … 65536) and each port's places, in arrays indexed by port (cheaper than a Set and a Map for
+ * the tens of thousands of ports a verdict map holds). Methods, not closures made per call, so the
+ * compiled code outlives one ruleset.
+ */
+class Places {
+  readonly cut = new Uint8Array(65537);
+  readonly exact: (Occurrence[] | undefined)[] = new Array(65536);
+  readonly ranges: Partition['ranges'] = [];
+
+  constructor() {
+    this.cut[0] = this.cut[65536] = 1;
+  }
+
+  note(n: number, occ: Occurrence): void {
+    this.cut[n] = this.cut[n + 1] = 1;
+    const list = this.exact[n];
     if (list) list.push(occ);
-    else exact.set(n, [occ]);
-  };
-  // One key (or key part) of an element: a port, a range of ports, a concatenation, or a value
-  // that holds none (an address, a state name).
-  const key = (k: Json, occ: Occurrence): void => {
+    else this.exact[n] = [occ];
+  }
+
+  /** One key (or key part) of an element: a port, a range of ports, a concatenation, or a value that holds none (an address, a state name). */
+  key(k: Json, occ: Occurrence): void {
     const n = portNumber(k);
-    if (n !== null) note(n, occ);
-    else if (Array.isArray(k)) for (const x of k) key(x, occ);
+    if (n !== null) this.note(n, occ);
+    else if (Array.isArray(k)) for (const x of k) this.key(x, occ);
     else if (isObj(k) && Array.isArray(k.range) && k.range.length === 2) {
       const [lo, hi] = [portNumber(k.range[0]!), portNumber(k.range[1]!)];
       if (lo === null || hi === null) return;
-      cuts.add(lo);
-      cuts.add(hi + 1);
-      ranges.push({ lo, hi, occ });
+      this.cut[lo] = this.cut[hi + 1] = 1;
+      this.ranges.push({ lo, hi, occ });
     } else if (isObj(k) && Array.isArray(k.concat)) {
       const parts = k.concat;
-      parts.forEach((part, i) => key(part, withExtra(occ, `${occ.extra ?? ''}[${i}]${JSON.stringify(parts.map((x, j) => (j === i ? '#' : x)))}`)));
+      parts.forEach((part, i) => this.key(part, withExtra(occ, `${occ.extra ?? ''}[${i}]${JSON.stringify(parts.map((x, j) => (j === i ? '#' : x)))}`)));
     } else if (isObj(k) && !isObj(k.prefix)) {
       // Anything else but an address prefix (a mask, an expression): each number in it counts, at a place of its own.
       const extra = `${occ.extra ?? ''}${JSON.stringify(k)}`;
@@ -84,23 +92,30 @@ function partition(rs: Ruleset): Partition | null {
       while (stack.length) {
         const j = stack.pop()!;
         const n = portNumber(j);
-        if (n !== null) note(n, withExtra(occ, extra));
+        if (n !== null) this.note(n, withExtra(occ, extra));
         else if (Array.isArray(j)) stack.push(...j);
         else if (isObj(j)) stack.push(...Object.values(j));
       }
     }
-  };
-  // A set's element (a key), or a verdict map's [key, verdict] pair.
-  const element = (e: Json, occ: Occurrence, map: boolean): void => {
+  }
+
+  /** A set's element (a key), or a verdict map's [key, verdict] pair. */
+  element(e: Json, occ: Occurrence, map: boolean): void {
     const v = elemValue(e);
-    if (map && Array.isArray(v) && v.length === 2 && isObj(v[1])) key(elemValue(v[0]!), { at: occ.at, rule: occ.rule, expr: occ.expr, table: occ.table, extra: occ.extra, verdict: v[1] });
-    else key(v, occ);
-  };
-  const setItems = (right: Json, occ: Occurrence, map: boolean) => {
-    if (typeof right === 'string' && right.startsWith('@')) return; // a named set: below
-    if (isObj(right) && Array.isArray(right.set)) for (const e of right.set) element(e, occ, map);
-    else key(right, occ);
-  };
+    if (map && Array.isArray(v) && v.length === 2 && isObj(v[1])) this.key(elemValue(v[0]!), { at: occ.at, rule: occ.rule, expr: occ.expr, table: occ.table, extra: occ.extra, verdict: v[1] });
+    else this.key(v, occ);
+  }
+
+  items(right: Json, occ: Occurrence, map: boolean): void {
+    if (typeof right === 'string' && right.startsWith('@')) return; // a named set: read with the sets
+    if (isObj(right) && Array.isArray(right.set)) for (const e of right.set) this.element(e, occ, map);
+    else this.key(right, occ);
+  }
+}
+
+function partition(rs: Ruleset): Partition | null {
+  const places = new Places();
+  let unsafe = false;
   // Only what a match compares with (its right side, a verdict map's keys, a set's elements) and
   // where a translation sends to: the rest of a rule holds no port the answer depends on.
   for (const [ck, c] of rs.chains) {
@@ -119,14 +134,14 @@ function partition(rs: Ruleset): Partition | null {
           if (kind === 'redirect') unsafe = true;
           continue;
         }
-        if (kind === 'match') setItems(v.right ?? null, { at: ck, rule: i, expr: k }, false);
-        else if (kind === 'vmap') setItems(v.data ?? null, { at: ck, rule: i, expr: k, table }, true);
+        if (kind === 'match') places.items(v.right ?? null, { at: ck, rule: i, expr: k }, false);
+        else if (kind === 'vmap') places.items(v.data ?? null, { at: ck, rule: i, expr: k, table }, true);
         // A translation that keeps the port asked for (redirect or DNAT without a port, an
         // opaque iptables target) carries the port into the result: no classes then.
         else if ((kind === 'redirect' && typeof v.port !== 'number') || (kind === 'dnat' && v.port === undefined) || (kind === 'xt' && v.type === 'target')) unsafe = true;
         // The port a translation sends connections to is one the answer depends on (a listener
         // there is also reached through it).
-        else if (kind === 'redirect' || kind === 'dnat') key(v.port ?? null, { at: ck, rule: i, expr: k });
+        else if (kind === 'redirect' || kind === 'dnat') places.key(v.port ?? null, { at: ck, rule: i, expr: k });
       }
     }
   }
@@ -136,9 +151,11 @@ function partition(rs: Ruleset): Partition | null {
   for (const [sk, s] of rs.sets) {
     if (addressOnly(s.type)) continue;
     const occ: Occurrence = { at: sk, rule: -1, expr: 0, table: `${s.family} ${s.table}` };
-    for (const e of s.elem) element(e, occ, true); // a map's elements are [key, value] pairs, a set's never arrays
+    for (const e of s.elem) places.element(e, occ, true); // a map's elements are [key, value] pairs, a set's never arrays
   }
-  return { starts: Uint32Array.from(cuts).sort(), exact, ranges, rangeKeys: [], keys: new Map(), bodies: new Map(), ids: new Map() };
+  const starts: number[] = [];
+  for (let p = 0; p <= 65536; p++) if (places.cut[p]) starts.push(p);
+  return { starts, exact: places.exact, ranges: places.ranges, rangeKeys: [], keys: new Map(), bodies: new Map(), ids: new Map() };
 }
 
 const intern = (part: Partition, s: string): number => {
@@ -168,7 +185,7 @@ function verdictMeaning(rs: Ruleset, part: Partition, v: Json, table: string): s
 function signature(rs: Ruleset, part: Partition, port: number): string | null {
   if (part.ranges.length > MAX_RANGES_SCANNED) return null;
   const role = (o: Occurrence, how: string) => `${o.rule < 0 ? `@${o.at}` : `${o.at}#${o.rule}.${o.expr}`}${how}${o.extra ?? ''}${o.verdict !== undefined ? ` → ${verdictMeaning(rs, part, o.verdict, o.table ?? '')}` : ''}`;
-  const roles = (part.exact.get(port) ?? []).map((o) => role(o, '='));
+  const roles = (part.exact[port] ?? []).map((o) => role(o, '='));
   for (const r of part.ranges) if (r.lo <= port && port <= r.hi) roles.push(role(r.occ, '∈'));
   return roles.sort().join('\n');
 }
