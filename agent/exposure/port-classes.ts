@@ -27,7 +27,7 @@ interface Partition {
   /** Sorted starts of the range classes, 0 … 65536. */
   starts: number[];
   /** Ports written as themselves → where. */
-  exact: (Occurrence[] | undefined)[];
+  exact: Map<number, Occurrence[]>;
   /** Port ranges written in the ruleset, and where. */
   ranges: { lo: number; hi: number; occ: Occurrence }[];
   /** Memo: each range class's key (by index in starts); port → signature class key; chain → id of its rules; signature → id. */
@@ -51,25 +51,19 @@ const portNumber = (j: Json): number | null => {
 const withExtra = (o: Occurrence, extra: string): Occurrence => ({ at: o.at, rule: o.rule, expr: o.expr, table: o.table, verdict: o.verdict, extra });
 
 /**
- * Where ports are written, as a partition collects them: where classes start (a mark per port,
- * 0 … 65536) and each port's places, in arrays indexed by port (cheaper than a Set and a Map for
- * the tens of thousands of ports a verdict map holds). Methods, not closures made per call, so the
- * compiled code outlives one ruleset.
+ * Where ports are written, as a partition collects them: where classes start (each cut pushed as
+ * it comes, sorted once at the end) and each port's places.
  */
 class Places {
-  readonly cut = new Uint8Array(65537);
-  readonly exact: (Occurrence[] | undefined)[] = new Array(65536);
+  readonly cuts: number[] = [0, 65536];
+  readonly exact = new Map<number, Occurrence[]>();
   readonly ranges: Partition['ranges'] = [];
 
-  constructor() {
-    this.cut[0] = this.cut[65536] = 1;
-  }
-
   note(n: number, occ: Occurrence): void {
-    this.cut[n] = this.cut[n + 1] = 1;
-    const list = this.exact[n];
+    this.cuts.push(n, n + 1);
+    const list = this.exact.get(n);
     if (list) list.push(occ);
-    else this.exact[n] = [occ];
+    else this.exact.set(n, [occ]);
   }
 
   /** One key (or key part) of an element: a port, a range of ports, a concatenation, or a value that holds none (an address, a state name). */
@@ -80,7 +74,7 @@ class Places {
     else if (isObj(k) && Array.isArray(k.range) && k.range.length === 2) {
       const [lo, hi] = [portNumber(k.range[0]!), portNumber(k.range[1]!)];
       if (lo === null || hi === null) return;
-      this.cut[lo] = this.cut[hi + 1] = 1;
+      this.cuts.push(lo, hi + 1);
       this.ranges.push({ lo, hi, occ });
     } else if (isObj(k) && Array.isArray(k.concat)) {
       const parts = k.concat;
@@ -153,8 +147,9 @@ function partition(rs: Ruleset): Partition | null {
     const occ: Occurrence = { at: sk, rule: -1, expr: 0, table: `${s.family} ${s.table}` };
     for (const e of s.elem) places.element(e, occ, true); // a map's elements are [key, value] pairs, a set's never arrays
   }
-  const starts: number[] = [];
-  for (let p = 0; p <= 65536; p++) if (places.cut[p]) starts.push(p);
+  // Sorted as numbers (a typed array's sort), each start once.
+  const sorted = Float64Array.from(places.cuts).sort();
+  const starts = [...sorted.filter((p, i) => i === 0 || p !== sorted[i - 1])];
   return { starts, exact: places.exact, ranges: places.ranges, rangeKeys: [], keys: new Map(), bodies: new Map(), ids: new Map() };
 }
 
@@ -185,7 +180,7 @@ function verdictMeaning(rs: Ruleset, part: Partition, v: Json, table: string): s
 function signature(rs: Ruleset, part: Partition, port: number): string | null {
   if (part.ranges.length > MAX_RANGES_SCANNED) return null;
   const role = (o: Occurrence, how: string) => `${o.rule < 0 ? `@${o.at}` : `${o.at}#${o.rule}.${o.expr}`}${how}${o.extra ?? ''}${o.verdict !== undefined ? ` → ${verdictMeaning(rs, part, o.verdict, o.table ?? '')}` : ''}`;
-  const roles = (part.exact[port] ?? []).map((o) => role(o, '='));
+  const roles = (part.exact.get(port) ?? []).map((o) => role(o, '='));
   for (const r of part.ranges) if (r.lo <= port && port <= r.hi) roles.push(role(r.occ, '∈'));
   return roles.sort().join('\n');
 }
