@@ -156,6 +156,11 @@ export class IntervalSet {
   }
 }
 
+/** Text pieces of IPv4 CIDRs (tens of thousands of them in a large ruleset's sets): no number converted per address. */
+const OCTET = Array.from({ length: 256 }, (_, i) => String(i));
+const OCTET_DOT = OCTET.map((o) => `${o}.`);
+const SLASH = Array.from({ length: 33 }, (_, i) => `/${i}`);
+
 /** IPv4 fits in a double: the same walk as v6Cidrs without bigint arithmetic. */
 function v4Cidrs(spans: readonly [number, number][]): string[] {
   const out: string[] = [];
@@ -167,7 +172,7 @@ function v4Cidrs(spans: readonly [number, number][]): string[] {
       const count = b - a + 1;
       let size = count > 0xffffffff ? 32 : 31 - Math.clz32(count);
       if (a !== 0) size = Math.min(size, 31 - Math.clz32(a & -a));
-      out.push(`${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${32 - size}`);
+      out.push(OCTET_DOT[a >>> 24]! + OCTET_DOT[(a >>> 16) & 255]! + OCTET_DOT[(a >>> 8) & 255]! + OCTET[a & 255]! + SLASH[32 - size]!);
       a += 2 ** size;
     }
   }
