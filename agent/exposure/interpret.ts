@@ -5,7 +5,7 @@
 // its own chain. The input hook is a connection to this host; the forward hook one that a DNAT
 // sent on to a container; the prerouting nat chains say which sources that DNAT catches. Pure.
 import { CT_DIRECTIONS, PKTTYPES, PROTOCOLS, TCP_FLAGS, compare, evaluate, leafOf } from './fields.js';
-import { IntervalSet, prefixRange, prefixRangeOf, prefixSet, toBig, type Fam, type Range } from './intervals.js';
+import { addrOf, IntervalSet, prefixRange, prefixRangeOf, prefixSet, toBig, type Fam, type Span } from './intervals.js';
 import { exprText, valueText } from './nft-text.js';
 import { dnatStatementTarget } from './published.js';
 import { baseChains, chainKey, elemValue, isObj, type Hook, type Obj, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
@@ -102,6 +102,12 @@ export interface Verdicts {
 }
 
 class Undecidable extends Error {}
+
+/** A statement's or verdict's kind: the one key of its object (no array of entries made for it). */
+function kindOf(o: Obj): string | undefined {
+  for (const k in o) return k;
+  return undefined;
+}
 
 
 const ICMPV6_TYPE: Record<string, number> = { 'nd-neighbor-solicit': 135, 'nd-neighbor-advert': 136 };
@@ -321,14 +327,14 @@ export class Interpreter {
     const named = typeof right === 'string' && right.startsWith('@') ? this.rs.sets.get(chainKey(chain.family, chain.table, right.slice(1))) : undefined;
     const cached = named && namedSetCache.get(named)?.get(fam);
     if (cached) return cached;
-    const ranges: Range[] = [];
+    const ranges: Span[] = [];
     for (const it of items) {
       if (typeof it === 'string') ranges.push(prefixRange(fam, it));
       else if (isObj(it) && isObj(it.prefix)) ranges.push(prefixRangeOf(fam, String(it.prefix.addr), Number(it.prefix.len)));
-      else if (isObj(it) && Array.isArray(it.range)) ranges.push([toBig(String(it.range[0])), toBig(String(it.range[1]))]);
+      else if (isObj(it) && Array.isArray(it.range)) ranges.push([addrOf(fam, toBig(String(it.range[0]))), addrOf(fam, toBig(String(it.range[1])))]);
       else throw new Undecidable(`address element ${short(it)}`);
     }
-    const set = IntervalSet.of(fam, ranges);
+    const set = IntervalSet.ofSpans(fam, ranges);
     if (named) {
       const m = namedSetCache.get(named) ?? new Map<Fam, IntervalSet>();
       m.set(fam, set);
@@ -617,7 +623,8 @@ export class Interpreter {
     try {
       for (const e of rule.expr) {
         if (!isObj(e)) continue;
-        const [k, v] = Object.entries(e)[0] ?? [];
+        const k = kindOf(e);
+        const v = k === undefined ? undefined : e[k];
         if (k === 'match') {
           let r: MatchResult;
           try {
@@ -740,7 +747,8 @@ export class Interpreter {
   private apply(verdict: Obj, chain: NftChain, M: IntervalSet, R: IntervalSet, depth: number, limited: boolean, record: (M: IntervalSet, outcome: string) => void): Outcome {
     const fam = this.p.family;
     const none = IntervalSet.empty(fam);
-    const [vk, vv] = Object.entries(verdict)[0]!;
+    const vk = kindOf(verdict)!;
+    const vv = verdict[vk]!;
     // A rate limit holds sometimes: a source that it sometimes lets through counts as reaching.
     // Accept and return let it through when the limit holds; a refusing verdict when it does not
     // (the rule is taken as not matching); a jump lets through what the chain accepts, and the

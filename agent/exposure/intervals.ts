@@ -1,66 +1,98 @@
-// Sets of IP addresses as sorted, disjoint [lo, hi] intervals (bigint), per family. Exposure is
-// computed over whole address ranges, never samples: one stray /32 shows up. Pure.
+// Sets of IP addresses as sorted, disjoint [lo, hi] intervals, per family: IPv4 addresses as
+// numbers (they fit in a double: no bigint to allocate for the large IPv4 sets rulesets hold),
+// IPv6 as bigints. Exposure is computed over whole address ranges, never samples: one stray /32
+// shows up. Pure.
 import { isIP } from 'node:net';
 
 export type Fam = 4 | 6;
 export type Range = [bigint, bigint];
+/** An address inside a set: a number in an IPv4 set, a bigint in an IPv6 one (never mixed). */
+export type Addr = number | bigint;
+export type Span = [Addr, Addr];
 
 const cidrCache = new WeakMap<IntervalSet, string[]>();
 /** A named set's complement is needed once per rule that names it, for every listener: keep it. */
 const complementCache = new WeakMap<IntervalSet, IntervalSet>();
 
 export const MAX: Record<Fam, bigint> = { 4: (1n << 32n) - 1n, 6: (1n << 128n) - 1n };
+const LOW: Record<Fam, Addr> = { 4: 0, 6: 0n };
+const HIGH: Record<Fam, Addr> = { 4: 2 ** 32 - 1, 6: MAX[6] };
+const next = (x: Addr): Addr => (typeof x === 'number' ? x + 1 : x + 1n);
+const prev = (x: Addr): Addr => (typeof x === 'number' ? x - 1 : x - 1n);
+/** A bigint address as a set of `family` holds it. */
+export const addrOf = (family: Fam, v: bigint): Addr => (family === 4 ? Number(v) : v);
 
 export class IntervalSet {
   private constructor(
     readonly family: Fam,
-    readonly ranges: readonly Range[],
+    private readonly spans: readonly Span[],
   ) {}
 
   static empty(family: Fam): IntervalSet {
     return new IntervalSet(family, []);
   }
   static full(family: Fam): IntervalSet {
-    return new IntervalSet(family, [[0n, MAX[family]]]);
+    return new IntervalSet(family, [[LOW[family], HIGH[family]]]);
   }
   static of(family: Fam, ranges: Range[]): IntervalSet {
-    let sorted = ranges.filter(([a, b]) => a <= b);
+    return IntervalSet.ofSpans(family, ranges.map(([a, b]) => [addrOf(family, a), addrOf(family, b)]));
+  }
+  /** The spans (addrOf) sorted when they are not and merged where they overlap or touch: they become the set's (no copies made). */
+  static ofSpans(family: Fam, spans: Span[]): IntervalSet {
     // nft lists a set's elements in order: sort only when they are not.
     let inOrder = true;
-    for (let i = 1; i < sorted.length && inOrder; i++) inOrder = sorted[i - 1]![0] <= sorted[i]![0];
-    if (!inOrder) sorted = sorted.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
-    const out: Range[] = [];
-    for (const [a, b] of sorted) {
-      const last = out[out.length - 1];
-      if (last && a <= last[1] + 1n) last[1] = b > last[1] ? b : last[1];
-      else out.push([a, b]);
+    for (let i = 1; i < spans.length && inOrder; i++) inOrder = spans[i - 1]![0] <= spans[i]![0];
+    if (!inOrder) spans = [...spans].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+    const out: Span[] = [];
+    let last: Span | undefined;
+    for (const r of spans) {
+      if (r[0] > r[1]) continue;
+      if (last && (r[0] <= last[1] || r[0] === next(last[1]))) {
+        if (r[1] > last[1]) last[1] = r[1];
+      } else out.push((last = r));
     }
     return new IntervalSet(family, out);
   }
 
+  /** The intervals as bigints, whatever the family. */
+  get ranges(): readonly Range[] {
+    return this.spans.map(([a, b]) => [BigInt(a), BigInt(b)]);
+  }
   isEmpty(): boolean {
-    return this.ranges.length === 0;
+    return this.spans.length === 0;
   }
   isFull(): boolean {
-    return this.ranges.length === 1 && this.ranges[0]![0] === 0n && this.ranges[0]![1] === MAX[this.family];
+    return this.spans.length === 1 && this.spans[0]![0] === LOW[this.family] && this.spans[0]![1] === HIGH[this.family];
   }
   union(o: IntervalSet): IntervalSet {
     // Identity shortcuts keep a named set's object through the interpreter, so its CIDR list is
     // computed once however many listeners it guards (see toCidrs).
     if (o.isEmpty() || o === this) return this;
     if (this.isEmpty()) return o;
-    return IntervalSet.of(this.family, [...this.ranges.map((r) => [...r] as Range), ...o.ranges.map((r) => [...r] as Range)]);
+    // Both are sorted: one merge walk, spans that touch joined.
+    const [x, y] = [this.spans, o.spans];
+    const out: Span[] = [];
+    let last: Span | undefined;
+    let i = 0;
+    let j = 0;
+    while (i < x.length || j < y.length) {
+      const r = j >= y.length || (i < x.length && x[i]![0] <= y[j]![0]) ? x[i++]! : y[j++]!;
+      if (last && (r[0] <= last[1] || r[0] === next(last[1]))) {
+        if (r[1] > last[1]) last[1] = r[1];
+      } else out.push((last = [r[0], r[1]]));
+    }
+    return new IntervalSet(this.family, out);
   }
   complement(): IntervalSet {
     const cached = complementCache.get(this);
     if (cached) return cached;
-    const out: Range[] = [];
-    let next = 0n;
-    for (const [a, b] of this.ranges) {
-      if (a > next) out.push([next, a - 1n]);
-      next = b + 1n;
+    const out: Span[] = [];
+    let from = LOW[this.family];
+    for (const [a, b] of this.spans) {
+      if (a > from) out.push([from, prev(a)]);
+      from = next(b);
     }
-    if (next <= MAX[this.family]) out.push([next, MAX[this.family]]);
+    if (from <= HIGH[this.family]) out.push([from, HIGH[this.family]]);
     const c = new IntervalSet(this.family, out);
     complementCache.set(this, c);
     complementCache.set(c, this);
@@ -69,12 +101,13 @@ export class IntervalSet {
   intersect(o: IntervalSet): IntervalSet {
     if (this.isFull()) return o;
     if (o.isFull() || o === this) return this;
-    const out: Range[] = [];
+    const [x, y] = [this.spans, o.spans];
+    const out: Span[] = [];
     let i = 0;
     let j = 0;
-    while (i < this.ranges.length && j < o.ranges.length) {
-      const [a1, b1] = this.ranges[i]!;
-      const [a2, b2] = o.ranges[j]!;
+    while (i < x.length && j < y.length) {
+      const [a1, b1] = x[i]!;
+      const [a2, b2] = y[j]!;
       const lo = a1 > a2 ? a1 : a2;
       const hi = b1 < b2 ? b1 : b2;
       if (lo <= hi) out.push([lo, hi]);
@@ -87,17 +120,18 @@ export class IntervalSet {
     if (o.isEmpty() || this.isEmpty()) return this;
     if (o.isFull() || o === this) return IntervalSet.empty(this.family);
     if (this.isFull()) return o.complement();
-    // One merge walk: cut each of our ranges by the ranges of o that overlap it.
-    const out: Range[] = [];
+    // One merge walk: cut each of our spans by the spans of o that overlap it.
+    const y = o.spans;
+    const out: Span[] = [];
     let j = 0;
-    for (const [a0, b] of this.ranges) {
+    for (const [a0, b] of this.spans) {
       let a = a0;
-      while (j < o.ranges.length && o.ranges[j]![1] < a) j++;
+      while (j < y.length && y[j]![1] < a) j++;
       let k = j;
-      while (a <= b && k < o.ranges.length && o.ranges[k]![0] <= b) {
-        const [c, d] = o.ranges[k]!;
-        if (c > a) out.push([a, c - 1n]);
-        a = d + 1n;
+      while (a <= b && k < y.length && y[k]![0] <= b) {
+        const [c, d] = y[k]!;
+        if (c > a) out.push([a, prev(c)]);
+        a = next(d);
         k++;
       }
       if (a <= b) out.push([a, b]);
@@ -105,36 +139,40 @@ export class IntervalSet {
     return new IntervalSet(this.family, out);
   }
   equals(o: IntervalSet): boolean {
-    return this.ranges.length === o.ranges.length && this.ranges.every((r, i) => r[0] === o.ranges[i]![0] && r[1] === o.ranges[i]![1]);
+    return this.spans.length === o.spans.length && this.spans.every((r, i) => r[0] === o.spans[i]![0] && r[1] === o.spans[i]![1]);
   }
   has(address: string): boolean {
-    const v = toBig(address);
-    return this.ranges.some(([a, b]) => a <= v && v <= b);
+    const v = addrOf(this.family, toBig(address));
+    return this.spans.some(([a, b]) => a <= v && v <= b);
   }
 
   /** The minimal list of CIDR prefixes covering exactly this set. */
   toCidrs(): string[] {
     const cached = cidrCache.get(this);
     if (cached) return cached;
-    const out = this.family === 4 ? v4Cidrs(this.ranges) : v6Cidrs(this.ranges);
+    const out = this.family === 4 ? v4Cidrs(this.spans as readonly [number, number][]) : v6Cidrs(this.spans as readonly Range[]);
     cidrCache.set(this, out);
     return out;
   }
 }
 
+/** Text pieces of IPv4 CIDRs (tens of thousands of them in a large ruleset's sets): no number converted per address. */
+const OCTET = Array.from({ length: 256 }, (_, i) => String(i));
+const OCTET_DOT = OCTET.map((o) => `${o}.`);
+const SLASH = Array.from({ length: 33 }, (_, i) => `/${i}`);
+
 /** IPv4 fits in a double: the same walk as v6Cidrs without bigint arithmetic. */
-function v4Cidrs(ranges: readonly Range[]): string[] {
+function v4Cidrs(spans: readonly [number, number][]): string[] {
   const out: string[] = [];
-  for (const [a0, b0] of ranges) {
-    let a = Number(a0);
-    const b = Number(b0);
+  for (const [a0, b] of spans) {
+    let a = a0;
     while (a <= b) {
-      // The largest block that starts at a (its alignment) and fits before b.
-      const fits = Math.floor(Math.log2(b - a + 1));
-      const aligned = a === 0 ? 32 : 31 - Math.clz32(a & -a);
-      let size = Math.min(fits, aligned);
-      while (size > 0 && a + 2 ** size - 1 > b) size--; // guard against log2 rounding
-      out.push(`${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${32 - size}`);
+      // The largest block that starts at a (its alignment) and fits before b, from bit counts:
+      // the highest bit of the length (2^32 for the whole space), the lowest set bit of a.
+      const count = b - a + 1;
+      let size = count > 0xffffffff ? 32 : 31 - Math.clz32(count);
+      if (a !== 0) size = Math.min(size, 31 - Math.clz32(a & -a));
+      out.push(OCTET_DOT[a >>> 24]! + OCTET_DOT[(a >>> 16) & 255]! + OCTET_DOT[(a >>> 8) & 255]! + OCTET[a & 255]! + SLASH[32 - size]!);
       a += 2 ** size;
     }
   }
@@ -146,11 +184,11 @@ function v6Cidrs(ranges: readonly Range[]): string[] {
   for (const [a0, b] of ranges) {
     let a = a0;
     while (a <= b) {
-      const fits = BigInt(bitLength(b - a + 1n) - 1);
-      const aligned = a === 0n ? 128n : BigInt(bitLength(a & -a) - 1);
+      const fits = bitLength(b - a + 1n) - 1;
+      const aligned = a === 0n ? 128 : bitLength(a & -a) - 1;
       const size = fits < aligned ? fits : aligned;
-      out.push(`${fromBig(a, 6)}/${128n - size}`);
-      a += 1n << size;
+      out.push(`${fromBig(a, 6)}/${128 - size}`);
+      a += POW2[size]!;
     }
   }
   return out;
@@ -249,27 +287,45 @@ export function toBig(address: string): bigint {
   return u;
 }
 
-const M32 = 0xffffffffn;
-
 export function fromBig(v: bigint, family: Fam): string {
   if (family === 4) {
     const n = Number(v);
     return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
   }
-  // Four 32-bit words, then eight groups: no string slicing.
-  const w = [Number(v >> 96n), Number((v >> 64n) & M32), Number((v >> 32n) & M32), Number(v & M32)];
-  const groups = w.flatMap((x) => [(x >>> 16).toString(16), (x & 0xffff).toString(16)]);
+  // One native conversion to hex digits (the leading zeros left out: `pad` of them); group g is
+  // hex[4g - pad, 4g + 4 - pad), written without its leading zeros.
+  const hex = v.toString(16);
+  const pad = 32 - hex.length;
+  const from: number[] = [];
+  let zero = 0;
+  for (let g = 0; g < 8; g++) {
+    const end = 4 * g + 4 - pad;
+    let j = Math.max(end - 4, 0);
+    while (j < end - 1 && hex.charCodeAt(j) === 48) j++;
+    from.push(j);
+    if (end <= 0 || (j === end - 1 && hex.charCodeAt(j) === 48)) zero |= 1 << g;
+  }
   // RFC 5952: the longest run of two or more zero groups (the first on a tie) becomes "::".
   let best = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
     let j = i;
-    while (j < 8 && groups[j] === '0') j++;
+    while (j < 8 && zero & (1 << j)) j++;
     if (j - i > bestLen) [best, bestLen] = [i, j - i];
     i = j > i ? j : i + 1;
   }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+  let out = '';
+  for (let g = 0; g < 8; g++) {
+    if (g === best) {
+      out += g === 0 ? '::' : ':';
+      g += bestLen - 1;
+      continue;
+    }
+    const end = 4 * g + 4 - pad;
+    out += end <= 0 ? '0' : hex.slice(from[g], end);
+    if (g < 7) out += ':';
+  }
+  return out;
 }
 
 export function familyOf(address: string): Fam | null {
@@ -278,27 +334,35 @@ export function familyOf(address: string): Fam | null {
 }
 
 /** "a" or "a/len" → its [first, last] address. */
-export function prefixRange(family: Fam, text: string): Range {
+export function prefixRange(family: Fam, text: string): Span {
   const slash = text.indexOf('/');
   return slash < 0 ? prefixRangeOf(family, text, family === 4 ? 32 : 128) : prefixRangeOf(family, text.slice(0, slash), Number(text.slice(slash + 1)));
 }
 
-/** Address and prefix length → the prefix's [first, last] address. */
-export function prefixRangeOf(family: Fam, addr: string, len: number): Range {
+/** Address and prefix length → the prefix's [first, last] address, as a set of `family` holds them (addrOf). */
+export function prefixRangeOf(family: Fam, addr: string, len: number): Span {
   const ip = family === 4 ? v4Number(addr) : -1;
   if (ip >= 0 && Number.isInteger(len) && len >= 0 && len <= 32) {
-    // Plain number arithmetic for the common case; two bigints at the end.
     const size = 2 ** (32 - len);
     const start = ip - (ip % size);
-    return [BigInt(start), BigInt(start + size - 1)];
+    return [start, start + size - 1];
+  }
+  if (family === 6 && Number.isInteger(len) && len >= 0 && len <= 128) {
+    const host = HOST6[len]!;
+    const start = toBig(addr) & NET6[len]!;
+    return [start, start | host];
   }
   const bits = family === 4 ? 32n : 128n;
   const host = (1n << (bits - BigInt(len))) - 1n;
   const start = toBig(addr) & ~host;
-  return [start, start | host];
+  return [addrOf(family, start), addrOf(family, start | host)];
 }
+
+/** The host part of an IPv6 prefix of each length: 2^(128 - len) - 1. */
+const HOST6 = Array.from({ length: 129 }, (_, len) => (1n << BigInt(128 - len)) - 1n);
+const NET6 = HOST6.map((h) => MAX[6] ^ h);
 
 /** "a" or "a/len" → a set (of the address's family). */
 export function prefixSet(family: Fam, text: string): IntervalSet {
-  return IntervalSet.of(family, [prefixRange(family, text)]);
+  return IntervalSet.ofSpans(family, [prefixRange(family, text)]);
 }

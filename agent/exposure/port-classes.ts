@@ -8,9 +8,14 @@
 // rule bodies. Pure.
 import { chainKey, elemValue, isObj, type Json, type Ruleset } from './nft-json.js';
 
-/** Where a port is written: a place in a rule or a named set, and what the entry there means. */
+/**
+ * Where a port is written: a place in a rule (chain key, rule and expression index) or a named set
+ * (set key, rule -1), and what the entry there means. Its text is made only for a signature.
+ */
 interface Occurrence {
-  loc: string;
+  at: string;
+  rule: number;
+  expr: number;
   /** A verdict-map entry's verdict (its chain's rules stand for it); the table it is read in. */
   verdict?: Json;
   table?: string;
@@ -43,33 +48,37 @@ const portNumber = (j: Json): number | null => {
   return n !== null && Number.isInteger(n) && n >= 0 && n <= 65535 ? n : null;
 };
 
-function partition(rs: Ruleset): Partition | null {
-  const cuts = new Set<number>([0, 65536]);
-  const exact = new Map<number, Occurrence[]>();
-  const ranges: Partition['ranges'] = [];
-  let unsafe = false;
-  const note = (n: number, occ: Occurrence) => {
-    cuts.add(n);
-    cuts.add(n + 1);
-    const list = exact.get(n);
+const withExtra = (o: Occurrence, extra: string): Occurrence => ({ at: o.at, rule: o.rule, expr: o.expr, table: o.table, verdict: o.verdict, extra });
+
+/**
+ * Where ports are written, as a partition collects them: where classes start (each cut pushed as
+ * it comes, sorted once at the end) and each port's places.
+ */
+class Places {
+  readonly cuts: number[] = [0, 65536];
+  readonly exact = new Map<number, Occurrence[]>();
+  readonly ranges: Partition['ranges'] = [];
+
+  note(n: number, occ: Occurrence): void {
+    this.cuts.push(n, n + 1);
+    const list = this.exact.get(n);
     if (list) list.push(occ);
-    else exact.set(n, [occ]);
-  };
-  // One key (or key part) of an element: a port, a range of ports, a concatenation, or a value
-  // that holds none (an address, a state name).
-  const key = (k: Json, occ: Occurrence): void => {
+    else this.exact.set(n, [occ]);
+  }
+
+  /** One key (or key part) of an element: a port, a range of ports, a concatenation, or a value that holds none (an address, a state name). */
+  key(k: Json, occ: Occurrence): void {
     const n = portNumber(k);
-    if (n !== null) note(n, occ);
-    else if (Array.isArray(k)) for (const x of k) key(x, occ);
+    if (n !== null) this.note(n, occ);
+    else if (Array.isArray(k)) for (const x of k) this.key(x, occ);
     else if (isObj(k) && Array.isArray(k.range) && k.range.length === 2) {
       const [lo, hi] = [portNumber(k.range[0]!), portNumber(k.range[1]!)];
       if (lo === null || hi === null) return;
-      cuts.add(lo);
-      cuts.add(hi + 1);
-      ranges.push({ lo, hi, occ });
+      this.cuts.push(lo, hi + 1);
+      this.ranges.push({ lo, hi, occ });
     } else if (isObj(k) && Array.isArray(k.concat)) {
       const parts = k.concat;
-      parts.forEach((part, i) => key(part, { ...occ, extra: `${occ.extra ?? ''}[${i}]${JSON.stringify(parts.map((x, j) => (j === i ? '#' : x)))}` }));
+      parts.forEach((part, i) => this.key(part, withExtra(occ, `${occ.extra ?? ''}[${i}]${JSON.stringify(parts.map((x, j) => (j === i ? '#' : x)))}`)));
     } else if (isObj(k) && !isObj(k.prefix)) {
       // Anything else but an address prefix (a mask, an expression): each number in it counts, at a place of its own.
       const extra = `${occ.extra ?? ''}${JSON.stringify(k)}`;
@@ -77,52 +86,71 @@ function partition(rs: Ruleset): Partition | null {
       while (stack.length) {
         const j = stack.pop()!;
         const n = portNumber(j);
-        if (n !== null) note(n, { ...occ, extra });
+        if (n !== null) this.note(n, withExtra(occ, extra));
         else if (Array.isArray(j)) stack.push(...j);
         else if (isObj(j)) stack.push(...Object.values(j));
       }
     }
-  };
-  // A set's element (a key), or a verdict map's [key, verdict] pair.
-  const element = (e: Json, occ: Occurrence, map: boolean): void => {
+  }
+
+  /** A set's element (a key), or a verdict map's [key, verdict] pair. */
+  element(e: Json, occ: Occurrence, map: boolean): void {
     const v = elemValue(e);
-    if (map && Array.isArray(v) && v.length === 2 && isObj(v[1])) key(elemValue(v[0]!), { ...occ, verdict: v[1] });
-    else key(v, occ);
-  };
-  const setItems = (right: Json, occ: Occurrence, map: boolean) => {
-    if (typeof right === 'string' && right.startsWith('@')) return; // a named set: below
-    if (isObj(right) && Array.isArray(right.set)) for (const e of right.set) element(e, occ, map);
-    else key(right, occ);
-  };
+    if (map && Array.isArray(v) && v.length === 2 && isObj(v[1])) this.key(elemValue(v[0]!), { at: occ.at, rule: occ.rule, expr: occ.expr, table: occ.table, extra: occ.extra, verdict: v[1] });
+    else this.key(v, occ);
+  }
+
+  items(right: Json, occ: Occurrence, map: boolean): void {
+    if (typeof right === 'string' && right.startsWith('@')) return; // a named set: read with the sets
+    if (isObj(right) && Array.isArray(right.set)) for (const e of right.set) this.element(e, occ, map);
+    else this.key(right, occ);
+  }
+}
+
+function partition(rs: Ruleset): Partition | null {
+  const places = new Places();
+  let unsafe = false;
   // Only what a match compares with (its right side, a verdict map's keys, a set's elements) and
   // where a translation sends to: the rest of a rule holds no port the answer depends on.
   for (const [ck, c] of rs.chains) {
     const table = `${c.family} ${c.table}`;
-    c.rules.forEach((r, i) => {
-      r.expr.forEach((e, k) => {
-        if (!isObj(e)) return;
-        if (isObj(e.match)) setItems(e.match.right ?? null, { loc: `${ck}#${i}.${k}` }, false);
-        else if (isObj(e.vmap)) setItems(e.vmap.data ?? null, { loc: `${ck}#${i}.${k}`, table }, true);
+    for (let i = 0; i < c.rules.length; i++) {
+      const exprs = c.rules[i]!.expr;
+      for (let k = 0; k < exprs.length; k++) {
+        const e = exprs[k]!;
+        if (!isObj(e)) continue;
+        // A statement is an object of one key (its kind), read as the interpreter reads it.
+        let kind: string | undefined;
+        for (kind in e) break;
+        const v = e[kind!];
+        if (!isObj(v)) {
+          // A redirect without options keeps the port asked for (below).
+          if (kind === 'redirect') unsafe = true;
+          continue;
+        }
+        if (kind === 'match') places.items(v.right ?? null, { at: ck, rule: i, expr: k }, false);
+        else if (kind === 'vmap') places.items(v.data ?? null, { at: ck, rule: i, expr: k, table }, true);
         // A translation that keeps the port asked for (redirect or DNAT without a port, an
         // opaque iptables target) carries the port into the result: no classes then.
-        else if ('redirect' in e && !(isObj(e.redirect) && typeof e.redirect.port === 'number')) unsafe = true;
-        else if (isObj(e.dnat) && e.dnat.port === undefined) unsafe = true;
-        else if (isObj(e.xt) && e.xt.type === 'target') unsafe = true;
+        else if ((kind === 'redirect' && typeof v.port !== 'number') || (kind === 'dnat' && v.port === undefined) || (kind === 'xt' && v.type === 'target')) unsafe = true;
         // The port a translation sends connections to is one the answer depends on (a listener
         // there is also reached through it).
-        else if (isObj(e.redirect) || isObj(e.dnat)) key(((e.redirect ?? e.dnat) as Record<string, Json>).port ?? null, { loc: `${ck}#${i}.${k}` });
-      });
-    });
+        else if (kind === 'redirect' || kind === 'dnat') places.key(v.port ?? null, { at: ck, rule: i, expr: k });
+      }
+    }
   }
   if (unsafe) return null;
   // Sets of addresses only (the large ones: blocklists, allowed sources) hold no ports.
   const addressOnly = (t: string | string[]) => [t].flat().every((x) => x === 'ipv4_addr' || x === 'ipv6_addr' || x === 'ether_addr');
   for (const [sk, s] of rs.sets) {
     if (addressOnly(s.type)) continue;
-    const occ: Occurrence = { loc: `@${sk}`, table: `${s.family} ${s.table}` };
-    for (const e of s.elem) element(e, occ, true); // a map's elements are [key, value] pairs, a set's never arrays
+    const occ: Occurrence = { at: sk, rule: -1, expr: 0, table: `${s.family} ${s.table}` };
+    for (const e of s.elem) places.element(e, occ, true); // a map's elements are [key, value] pairs, a set's never arrays
   }
-  return { starts: [...cuts].sort((a, b) => a - b), exact, ranges, rangeKeys: [], keys: new Map(), bodies: new Map(), ids: new Map() };
+  // Sorted as numbers (a typed array's sort), each start once.
+  const sorted = Float64Array.from(places.cuts).sort();
+  const starts = [...sorted.filter((p, i) => i === 0 || p !== sorted[i - 1])];
+  return { starts, exact: places.exact, ranges: places.ranges, rangeKeys: [], keys: new Map(), bodies: new Map(), ids: new Map() };
 }
 
 const intern = (part: Partition, s: string): number => {
@@ -151,7 +179,7 @@ function verdictMeaning(rs: Ruleset, part: Partition, v: Json, table: string): s
 
 function signature(rs: Ruleset, part: Partition, port: number): string | null {
   if (part.ranges.length > MAX_RANGES_SCANNED) return null;
-  const role = (o: Occurrence, how: string) => `${o.loc}${how}${o.extra ?? ''}${o.verdict !== undefined ? ` → ${verdictMeaning(rs, part, o.verdict, o.table ?? '')}` : ''}`;
+  const role = (o: Occurrence, how: string) => `${o.rule < 0 ? `@${o.at}` : `${o.at}#${o.rule}.${o.expr}`}${how}${o.extra ?? ''}${o.verdict !== undefined ? ` → ${verdictMeaning(rs, part, o.verdict, o.table ?? '')}` : ''}`;
   const roles = (part.exact.get(port) ?? []).map((o) => role(o, '='));
   for (const r of part.ranges) if (r.lo <= port && port <= r.hi) roles.push(role(r.occ, '∈'));
   return roles.sort().join('\n');
