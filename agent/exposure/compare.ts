@@ -18,7 +18,7 @@ export function policyAllows(policy: CompiledPolicy, ruleIdx: number, fam: Fam):
   if (rule.from.kind === 'any') return IntervalSet.full(fam);
   let cached = allowedCache.get(rule);
   if (!cached) allowedCache.set(rule, (cached = {}));
-  return (cached[fam] ??= IntervalSet.of(fam, (fam === 4 ? rule.from.v4 : rule.from.v6).map((p) => prefixRange(fam, p))));
+  return (cached[fam] ??= IntervalSet.ofSpans(fam, (fam === 4 ? rule.from.v4 : rule.from.v6).map((p) => prefixRange(fam, p))));
 }
 
 /** Does the deciding rule (or the default) let anyone reach the port? */

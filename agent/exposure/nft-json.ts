@@ -127,11 +127,19 @@ export function baseChains(rs: Ruleset, family: 4 | 6, hook: Hook, type: 'filter
   return found;
 }
 
+/** The chains attached to a hook: a few, among thousands of regular chains (a policy's rule chains). */
+const hookedCache = new WeakMap<Ruleset, NftChain[]>();
+function hookedChains(rs: Ruleset): NftChain[] {
+  let hooked = hookedCache.get(rs);
+  if (!hooked) hookedCache.set(rs, (hooked = [...rs.chains.values()].filter((c) => c.hook !== null)));
+  return hooked;
+}
+
 function findBaseChains(rs: Ruleset, family: 4 | 6, hook: Hook, type: 'filter' | 'nat', iif?: string): NftChain[] {
   const fams = family === 4 ? ['ip', 'inet'] : ['ip6', 'inet'];
   if (hook === 'ingress') fams.push('netdev');
   const order = (c: NftChain) => (c.family === 'netdev' ? -1e9 : 0) + c.prio;
-  return [...rs.chains.values()]
+  return hookedChains(rs)
     // A `route` chain (iptables' mangle OUTPUT) filters like any other.
     .filter((c) => c.hook === hook && (c.type === type || (type === 'filter' && c.type === 'route')) && fams.includes(c.family) && (hook !== 'ingress' || !c.devices || iif === undefined || c.devices.includes(iif)))
     .sort((a, b) => order(a) - order(b));
