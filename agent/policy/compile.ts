@@ -89,6 +89,16 @@ export function parsePrefix(text: string): { prefix: string; family: 4 | 6 } | {
   if (!/^[0-9]{1,3}$/.test(lenText) || Number(lenText) > max) {
     return { error: `${quoted}: prefix length must be 0-${max}` };
   }
+  if (octets) {
+    // Dotted-quad IPv4, the bulk of a large policy: the network address by arithmetic, without
+    // normalizeCidr's general parse (the same result: the address with its host bits cleared).
+    const len = Number(lenText);
+    const n = octets.reduce((acc, o) => acc * 256 + Number(o), 0);
+    const size = 2 ** (32 - len);
+    const net = n - (n % size);
+    if (net === n) return { prefix: `${addr}/${len}`, family };
+    return { error: `${quoted} has host bits set (did you mean ${[24, 16, 8, 0].map((s) => Math.floor(net / 2 ** s) % 256).join('.')}/${len}?)` };
+  }
   const mapped = family === 6 ? ipv4Mapped(addr) : null;
   if (mapped !== null) {
     const len = Number(lenText);
