@@ -288,7 +288,7 @@ function decodeUtf8(file: string, bytes: Buffer): string {
 /**
  * The value of a file that is plain JSON with no key twice in one object, else undefined. JSON is
  * YAML (1.2), so this is the value yaml would give, in a fraction of the time (a generated policy
- * of 10 000 rules: ~20 ms against ~1.5 s). yaml reports repeated keys as errors where JSON.parse
+ * of 10 000 rules: ~0.1 s with the key count, against 1.5–2 s). yaml reports repeated keys as errors where JSON.parse
  * keeps the last: the key tokens of the text (a string followed by ":") are counted against the
  * keys of the parsed objects, and any difference leaves the file to yaml.
  */
