@@ -28,6 +28,7 @@ const ws = (s: string) => s.replace(/\s+/g, ' ').trim();
 
 /** The kernel prints /32 and /128 as bare addresses, and IPv6 in its shortest form. */
 function normalAddress(tok: string): string {
+  if (!tok.includes(':') && !tok.endsWith('/32')) return tok; // an IPv4 prefix, as most are: nothing to do
   const v4 = /^(\d+\.\d+\.\d+\.\d+)\/32$/.exec(tok);
   if (v4) return v4[1]!;
   const m = /^([0-9a-fA-F.]*:[0-9a-fA-F.]*:[0-9a-fA-F:.]*)(\/\d+)?$/.exec(tok);
@@ -42,12 +43,12 @@ function normalAddress(tok: string): string {
 }
 
 function normalElements(list: string): string[] {
-  return list
-    .split(',')
-    .map((e) => ws(e))
-    .filter(Boolean)
-    .map(normalAddress)
-    .sort();
+  const out: string[] = [];
+  for (const e of list.split(',')) {
+    const t = e.trim();
+    if (t) out.push(normalAddress(/\s/.test(t) ? ws(t) : t));
+  }
+  return out.sort();
 }
 
 /** One nft rule line in the form both the renderer and `nft list` agree on. */
@@ -80,7 +81,8 @@ export function parseNft(text: string): NormalRuleset {
   let block: { kind: 'chain' | 'set'; name: string } | null = null;
   let elements: string[] | null = null; // inside `elements = { …` spanning lines
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.replace(/\s*# handle \d+\s*$/, '').trim(); // `nft -a` prints handles
+    const raw = lines[i]!;
+    const line = (raw.includes('# handle') ? raw.replace(/\s*# handle \d+\s*$/, '') : raw).trim(); // `nft -a` prints handles
     if (!line || line.startsWith('#')) continue;
     if (elements) {
       elements.push(line);
@@ -296,6 +298,7 @@ function countMap(xs: string[]): Map<string, number> {
 
 /** Multiset difference a − b, in a's order. */
 function minus(a: string[], b: string[]): string[] {
+  if (!b.length) return a.slice(); // against nothing (a first apply): all of a
   const left = countMap(b);
   const out: string[] = [];
   for (const x of a) {

@@ -92,6 +92,9 @@ function safeName(text: string): string {
 export function buildFirewallModel(policy: CompiledPolicy): FirewallModel {
   const sets: SourceSet[] = [];
   const setByContent = new Map<string, string>();
+  // Rules naming the same sources share one compiled array (compile.ts merges each list once):
+  // keyed by identity first, so the content key (a join of every prefix) is built once per array.
+  const setByArray = new Map<string[], string>();
   const meters: Meter[] = [];
   const steps: Step[] = [];
   const push = (step: Step) => {
@@ -107,13 +110,16 @@ export function buildFirewallModel(policy: CompiledPolicy): FirewallModel {
   };
   /** Rules with the same sources share one set (a group used by many rules is loaded once). */
   const setFor = (family: 4 | 6, elements: string[], label: string): string => {
+    let name = setByArray.get(elements);
+    if (name) return name;
     const key = `${family}|${elements.join(',')}`;
-    let name = setByContent.get(key);
+    name = setByContent.get(key);
     if (!name) {
       name = unique(`src_${safeName(label)}_v${family}`);
       setByContent.set(key, name);
       sets.push({ name, family, elements });
     }
+    setByArray.set(elements, name);
     return name;
   };
 

@@ -70,34 +70,44 @@ export function parsePrefix(text: string): { prefix: string; family: 4 | 6 } | {
   const slash = text.indexOf('/');
   const addr = slash < 0 ? text : text.slice(0, slash);
   const lenPart = slash < 0 ? '' : text.slice(slash);
-  const quoted = JSON.stringify(text);
+  const quoted = () => JSON.stringify(text); // for a message only: most prefixes are valid
   const pct = addr.indexOf('%');
   if (pct >= 0 && isIP(addr) === 6) {
-    return { error: `${quoted}: zone ids (${addr.slice(pct)}) are not allowed in a policy: a source is matched by its address alone (write ${addr.slice(0, pct)}${lenPart})` };
+    return { error: `${quoted()}: zone ids (${addr.slice(pct)}) are not allowed in a policy: a source is matched by its address alone (write ${addr.slice(0, pct)}${lenPart})` };
   }
   const octets = /^([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)$/.exec(addr)?.slice(1);
   if (octets && octets.some((o) => /^0[0-9]/.test(o)) && octets.every((o) => Number(o) <= 255)) {
-    return { error: `${quoted}: leading zeros are ambiguous (some tools read them as octal): write ${octets.map(Number).join('.')}${lenPart} if you mean decimal` };
+    return { error: `${quoted()}: leading zeros are ambiguous (some tools read them as octal): write ${octets.map(Number).join('.')}${lenPart} if you mean decimal` };
   }
   const family = isIP(addr);
-  if (family !== 4 && family !== 6) return { error: `${quoted} is not an IP address or CIDR` };
+  if (family !== 4 && family !== 6) return { error: `${quoted()} is not an IP address or CIDR` };
   const max = family === 4 ? 32 : 128;
   const lenText = slash < 0 ? String(max) : text.slice(slash + 1);
   if (/^0[0-9]+$/.test(lenText) && Number(lenText) <= max) {
-    return { error: `${quoted}: a leading zero in the prefix length is ambiguous: write ${addr}/${Number(lenText)}` };
+    return { error: `${quoted()}: a leading zero in the prefix length is ambiguous: write ${addr}/${Number(lenText)}` };
   }
   if (!/^[0-9]{1,3}$/.test(lenText) || Number(lenText) > max) {
-    return { error: `${quoted}: prefix length must be 0-${max}` };
+    return { error: `${quoted()}: prefix length must be 0-${max}` };
+  }
+  if (octets) {
+    // Dotted-quad IPv4, the bulk of a large policy: the network address by arithmetic, without
+    // normalizeCidr's general parse (the same result: the address with its host bits cleared).
+    const len = Number(lenText);
+    const n = octets.reduce((acc, o) => acc * 256 + Number(o), 0);
+    const size = 2 ** (32 - len);
+    const net = n - (n % size);
+    if (net === n) return { prefix: `${addr}/${len}`, family };
+    return { error: `${quoted()} has host bits set (did you mean ${[24, 16, 8, 0].map((s) => Math.floor(net / 2 ** s) % 256).join('.')}/${len}?)` };
   }
   const mapped = family === 6 ? ipv4Mapped(addr) : null;
   if (mapped !== null) {
     const len = Number(lenText);
     const write = len >= 96 ? `write ${mapped}${len === 128 ? '' : `/${len - 96}`}` : 'write IPv4 sources as IPv4 addresses';
-    return { error: `${quoted} is an IPv4-mapped IPv6 address: IPv4 clients are matched by their IPv4 address (${write})` };
+    return { error: `${quoted()} is an IPv4-mapped IPv6 address: IPv4 clients are matched by their IPv4 address (${write})` };
   }
   const prefix = normalizeCidr(`${addr}/${lenText}`);
   const given = `${normalizeCidr(addr)}/${lenText}`;
-  if (prefix !== given) return { error: `${quoted} has host bits set (did you mean ${prefix}?)` };
+  if (prefix !== given) return { error: `${quoted()} has host bits set (did you mean ${prefix}?)` };
   return { prefix, family };
 }
 

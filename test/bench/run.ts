@@ -1,7 +1,8 @@
 // npm run bench: portwarden against the reference tools, measured in the same run, in namespaces
 // this script creates and removes. Prints medians and ratios; never fails on absolute times.
 // PW_BENCH_ONLY=apply runs only the apply part (PW_BENCH_APPLY_RULES: rule counts, default
-// 10000,100000; PW_BENCH_APPLY_ROUNDS: rounds of each, default 3, 2 from 100 000 rules);
+// 10000,100000; PW_BENCH_APPLY_ROUNDS: rounds of each, default 3, 2 from 100 000 rules;
+// PW_BENCH_APPLY_FORMATS: how the policy file is written, block YAML and/or JSON, default yaml,json);
 // PW_BENCH_SIZES: listener counts of the collector part (empty: none).
 // PW_BENCH_ONLY=nft-rules runs only the generated-rules part (nft -f load of the 10 000-rule
 // policy, and new TCP connections per second through it vs a 10-rule policy, client and server in
@@ -12,6 +13,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { stringify as stringifyYaml } from 'yaml';
 import { collectSnapshot } from '../../agent/collect/listeners.js';
 import { OwnerIndex } from '../../agent/collect/processes.js';
 import { compilePolicy } from '../../agent/policy/compile.js';
@@ -254,12 +256,13 @@ function printNftRules(r: Awaited<ReturnType<typeof nftRulesBench>>) {
  * file then replaces it, as apply does). Each round times the four in turn (reference, apply,
  * reference, apply) and takes the ratio within the pair; fresh state dir for each apply.
  */
-async function applyBench(rules: number, rounds: number) {
+async function applyBench(rules: number, rounds: number, format: 'yaml' | 'json') {
   const dir = mkdtempSync(`${tmpdir()}/pw-bench-apply-`);
   const ns = createNamespace('apply');
   try {
-    const policyFile = `${dir}/big.yaml`;
-    writeFileSync(policyFile, JSON.stringify(bigPolicy(rules, rules * 10)));
+    const policyFile = `${dir}/big.${format}`;
+    // Block YAML as an operator writes it, or JSON (a generated policy): the parse differs.
+    writeFileSync(policyFile, format === 'json' ? JSON.stringify(bigPolicy(rules, rules * 10)) : stringifyYaml(bigPolicy(rules, rules * 10)));
     const text = renderRuleset(compilePolicy(bigPolicy(rules, rules * 10), 'bench').policy, 'nft', policyFile);
     writeFileSync(`${dir}/big.nft`, text);
     writeFileSync(`${dir}/other.nft`, renderRuleset(compilePolicy(bigPolicy(rules, rules * 10, 1), 'bench').policy, 'nft', policyFile));
@@ -294,7 +297,7 @@ async function applyBench(rules: number, rounds: number) {
       }
     }
     const sum = (c: (typeof out)[keyof typeof out]) => ({ nft: median(c.nft), apply: median(c.apply), ratio: median(c.ratio) });
-    return { rules, rounds, bytes: text.length, nothing: sum(out.nothing), hand: sum(out.hand) };
+    return { rules, format, rounds, bytes: text.length, nothing: sum(out.nothing), hand: sum(out.hand) };
   } finally {
     deleteNamespace(ns);
     rmSync(dir, { recursive: true, force: true });
@@ -303,10 +306,10 @@ async function applyBench(rules: number, rounds: number) {
 
 function printApplyBench(results: Awaited<ReturnType<typeof applyBench>>[]) {
   console.log(`\napply: the whole CLI (read, diff, back up, load, record; --yes --confirm 0) against nft -f of the same file in the same situation (medians; ratio: median of the paired ratios)`);
-  console.log('| rules | nft script | rounds | nothing loaded: nft -f | apply | ratio | different table hand-loaded: nft -f (replaces it) | apply | ratio |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('| rules | policy file | nft script | rounds | nothing loaded: nft -f | apply | ratio | different table hand-loaded: nft -f (replaces it) | apply | ratio |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
-    console.log(`| ${r.rules} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.rounds} | ${ms(r.nothing.nft)} | ${ms(r.nothing.apply)} | ${r.nothing.ratio.toFixed(2)} | ${ms(r.hand.nft)} | ${ms(r.hand.apply)} | ${r.hand.ratio.toFixed(2)} |`);
+    console.log(`| ${r.rules} | ${r.format === 'json' ? 'JSON' : 'block YAML'} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.rounds} | ${ms(r.nothing.nft)} | ${ms(r.nothing.apply)} | ${r.nothing.ratio.toFixed(2)} | ${ms(r.hand.nft)} | ${ms(r.hand.apply)} | ${r.hand.ratio.toFixed(2)} |`);
   }
 }
 
@@ -375,6 +378,7 @@ if (process.env.PW_BENCH_ONLY === 'attempts') {
 const applySizes = (process.env.PW_BENCH_APPLY_RULES ?? '10000,100000').split(',').filter(Boolean).map(Number);
 /** Rounds per size: PW_BENCH_APPLY_ROUNDS, else 3 (2 from 100 000 rules, a minute a round). */
 const applyRounds = (n: number) => Number(process.env.PW_BENCH_APPLY_ROUNDS) || (n >= 100_000 ? 2 : 3);
+const applyFormats = (process.env.PW_BENCH_APPLY_FORMATS ?? 'yaml,json').split(',').filter((f): f is 'yaml' | 'json' => f === 'yaml' || f === 'json');
 // PW_BENCH_ONLY=fleet: CPU per watch cycle, bytes per Alertmanager resend, a real Alertmanager
 // under the load of 10 000 agents (docs/scale.md).
 if (process.env.PW_BENCH_ONLY === 'fleet') {
@@ -384,7 +388,7 @@ if (process.env.PW_BENCH_ONLY === 'fleet') {
 
 if (process.env.PW_BENCH_ONLY === 'apply') {
   const results = [];
-  for (const n of applySizes) results.push(await applyBench(n, applyRounds(n)));
+  for (const n of applySizes) for (const f of applyFormats) results.push(await applyBench(n, applyRounds(n), f));
   printApplyBench(results);
   process.exit(0);
 }
@@ -415,7 +419,7 @@ console.log(`| ${ms(rb.compileMs)} | ${ms(rb.renderMs)} | ${ms(rb.loadMs)} | ${m
 printExposure(rb);
 
 const applied = [];
-for (const n of applySizes) applied.push(await applyBench(n, applyRounds(n)));
+for (const n of applySizes) for (const f of applyFormats) applied.push(await applyBench(n, applyRounds(n), f));
 printApplyBench(applied);
 printNftRules(await nftRulesBench());
 printDaemonBench(await daemonBench());
