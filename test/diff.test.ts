@@ -58,7 +58,7 @@ const BASTION_LISTED = `table inet portwarden { # handle 2
 
 	set rate_0_ssh_v4 { # handle 13
 		type ipv4_addr
-		size 65535
+		size 4096
 		flags dynamic,timeout
 		timeout 2m
 		elements = { 192.0.2.7 timeout 2m expires 1m10s }
@@ -66,7 +66,7 @@ const BASTION_LISTED = `table inet portwarden { # handle 2
 
 	set rate_0_ssh_v6 { # handle 14
 		type ipv6_addr
-		size 65535
+		size 4096
 		flags dynamic,timeout
 		timeout 2m
 	}

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { loadPolicy } from '../agent/policy/load.js';
 import { BACKENDS, renderRuleset } from '../agent/firewall/render.js';
 import { lockoutWarning } from '../agent/firewall/oracle.js';
@@ -8,6 +9,7 @@ import { FIXTURES, ROOT } from './helpers/paths.js';
 import { needsRootAnd } from './helpers/env.js';
 import { createNamespace, deleteNamespace, nsRun } from './helpers/lab.js';
 import { runCli } from './helpers/cli.js';
+import { bigPolicy } from './bench/big-policy.js';
 
 const EXAMPLES = ['rules/default.yaml', ...readdirSync(`${ROOT}rules/examples`).sort().map((f) => `rules/examples/${f}`)];
 const GOLDEN = `${FIXTURES}golden/`;
@@ -65,4 +67,19 @@ test('rules: bad backend is a usage error', async () => {
   const r = await runCli(['rules', '--policy', `${ROOT}rules/default.yaml`, '--backend', 'pf']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--backend must be one of: nft, iptables, ip6tables/);
+});
+
+test('rules --backend iptables: a policy too large for iptables is exit 2 naming the limit and nft, not "unexpected failure"', async () => {
+  const dir = mkdtempSync(`${tmpdir()}/pw-ipt-big-`);
+  try {
+    // 2 000 rules over 100 groups of 500 prefixes (375 IPv4): 2/3 of the rules name a group, so ~500 000 IPv4 rules without sets.
+    writeFileSync(`${dir}/big.json`, JSON.stringify(bigPolicy(2000, 50_000)));
+    const r = await runCli(['rules', '--policy', `${dir}/big.json`, '--backend', 'iptables']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^portwarden: the iptables backend would need more than 250000 rules for IPv4 .*use --backend nft\n$/);
+    const nft = await runCli(['rules', '--policy', `${dir}/big.json`, '--backend', 'nft']);
+    assert.equal(nft.code, 0, nft.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -2,6 +2,7 @@
 // flushes) only our chains; the single jumps from INPUT and FORWARD are kept by apply
 // (iptables-jump.ts). Pure.
 import type { PortRange } from '../policy/compile.js';
+import { UsageError } from '../errors.js';
 import { loggedSteps, type FirewallModel, type Match, type Step } from './model.js';
 
 export const IPT_CHAIN = 'PORTWARDEN-INPUT';
@@ -60,6 +61,13 @@ function refuseTarget(model: FirewallModel, proto: string, family: 4 | 6): strin
   return `REJECT --reject-with ${family === 4 ? 'icmp-port-unreachable' : 'icmp6-port-unreachable'}`;
 }
 
+/**
+ * iptables has no sets: each source prefix and port chunk is a rule of its own, so a policy of
+ * large groups multiplies (a 10 000-rule policy over 100 000 prefixes would be millions of rules,
+ * more than one string can hold). Beyond this, the nft backend is the one to use.
+ */
+export const IPTABLES_MAX_RULES = 250_000;
+
 export function renderIptables(model: FirewallModel, family: 4 | 6, header: string[] = []): string {
   const sets = new Map(model.sets.map((s) => [s.name, s.elements]));
   const A = `-A ${IPT_CHAIN}`;
@@ -68,6 +76,7 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
     step.log ? `-j ${LOG_CHAIN_PREFIX}${step.log.id}` : `-j ${refuseTarget(model, step.match.proto, family)}`;
   const meterIndex = new Map(model.meters.map((m, i) => [m.name, i]));
   const ruleIndex = new Map(model.ruleChains.map((c, i) => [c.rule, i]));
+  let total = 0;
   /**
    * The policy's steps as rules of one chain. On the forward path an allowed connection RETURNs,
    * so the rest of FORWARD (Docker's own chains) still decides; only a refusal is final.
@@ -78,7 +87,12 @@ export function renderIptables(model: FirewallModel, family: 4 | 6, header: stri
     const emit = (m: Match, tail: string, extra = '') => {
       if (m.family && m.family !== family) return;
       const sources = m.set ? (sets.get(m.set) ?? []).map((s) => `-s ${s} `) : [''];
-      for (const src of sources) for (const p of ports(m.proto, m.ports)) lines.push(`${chain} ${src}${p}${extra} ${tail}`);
+      const chunks = ports(m.proto, m.ports);
+      total += sources.length * chunks.length;
+      if (total > IPTABLES_MAX_RULES) {
+        throw new UsageError(`the iptables backend would need more than ${IPTABLES_MAX_RULES} rules for ${family === 4 ? 'IPv4' : 'IPv6'} (iptables has no sets: a rule per source prefix and port list); use --backend nft`);
+      }
+      for (const src of sources) for (const p of chunks) lines.push(`${chain} ${src}${p}${extra} ${tail}`);
     };
     for (const step of model.steps) {
       const comment = `-m comment --comment ${q(step.rule)}`;

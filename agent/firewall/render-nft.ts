@@ -5,6 +5,15 @@ import { ATTEMPT_SET_SIZE, ATTEMPT_SETS, ATTEMPT_TIMEOUT, loggedSteps, type Fire
 export const NFT_TABLE = 'portwarden';
 
 const RATE_TIMEOUT = { second: '10s', minute: '2m', hour: '2h', day: '2d' } as const;
+/**
+ * Sources a rate meter holds: those seen within its timeout. The kernel sizes a dynamic set's
+ * hash table by `size` and walks all of it for expired elements: 400 meters of 65 535 (a
+ * 10 000-rule policy, 200 rate rules) cost 0.7 s of every load and ~7 % of a core, idle; of
+ * 4 096, 0.1 s and under 1 %. 4 096 sources within 2 minutes is a flood per-source limits do not
+ * stop; an hourly or daily meter remembers sources for hours, so it keeps room for more. When a
+ * meter is full a new source is not limited until one expires.
+ */
+const METER_SIZE = { second: 4096, minute: 4096, hour: 65535, day: 65535 } as const;
 
 /** Source or family of a step; the port was matched by the dispatch map that jumped here. */
 function match(m: Match): string[] {
@@ -81,7 +90,7 @@ export function renderNft(model: FirewallModel, header: string[] = []): string {
     );
   }
   for (const m of model.meters) {
-    out.push(`\tset ${m.name} {`, `\t\ttype ${m.family === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, '\t\tsize 65535', '\t\tflags dynamic,timeout', `\t\ttimeout ${RATE_TIMEOUT[m.unit]}`, '\t}');
+    out.push(`\tset ${m.name} {`, `\t\ttype ${m.family === 4 ? 'ipv4_addr' : 'ipv6_addr'}`, `\t\tsize ${METER_SIZE[m.unit]}`, '\t\tflags dynamic,timeout', `\t\ttimeout ${RATE_TIMEOUT[m.unit]}`, '\t}');
   }
   // Each destination port jumps straight to the chain of the first rule that covers it: one
   // lookup per packet, whatever the number of rules.
