@@ -25,6 +25,8 @@ test('watch: a slow firewall reading does not hold the cycle; its answer is chec
   const dir = mkdtempSync(`${tmpdir()}/pw-slow-fw-`);
   let open = true;
   let slow = false;
+  let slowText = false;
+  let nftCalls = 0;
   const answer = (cmd: string, args: string[]): string => {
     if (cmd === 'nsenter') return answer(args[args.indexOf('--') + 1]!, args.slice(args.indexOf('--') + 2));
     if (cmd === 'ss') return 'tcp   LISTEN 0      128          0.0.0.0:3000      0.0.0.0:*    ino:0 sk:1 <->\n';
@@ -34,7 +36,8 @@ test('watch: a slow firewall reading does not hold the cycle; its answer is chec
   };
   const exec: Exec = async (cmd, args) => {
     const stdout = answer(cmd, args);
-    if (slow && cmd === 'nft' && args[0] === '-j') await new Promise((r) => setTimeout(r, SLOW_MS));
+    if (cmd === 'nft') nftCalls++;
+    if (cmd === 'nft' && ((slow && args[0] === '-j') || slowText)) await new Promise((r) => setTimeout(r, SLOW_MS));
     return { stdout, stderr: '', code: 0 };
   };
   const agent = new Agent(`${dir}/config.yaml`, pino({ level: 'silent' }), false, exec);
@@ -56,6 +59,16 @@ test('watch: a slow firewall reading does not hold the cycle; its answer is chec
     assert.ok(took < SLOW_MS / 2, `the cycle waited ${took.toFixed(0)} ms for a reading of ${SLOW_MS} ms`);
     assert.equal(gap('resolved'), 0, 'the last view stands meanwhile');
     await until('the new view checked', () => gap('resolved') === 1, SLOW_MS * 3);
+
+    // Nothing watches the ruleset here, so each reading lists it (slowly) to hash it: a reading
+    // that finds it unchanged starts no further check, or the daemon would read it in a loop.
+    slowText = true;
+    await agent.runCycle();
+    await new Promise((r) => setTimeout(r, SLOW_MS * 2.5));
+    const calls = nftCalls;
+    await new Promise((r) => setTimeout(r, SLOW_MS * 2.5));
+    assert.equal(nftCalls, calls, 'the firewall is not read again and again while nothing changes');
+    assert.equal(gap('opened'), 1);
   } finally {
     await agent.stop(500);
     rmSync(dir, { recursive: true, force: true });

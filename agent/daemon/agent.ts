@@ -455,9 +455,12 @@ export class Agent {
     clearTimeout(timer);
     if (view) return (fw.view = view);
     fw.followed = reading;
+    const last = fw.view;
     void reading.then((v) => {
       fw.view = v;
-      if (this.fw === fw) this.firewallChanged('read');
+      // Only a new ruleset is news: an unchanged one (read again for nothing, e.g. while no monitor
+      // runs and its listing is hashed) must not start checks that read it again, and so on.
+      if (this.fw === fw && (v.ruleset !== last.ruleset || v.error !== last.error)) this.firewallChanged('read');
     }, () => undefined);
     return fw.view;
   }
