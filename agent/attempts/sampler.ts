@@ -66,6 +66,7 @@ export class AttemptSampler {
     } catch (err) {
       writeError = err;
     }
+    if (writeError) this.last = null; // the next cycle reads in full and writes again
     // The first reading is the baseline: what the rules counted before the agent looked is not "within the window".
     return this.result(now, prev ? sample : null, writeError);
   }

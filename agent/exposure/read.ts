@@ -181,7 +181,8 @@ async function rereadTables(kept: KeptRules, touched: Set<string>, run: (cmd: st
   const tables = new Map(kept.tables);
   let xt = kept.xt;
   for (const t of touched) {
-    const [family, name] = t.split(' ') as [string, string];
+    const space = t.indexOf(' ');
+    const [family, name] = [t.slice(0, space), t.slice(space + 1)];
     const r = await run('nft', ['-j', 'list', 'table', family, name]);
     if (r instanceof Error) return null;
     if (r.code !== 0) {
