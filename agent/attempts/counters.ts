@@ -1,6 +1,7 @@
 // What portwarden's own rules counted, read back from the kernel's listings: per rule (refused,
 // rate-limited, accepted) and per source. Pure parsing; the I/O is in read.ts.
 import { normalizeCidr } from 'cidr-tools';
+import { nftObjects } from '../exposure/nft-json.js';
 import type { Proto } from '../model.js';
 import { ATTEMPT_SETS, DEFAULT_RULE } from '../firewall/model.js';
 import { IPT_CHAIN } from '../firewall/render-iptables.js';
@@ -38,7 +39,6 @@ export interface CounterReading {
   setsKey?: string;
 }
 
-type NftObject = Record<string, Record<string, unknown>>;
 type Expr = Record<string, unknown>;
 
 /** The rule each port goes to, from the dispatch maps (tcp_ports, udp_ports): sorted spans. */
@@ -106,12 +106,12 @@ export function attemptSetsKey(sets: NftSet[]): { key: string; full: boolean } {
 
 /** `nft -j list set inet portwarden NAME` outputs → attemptSetsKey of the sets in them. */
 export function attemptSetsKeyOf(listings: string[]): { key: string; full: boolean } {
-  return attemptSetsKey(listings.flatMap((json) => ((JSON.parse(json) as { nftables?: NftObject[] }).nftables ?? []).flatMap((o) => (o.set ? [o.set as unknown as NftSet] : []))));
+  return attemptSetsKey(listings.flatMap((json) => nftObjects(json).flatMap((o) => (o.set ? [o.set as unknown as NftSet] : []))));
 }
 
 /** `nft -j list table inet portwarden` → the counters. Rules are known by their comments (the rule names). */
 export function parseNftCounters(json: string): CounterReading {
-  const objects = (JSON.parse(json) as { nftables?: NftObject[] }).nftables ?? [];
+  const objects = nftObjects(json);
   const chainRule = new Map<string, string>();
   const rules = new Map<string, RuleCounters>();
   const counters = (rule: string) => {
