@@ -84,8 +84,10 @@ class Monitor {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
 
-  private changed(): void {
+  /** The generation moves first, so each line is handed over as of the generation it moved to. */
+  private changed(lines: string[] = []): void {
     this.gen++;
+    for (const l of lines) if (l.trim()) this.onLine!(l);
     this.onChange();
   }
 
@@ -98,10 +100,7 @@ class Monitor {
     child.stdout!.on('data', (d: Buffer) => {
       const lines = this.onLine ? (partial + d.toString()).split('\n') : [];
       partial = lines.pop() ?? '';
-      if (!this.armed) return;
-      this.gen++; // before the lines: each is of the generation it moved to
-      for (const l of lines) if (l.trim()) this.onLine!(l);
-      this.onChange();
+      if (this.armed) this.changed(lines);
     });
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     this.timer = setTimeout(() => {
