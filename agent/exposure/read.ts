@@ -180,10 +180,11 @@ function byTable(objects: NftObject[]): Map<string, NftObject[]> {
 async function rereadTables(kept: KeptRules, touched: Set<string>, run: (cmd: string, args: string[]) => Promise<ExecResult | Error>): Promise<{ tables: Map<string, NftObject[]>; xt: boolean } | null> {
   const tables = new Map(kept.tables);
   let xt = kept.xt;
-  for (const t of touched) {
+  const listed = await Promise.all([...touched].map(async (t) => {
     const space = t.indexOf(' ');
-    const [family, name] = [t.slice(0, space), t.slice(space + 1)];
-    const r = await run('nft', ['-j', 'list', 'table', family, name]);
+    return [t, await run('nft', ['-j', 'list', 'table', t.slice(0, space), t.slice(space + 1)])] as const;
+  }));
+  for (const [t, r] of listed) {
     if (r instanceof Error) return null;
     if (r.code !== 0) {
       if (!/No such file or directory/.test(r.stderr)) return null;
