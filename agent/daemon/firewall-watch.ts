@@ -8,8 +8,16 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import { exec as defaultExec, inNetns, startTool, type Exec } from '../exec.js';
-import { legacyKey, type RulesCache } from '../exposure/read.js';
-import { OurTableLedger, ourTableEvent } from '../firewall/drift.js';
+import { legacyKey, type RulesCache, type Touched } from '../exposure/read.js';
+import { OurTableLedger } from '../firewall/drift.js';
+import { monitorChange } from '../firewall/monitor-events.js';
+
+/** The generation of a table's last change that re-reads it whole (-1: none yet), and of each chain's rules and each set's elements. */
+interface TableTouches {
+  whole: number;
+  chains: Map<string, number>;
+  sets: Map<string, number>;
+}
 
 /** A monitor that has run this long has subscribed (nft and ip do so within milliseconds of starting). */
 const ARM_MS = 300;
@@ -20,20 +28,6 @@ const RESTART_MAX_MS = 30_000;
 const HEALTHY_MS = 10_000;
 /** How often iptables-legacy is polled. */
 export const LEGACY_POLL_MS = 1000;
-
-/** `{"add": {"rule": {"family": "inet", "table": "filter", …` → "inet filter" (a table object: its name). */
-const EVENT_TABLE = /^\{"\w+": \{"(\w+)": \{"family": "(\w+)", "(table|name)": "((?:[^"\\]|\\.)*)"/;
-
-/** The table ("family name") an `nft -j monitor` line changes; null when it names none (`flush ruleset`) or is not read. Pure. */
-export function tableOfEvent(line: string): string | null {
-  const m = EVENT_TABLE.exec(line);
-  if (!m || (m[1] === 'table') !== (m[3] === 'name')) return null;
-  try {
-    return `${m[2]} ${JSON.parse(`"${m[4]}"`) as string}`;
-  } catch {
-    return null;
-  }
-}
 
 /** A long-running monitor program: every output is a change; restarted with backoff when it dies. */
 class Monitor {
@@ -147,8 +141,8 @@ export class FirewallWatch implements RulesCache {
   kept: RulesCache['kept'] = null;
   /** What the nft monitor saw happen to our own table (firewall-drift without listing it). */
   readonly ourTable = new OurTableLedger();
-  /** The generation of each table's last event, and of the last change that named no table (or of the monitor's start). */
-  private readonly touchedAt = new Map<string, number>();
+  /** What each table's events changed, by generation, and the generation of the last change that named no table (or of the monitor's start). */
+  private readonly touchedAt = new Map<string, TableTouches>();
   private lostAt = Number.MAX_SAFE_INTEGER;
   keptHost: RulesCache['keptHost'] = null;
   private readonly nft: Monitor;
@@ -167,20 +161,31 @@ export class FirewallWatch implements RulesCache {
         this.touchedAt.clear();
         return;
       }
-      const table = tableOfEvent(line);
-      if (table === null) this.lostAt = gen;
-      else this.touchedAt.set(table, gen);
-      // An apply of our table prints a line per rule and element: parsed only while they can still tell something.
-      if (this.ourTable.listening) this.ourTable.note(ourTableEvent(line));
+      const change = monitorChange(line);
+      if (change.kind === 'unknown') this.lostAt = gen;
+      if ('table' in change) {
+        let t = this.touchedAt.get(change.table);
+        if (!t) this.touchedAt.set(change.table, (t = { whole: -1, chains: new Map(), sets: new Map() }));
+        if (change.kind === 'rule') t.chains.set(change.chain, gen);
+        else if (change.kind === 'elements') t.sets.set(change.set, gen);
+        else t.whole = gen;
+      }
+      if (this.ourTable.listening) this.ourTable.note(change);
     });
     // netconf: the forwarding sysctls.
     this.ip = new Monitor('ip monitor', inNetns(opts.netns, 'ip', ['monitor', 'link', 'address', 'route', 'netconf']), opts.log, () => opts.onChange('ip'));
   }
 
-  /** RulesCache: the tables changed after generation `since` (null: a change named none, or events were missed). */
-  touched(since: number): Set<string> | null {
+  /** RulesCache: what changed after generation `since`, by table (null: a change named no table, or events were missed). */
+  touched(since: number): Map<string, Touched> | null {
     if (this.lostAt > since || this.nft.generation() === null) return null;
-    return new Set([...this.touchedAt].filter(([, gen]) => gen > since).map(([table]) => table));
+    const after = (m: Map<string, number>) => [...m].filter(([, gen]) => gen > since).map(([name]) => name);
+    const out = new Map<string, Touched>();
+    for (const [table, t] of this.touchedAt) {
+      const touched = { whole: t.whole > since, chains: after(t.chains), sets: after(t.sets) };
+      if (touched.whole || touched.chains.length || touched.sets.length) out.set(table, touched);
+    }
+    return out;
   }
 
   /** RulesCache: nft monitor's count of changes; null while it does not run. */

@@ -51,9 +51,16 @@ export interface KeptRules {
   legacy: string;
 }
 
-/** Tables a change may touch and be re-read alone; more, or ours (thousands of rules), read everything. */
-const REREAD_TABLES_MAX = 8;
+/** Listings (tables, chains, sets) a change may need and be re-read alone; more read everything. */
+const RELIST_MAX = 8;
 const XT = /"xt":\s*\{/;
+/** What changed in one table: the whole of it (a chain, a set, the table itself), or only the rules of some chains and the elements of some sets. */
+export interface Touched {
+  whole: boolean;
+  chains: string[];
+  sets: string[];
+}
+
 /** The part read from the host: interfaces, addresses, routes, forwarding. */
 type HostPart = Pick<FirewallView, 'interfaces' | 'addresses' | 'routes' | 'forwarding'>;
 
@@ -67,10 +74,10 @@ export interface RulesCache {
   generation(): number | null;
   kept: KeptRules | null;
   /**
-   * The tables ("family name") the monitor saw change after generation `since`; null when that
+   * What the monitor saw change after generation `since`, by table ("family name"); null when that
    * cannot be told (a change naming no table, the monitor restarted): then everything is read.
    */
-  touched?(since: number): Set<string> | null;
+  touched?(since: number): Map<string, Touched> | null;
   /** Changes whenever the interfaces, addresses, routes or forwarding may have changed (ip monitor); null: read them every time. */
   hostGeneration?(): number | null;
   keptHost?: { key: number; part: HostPart } | null;
@@ -142,8 +149,8 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec, cac
   let part = key !== null && kept?.key === key ? kept.part : null;
   if (!part && key !== null && kept && generation !== null && kept.generation !== null && kept.legacy === legacyPart) {
     const touched = cache!.touched?.(kept.generation) ?? null;
-    if (touched && touched.size <= REREAD_TABLES_MAX && !touched.has(`inet ${NFT_TABLE}`)) {
-      const again = await rereadTables(kept, touched, run);
+    if (touched) {
+      const again = await relist(kept, touched, run);
       if (again) {
         part = await rulesFrom(again.tables, again.xt, ok(legacy4), ok(legacy6), run, ok);
         cache!.kept = { ...again, key, part, generation, legacy: legacyPart };
@@ -172,27 +179,74 @@ function byTable(objects: NftObject[]): Map<string, NftObject[]> {
   return tables;
 }
 
+/** One `nft -j list` of what changed: a table, a chain (its rules), or a set or map (its elements). */
+type Listing = { table: string; what: 'table' | 'chain' | 'set' | 'map'; name: string };
+
 /**
- * The kept tables with the touched ones listed again (`nft -j list table`: milliseconds for a
- * small table, whatever else is loaded), a table gone left out. null on any other failure: then
- * everything is read.
+ * The listings a change needs: a table touched whole is listed whole, and so is one not kept
+ * (new); of the others only the chains whose rules and the sets whose elements changed. Our own
+ * table touched whole (apply made it anew, thousands of rules) and more than RELIST_MAX listings:
+ * null, everything is read. Pure.
  */
-async function rereadTables(kept: KeptRules, touched: Set<string>, run: (cmd: string, args: string[]) => Promise<ExecResult | Error>): Promise<{ tables: Map<string, NftObject[]>; xt: boolean } | null> {
+export function listingsFor(kept: ReadonlyMap<string, NftObject[]>, touched: ReadonlyMap<string, Touched>): Listing[] | null {
+  const out: Listing[] = [];
+  for (const [table, t] of touched) {
+    const objects = kept.get(table);
+    if (t.whole || !objects) {
+      if (table === `inet ${NFT_TABLE}`) return null;
+      out.push({ table, what: 'table', name: table.slice(table.indexOf(' ') + 1) });
+      continue;
+    }
+    for (const chain of t.chains) out.push({ table, what: 'chain', name: chain });
+    // An element event does not say set or map: the kept listing does.
+    for (const set of t.sets) out.push({ table, what: objects.some((o) => o.map?.name === set) ? 'map' : 'set', name: set });
+  }
+  return out.length <= RELIST_MAX ? out : null;
+}
+
+/**
+ * A table's kept objects with what was listed again put in place: a chain's rules where its
+ * rules were (or at the end: the interpreter groups rules by chain, in order), a set or map
+ * object where it was. Pure.
+ */
+export function withRelisted(objects: readonly NftObject[], what: 'chain' | 'set' | 'map', name: string, listed: readonly NftObject[]): NftObject[] {
+  if (what !== 'chain') {
+    const fresh = listed.find((o) => o[what]?.name === name);
+    return fresh ? objects.map((o) => (o[what]?.name === name ? fresh : o)) : objects.filter((o) => o[what]?.name !== name);
+  }
+  const rules = listed.filter((o) => o.rule?.chain === name);
+  const at = objects.findIndex((o) => o.rule?.chain === name);
+  const others = objects.filter((o) => o.rule?.chain !== name);
+  const place = at < 0 ? others.length : objects.slice(0, at).filter((o) => o.rule?.chain !== name).length;
+  return [...others.slice(0, place), ...rules, ...others.slice(place)];
+}
+
+/**
+ * The kept tables with what changed listed again (`nft -j list table|chain|set|map`: milliseconds
+ * for a small table or a set, a fraction of a second for one chain of a large table, against
+ * seconds for everything), a table gone left out. null when everything must be read: too much
+ * changed, our table was made anew, or a listing failed (a chain or set deleted meanwhile: its
+ * event, still to come, reads the table).
+ */
+async function relist(kept: KeptRules, touched: ReadonlyMap<string, Touched>, run: (cmd: string, args: string[]) => Promise<ExecResult | Error>): Promise<{ tables: Map<string, NftObject[]>; xt: boolean } | null> {
+  const wanted = listingsFor(kept.tables, touched);
+  if (!wanted) return null;
   const tables = new Map(kept.tables);
   let xt = kept.xt;
-  const listed = await Promise.all([...touched].map(async (t) => {
-    const space = t.indexOf(' ');
-    return [t, await run('nft', ['-j', 'list', 'table', t.slice(0, space), t.slice(space + 1)])] as const;
+  const listed = await Promise.all(wanted.map(async (l) => {
+    const [family, table] = [l.table.slice(0, l.table.indexOf(' ')), l.table.slice(l.table.indexOf(' ') + 1)];
+    return [l, await run('nft', ['-j', 'list', l.what, family, ...(l.what === 'table' ? [table] : [table, l.name])])] as const;
   }));
-  for (const [t, r] of listed) {
+  for (const [l, r] of listed) {
     if (r instanceof Error) return null;
     if (r.code !== 0) {
-      if (!/No such file or directory/.test(r.stderr)) return null;
-      tables.delete(t);
+      if (l.what !== 'table' || !/No such file or directory/.test(r.stderr)) return null;
+      tables.delete(l.table);
       continue;
     }
     xt ||= XT.test(r.stdout);
-    tables.set(t, byTable(nftObjects(r.stdout)).get(t) ?? []);
+    const objects = byTable(nftObjects(r.stdout)).get(l.table) ?? [];
+    tables.set(l.table, l.what === 'table' ? objects : withRelisted(tables.get(l.table) ?? [], l.what, l.name, objects));
   }
   return { tables, xt };
 }

@@ -3,7 +3,10 @@
 // the live state once for its status and derives the finding from it.
 import { hostFinding, type Finding } from '../model.js';
 import type { AppliedRecord, LiveState } from './apply.js';
+import type { MonitorChange } from './monitor-events.js';
 import { NFT_TABLE } from './render-nft.js';
+
+const OURS = `inet ${NFT_TABLE}`;
 
 /** The finding for what the kernel has now of the rules we applied; null while they are in place. Pure. */
 export function driftFinding(applied: AppliedRecord, live: LiveState): Finding | null {
@@ -17,27 +20,6 @@ export function driftFinding(applied: AppliedRecord, live: LiveState): Finding |
     'find out who changed the firewall; then run portwarden apply to restore the policy, or portwarden remove if it should go',
     `firewall-drift:${applied.backend}`,
   );
-}
-
-/** One `nft -j monitor` line as it concerns table inet portwarden: a rule added or deleted (by handle), anything else of ours, or null (not ours). Pure. */
-export type OurTableEvent = { op: 'add' | 'delete'; handle: number } | 'other' | null;
-
-export function ourTableEvent(line: string): OurTableEvent {
-  if (!line.includes(`"${NFT_TABLE}"`)) return null; // most lines, unparsed (an nft -f of another table is thousands)
-  let event: Record<string, Record<string, { family?: string; table?: string; name?: string; handle?: number }>>;
-  try {
-    event = JSON.parse(line) as typeof event;
-  } catch {
-    return 'other'; // not what nft -j monitor prints: assume the worst
-  }
-  for (const [op, objects] of Object.entries(event ?? {})) {
-    for (const [kind, o] of Object.entries(objects ?? {})) {
-      if (o?.family !== 'inet' || (kind === 'table' ? o.name : o.table) !== NFT_TABLE) continue;
-      if (kind === 'rule' && typeof o.handle === 'number' && (op === 'add' || op === 'insert' || op === 'delete')) return { op: op === 'delete' ? 'delete' : 'add', handle: o.handle };
-      return 'other';
-    }
-  }
-  return null;
 }
 
 /**
@@ -68,11 +50,11 @@ export class OurTableLedger {
     return !this.unknown;
   }
 
-  note(e: OurTableEvent): void {
-    if (e === null) return;
-    if (e === 'other') this.unknown = true;
-    else if (e.op === 'add') this.added.add(e.handle);
-    else if (!this.added.delete(e.handle)) this.removed.add(e.handle);
+  note(c: MonitorChange): void {
+    if (c.kind === 'bound' || ('table' in c && c.table !== OURS)) return;
+    if (c.kind !== 'rule' || c.op === 'other' || c.handle === null) this.unknown = true;
+    else if (c.op === 'add') this.added.add(c.handle);
+    else if (!this.added.delete(c.handle)) this.removed.add(c.handle);
   }
 
   verdict(): 'same' | 'changed' | null {
