@@ -47,8 +47,10 @@ export const LOCK_FILE = 'watch.lock';
 const HELD_LIMIT = 1000;
 /** How long SIGTERM waits for the cycle and the deliveries in flight (the unit allows 60 s). */
 export const STOP_WAIT_MS = 3000;
-/** A firewall change is checked this long after the last change of a burst (one `nft -f` is many events). */
+/** A firewall change is checked this long after the last change of a burst (one `nft -f` is many events) … */
 export const CHANGE_DEBOUNCE_MS = 200;
+/** … but no later than this after its first: nft prints `flush table` of 10 000 rules for a second. */
+const CHANGE_MAX_WAIT_MS = 500;
 /** Between the checks that follow a change, so that `settle` scans see it within a second or two. */
 export const CHANGE_FOLLOW_MS = 250;
 /** How long a cycle waits for the firewall reading before it goes on with the last view. */
@@ -142,6 +144,8 @@ export class Agent {
   /** applied.json, read again only when apply replaced it (drift and attempts ask every cycle). */
   private applied!: AppliedMemo;
   private changeTimer: NodeJS.Timeout | null = null;
+  /** When the burst of changes the timer waits out began. */
+  private burstStart = 0;
   /** The checks after a firewall change: running, and whether another change came meanwhile. */
   private checking: Promise<void> | null = null;
   private changedAgain = false;
@@ -295,12 +299,14 @@ export class Agent {
   private firewallChanged(source: string): void {
     if (this.stopping) return;
     this.log.debug({ source }, 'firewall changed');
+    const now = performance.now();
     if (this.changeTimer) clearTimeout(this.changeTimer);
+    else this.burstStart = now;
     this.changeTimer = setTimeout(() => {
       this.changeTimer = null;
       if (this.checking) this.changedAgain = true;
       else this.checking = this.checkChange().finally(() => (this.checking = null));
-    }, CHANGE_DEBOUNCE_MS);
+    }, Math.max(0, Math.min(CHANGE_DEBOUNCE_MS, this.burstStart + CHANGE_MAX_WAIT_MS - now)));
   }
 
   /**
