@@ -77,12 +77,12 @@ export async function daemonBench(cycles = 15, listeners = 200) {
     // to change a 10 000-rule table, and this process, the agent's, waits for it), that time beside.
     const latency: number[] = [];
     const nftMs: number[] = [];
-    const change = async (args: string[], event: string, seen: number) => {
+    const change = async (args: string[], event: string, seen: number, input?: string, kind = 'firewall-drift') => {
       const t0 = performance.now();
-      const out = nsRun(ns, 'nft', args);
+      const out = nsRun(ns, 'nft', args, input);
       const t1 = performance.now();
       nftMs.push(t1 - t0);
-      await until(event, () => receiver.events().slice(seen).some((e) => e.event === event), 60_000);
+      await until(`${kind} ${event}`, () => receiver.events().slice(seen).some((e) => e.event === event && e.id.includes(kind)), 60_000);
       latency.push(performance.now() - t1);
       return out;
     };
@@ -93,6 +93,14 @@ export async function daemonBench(cycles = 15, listeners = 200) {
       if (!handle) throw new Error(`no handle in: ${echo}`);
       await change(['delete', 'rule', 'inet', 'portwarden', 'input', 'handle', handle], 'resolved', seen);
     }
+    // Another table drops what the policy lets net1 reach (tcp 1025, rule r1): blocked-service opens; its removal resolves it.
+    const other = ['table inet pwbench {', '\tchain input {', '\t\ttype filter hook input priority filter - 10; policy accept;', '\t\ttcp dport 1025 drop', '\t}', '}', ''].join('\n');
+    let seen = receiver.events().length;
+    await change(['-f', '-'], 'opened', seen, other, 'blocked-service');
+    await change(['delete', 'table', 'inet', 'pwbench'], 'resolved', seen, undefined, 'blocked-service');
+    // Our table flushed (every rule gone at once): firewall-drift opens.
+    seen = receiver.events().length;
+    await change(['flush', 'table', 'inet', 'portwarden'], 'opened', seen);
 
     // Beside it, the cycle as before: the whole firewall read and parsed every cycle (watch --once's path).
     mkdirSync(`${dir}/state-ref`, { mode: 0o700 });
@@ -114,7 +122,7 @@ export async function daemonBench(cycles = 15, listeners = 200) {
 export function printDaemonBench(r: Awaited<ReturnType<typeof daemonBench>>) {
   const f = (x: number) => `${x.toFixed(1)} ms`;
   console.log(`\ndaemon: watch cycle over the applied 10 000-rule policy (bigPolicy), ${r.listeners} listeners, nothing changed; process CPU per cycle (median)`);
-  console.log('| CPU, view kept (nft monitor) | its tools\' CPU (mean) | wall, view kept | CPU, read every cycle (as before) | its tools\' CPU (mean) | wall, read every cycle | kept / read | change → webhook: opened, resolved, opened, resolved (from when nft exits) | nft insert/delete itself (median) |');
+  console.log('| CPU, view kept (nft monitor) | its tools\' CPU (mean) | wall, view kept | CPU, read every cycle (as before) | its tools\' CPU (mean) | wall, read every cycle | kept / read | change → webhook, from when nft exits: our table: rule inserted (drift opened), deleted (resolved), again; another table drops a port (blocked-service opened), removed (resolved); our table flushed (drift opened) | nft insert/delete itself (median) |');
   console.log('|---|---|---|---|---|---|---|---|---|');
   console.log(`| ${f(median(r.kept.cpu))} (of ${r.cycles}) | ${f(r.kept.children)} | ${f(median(r.kept.wall))} | ${f(median(r.reread.cpu))} (of 3) | ${f(r.reread.children)} | ${f(median(r.reread.wall))} | ${(median(r.kept.cpu) / median(r.reread.cpu)).toFixed(3)} | ${r.latency.map(f).join(', ')} | ${f(median(r.nftMs))} |`);
 }
