@@ -234,8 +234,8 @@ async function relist(kept: KeptRules, touched: ReadonlyMap<string, Touched>, ru
   const tables = new Map(kept.tables);
   let xt = kept.xt;
   const listed = await Promise.all(wanted.map(async (l) => {
-    const [family, table] = [l.table.slice(0, l.table.indexOf(' ')), l.table.slice(l.table.indexOf(' ') + 1)];
-    return [l, await run('nft', ['-j', 'list', l.what, family, ...(l.what === 'table' ? [table] : [table, l.name])])] as const;
+    const space = l.table.indexOf(' ');
+    return [l, await run('nft', ['-j', 'list', l.what, l.table.slice(0, space), ...(l.what === 'table' ? [] : [l.table.slice(space + 1)]), l.name])] as const;
   }));
   for (const [l, r] of listed) {
     if (r instanceof Error) return null;
