@@ -70,7 +70,8 @@ export class IntervalSet {
     if (o.isEmpty() || o === this) return this;
     if (this.isEmpty()) return o;
     // Both are sorted: one merge walk, spans that touch joined.
-    const [x, y] = [this.spans, o.spans];
+    const x = this.spans;
+    const y = o.spans;
     const out: Span[] = [];
     let last: Span | undefined;
     let i = 0;
@@ -88,9 +89,12 @@ export class IntervalSet {
     if (cached) return cached;
     const out: Span[] = [];
     let from = LOW[this.family];
-    for (const [a, b] of this.spans) {
+    // Indexed reads, not destructuring: a named set's complement walks tens of thousands of spans.
+    const x = this.spans;
+    for (let i = 0; i < x.length; i++) {
+      const a = x[i]![0];
       if (a > from) out.push([from, prev(a)]);
-      from = next(b);
+      from = next(x[i]![1]);
     }
     if (from <= HIGH[this.family]) out.push([from, HIGH[this.family]]);
     const c = new IntervalSet(this.family, out);
@@ -101,13 +105,16 @@ export class IntervalSet {
   intersect(o: IntervalSet): IntervalSet {
     if (this.isFull()) return o;
     if (o.isFull() || o === this) return this;
-    const [x, y] = [this.spans, o.spans];
+    const x = this.spans;
+    const y = o.spans;
     const out: Span[] = [];
     let i = 0;
     let j = 0;
     while (i < x.length && j < y.length) {
-      const [a1, b1] = x[i]!;
-      const [a2, b2] = y[j]!;
+      const a1 = x[i]![0];
+      const b1 = x[i]![1];
+      const a2 = y[j]![0];
+      const b2 = y[j]![1];
       const lo = a1 > a2 ? a1 : a2;
       const hi = b1 < b2 ? b1 : b2;
       if (lo <= hi) out.push([lo, hi]);
@@ -124,14 +131,16 @@ export class IntervalSet {
     const y = o.spans;
     const out: Span[] = [];
     let j = 0;
-    for (const [a0, b] of this.spans) {
-      let a = a0;
+    const x = this.spans;
+    for (let i = 0; i < x.length; i++) {
+      let a = x[i]![0];
+      const b = x[i]![1];
       while (j < y.length && y[j]![1] < a) j++;
       let k = j;
       while (a <= b && k < y.length && y[k]![0] <= b) {
-        const [c, d] = y[k]!;
+        const c = y[k]![0];
         if (c > a) out.push([a, prev(c)]);
-        a = next(d);
+        a = next(y[k]![1]);
         k++;
       }
       if (a <= b) out.push([a, b]);
@@ -348,14 +357,77 @@ export function prefixRangeOf(family: Fam, addr: string, len: number): Span {
     return [start, start + size - 1];
   }
   if (family === 6 && Number.isInteger(len) && len >= 0 && len <= 128) {
-    const host = HOST6[len]!;
-    const start = toBig(addr) & NET6[len]!;
-    return [start, start | host];
+    const start = v6Groups(addr) ? v6PrefixStart(len) : toBig(addr) & NET6[len]!;
+    return [start, start | HOST6[len]!];
   }
   const bits = family === 4 ? 32n : 128n;
   const host = (1n << (bits - BigInt(len))) - 1n;
   const start = toBig(addr) & ~host;
   return [addrOf(family, start), addrOf(family, start | host)];
+}
+
+/** The eight 16-bit groups of the IPv6 address v6Groups last read (scratch: no array per address). */
+const GROUPS = [0, 0, 0, 0, 0, 0, 0, 0];
+
+/**
+ * IPv6 text as nft prints it (hex groups, at most one "::") → its groups in GROUPS; false for
+ * anything else (then toBig's slower path decides). A large set holds tens of thousands of IPv6
+ * prefixes: no string, array or bigint is made here.
+ */
+function v6Groups(s: string): boolean {
+  const len = s.length;
+  let n = 0;
+  let gap = -1;
+  let acc = 0;
+  let digits = 0;
+  let i = 0;
+  if (len >= 2 && s.charCodeAt(0) === 58 && s.charCodeAt(1) === 58) {
+    gap = 0;
+    i = 2;
+  }
+  for (; i < len; i++) {
+    const c = s.charCodeAt(i) | 32;
+    if (c === 58) {
+      if (digits) {
+        if (n === 8) return false;
+        GROUPS[n++] = acc;
+        acc = 0;
+        digits = 0;
+      } else if (gap >= 0 || i === 0) return false; // a second "::", or a leading ":"
+      else gap = n; // "::" after a group
+      continue;
+    }
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+    if (d < 0 || digits === 4) return false;
+    acc = acc * 16 + d;
+    digits++;
+  }
+  if (digits) {
+    if (n === 8) return false;
+    GROUPS[n++] = acc;
+  } else if (gap !== n || len < 2 || s.charCodeAt(len - 1) !== 58 || s.charCodeAt(len - 2) !== 58) return false; // ends in one ":"
+  if (gap < 0) return n === 8;
+  if (n > 7) return false;
+  // The groups after "::" move to the end; zeros fill the gap.
+  for (let k = n - 1; k >= gap; k--) GROUPS[k + 8 - n] = GROUPS[k]!;
+  for (let k = gap; k < gap + 8 - n; k++) GROUPS[k] = 0;
+  return true;
+}
+
+const WORD_SHIFT = [96n, 64n, 32n, 0n];
+
+/** The first address of the /len prefix holding the address in GROUPS: a bigint made of its non-zero 32-bit words only. */
+function v6PrefixStart(len: number): bigint {
+  let start = 0n;
+  for (let w = 0; w < 4 && len > 32 * w; w++) {
+    let word = GROUPS[2 * w]! * 65536 + GROUPS[2 * w + 1]!;
+    const hostBits = 32 * (w + 1) - len;
+    if (hostBits > 0) word -= word % 2 ** hostBits;
+    if (word === 0) continue;
+    const part = w === 3 ? BigInt(word) : BigInt(word) << WORD_SHIFT[w]!;
+    start = start === 0n ? part : start | part;
+  }
+  return start;
 }
 
 /** The host part of an IPv6 prefix of each length: 2^(128 - len) - 1. */
