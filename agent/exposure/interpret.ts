@@ -316,6 +316,8 @@ export class Interpreter {
       const set = this.rs.sets.get(chainKey(chain.family, chain.table, right.slice(1)));
       if (!set) throw new Undecidable(`unknown set ${right}`);
       if (namedSetCache.has(set)) return []; // addressSet() answers from its cache
+      // Only an address's match reads a set of addresses, and addressSet() reads them in place.
+      if (set.type === 'ipv4_addr' || set.type === 'ipv6_addr') return [];
       return set.elem.map(elemValue);
     }
     if (isObj(right) && Array.isArray(right.set)) return right.set.map(elemValue);
@@ -327,8 +329,12 @@ export class Interpreter {
     const named = typeof right === 'string' && right.startsWith('@') ? this.rs.sets.get(chainKey(chain.family, chain.table, right.slice(1))) : undefined;
     const cached = named && namedSetCache.get(named)?.get(fam);
     if (cached) return cached;
+    // A named set's elements read where they are (elements() copies none for it), by index: this
+    // loop runs once per set, over up to tens of thousands of elements, mostly before it is optimised.
+    const list = named ? named.elem : items;
     const ranges: Span[] = [];
-    for (const it of items) {
+    for (let i = 0; i < list.length; i++) {
+      const it = named ? elemValue(list[i]!) : list[i]!;
       if (typeof it === 'string') ranges.push(prefixRange(fam, it));
       else if (isObj(it) && isObj(it.prefix)) ranges.push(prefixRangeOf(fam, String(it.prefix.addr), Number(it.prefix.len)));
       else if (isObj(it) && Array.isArray(it.range)) ranges.push([addrOf(fam, toBig(String(it.range[0]))), addrOf(fam, toBig(String(it.range[1])))]);
