@@ -5,7 +5,7 @@
 // its own chain. The input hook is a connection to this host; the forward hook one that a DNAT
 // sent on to a container; the prerouting nat chains say which sources that DNAT catches. Pure.
 import { CT_DIRECTIONS, PKTTYPES, PROTOCOLS, TCP_FLAGS, compare, evaluate, leafOf } from './fields.js';
-import { addrOf, IntervalSet, prefixRange, prefixRangeOf, prefixSet, toBig, type Fam, type Span } from './intervals.js';
+import { addrOf, IntervalSet, prefixSet, pushPrefix, pushPrefixOf, toBig, type Addr, type Fam } from './intervals.js';
 import { exprText, valueText } from './nft-text.js';
 import { dnatStatementTarget } from './published.js';
 import { baseChains, chainKey, elemValue, isObj, type Hook, type Obj, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
@@ -332,15 +332,15 @@ export class Interpreter {
     // A named set's elements read where they are (elements() copies none for it), by index: this
     // loop runs once per set, over up to tens of thousands of elements, mostly before it is optimised.
     const list = named ? named.elem : items;
-    const ranges: Span[] = [];
+    const bounds: Addr[] = [];
     for (let i = 0; i < list.length; i++) {
       const it = named ? elemValue(list[i]!) : list[i]!;
-      if (typeof it === 'string') ranges.push(prefixRange(fam, it));
-      else if (isObj(it) && isObj(it.prefix)) ranges.push(prefixRangeOf(fam, String(it.prefix.addr), Number(it.prefix.len)));
-      else if (isObj(it) && Array.isArray(it.range)) ranges.push([addrOf(fam, toBig(String(it.range[0]))), addrOf(fam, toBig(String(it.range[1])))]);
+      if (typeof it === 'string') pushPrefix(bounds, fam, it);
+      else if (isObj(it) && isObj(it.prefix)) pushPrefixOf(bounds, fam, String(it.prefix.addr), Number(it.prefix.len));
+      else if (isObj(it) && Array.isArray(it.range)) bounds.push(addrOf(fam, toBig(String(it.range[0]))), addrOf(fam, toBig(String(it.range[1]))));
       else throw new Undecidable(`address element ${short(it)}`);
     }
-    const set = IntervalSet.ofSpans(fam, ranges);
+    const set = IntervalSet.ofBounds(fam, bounds);
     if (named) {
       const m = namedSetCache.get(named) ?? new Map<Fam, IntervalSet>();
       m.set(fam, set);
