@@ -25,12 +25,25 @@ export class IntervalSet {
   /**
    * `bounds` holds the intervals flat, [lo0, hi0, lo1, hi1 …], sorted and disjoint: one array per
    * set, not one per interval (a large ruleset's sets hold tens of thousands of prefixes, each
-   * read once per ruleset).
+   * read once per ruleset). A complement's are computed when first read: the rest of a chain
+   * after `ip saddr @allowed accept` is the complement of a large set, and often nothing reads it.
    */
+  private b: readonly Addr[] | null;
   private constructor(
     readonly family: Fam,
-    private readonly bounds: readonly Addr[],
-  ) {}
+    bounds: readonly Addr[] | null,
+    /** The set this one is the complement of, while its bounds are not computed. */
+    private negates: IntervalSet | null = null,
+  ) {
+    this.b = bounds;
+  }
+  private get bounds(): readonly Addr[] {
+    if (this.b === null) {
+      this.b = this.negates!.gaps();
+      this.negates = null;
+    }
+    return this.b;
+  }
 
   static empty(family: Fam): IntervalSet {
     return new IntervalSet(family, []);
@@ -82,10 +95,11 @@ export class IntervalSet {
     return out;
   }
   isEmpty(): boolean {
-    return this.bounds.length === 0;
+    return this.b === null ? this.negates!.isFull() : this.b.length === 0;
   }
   isFull(): boolean {
-    return this.bounds.length === 2 && this.bounds[0] === LOW[this.family] && this.bounds[1] === HIGH[this.family];
+    if (this.b === null) return this.negates!.isEmpty();
+    return this.b.length === 2 && this.b[0] === LOW[this.family] && this.b[1] === HIGH[this.family];
   }
   union(o: IntervalSet): IntervalSet {
     // Identity shortcuts keep a named set's object through the interpreter, so its CIDR list is
@@ -117,18 +131,22 @@ export class IntervalSet {
     }
     return new IntervalSet(this.family, out);
   }
-  complement(): IntervalSet {
-    const cached = complementCache.get(this);
-    if (cached) return cached;
+  /** The bounds of this set's complement: the gaps between its intervals. */
+  private gaps(): Addr[] {
+    const x = this.bounds;
     const out: Addr[] = [];
     let from = LOW[this.family];
-    const x = this.bounds;
     for (let i = 0; i < x.length; i += 2) {
       if (x[i]! > from) out.push(from, prev(x[i]!));
       from = next(x[i + 1]!);
     }
     if (from <= HIGH[this.family]) out.push(from, HIGH[this.family]);
-    const c = new IntervalSet(this.family, out);
+    return out;
+  }
+  complement(): IntervalSet {
+    const cached = complementCache.get(this);
+    if (cached) return cached;
+    const c = new IntervalSet(this.family, null, this);
     complementCache.set(this, c);
     complementCache.set(c, this);
     return c;
