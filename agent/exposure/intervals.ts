@@ -16,6 +16,8 @@ const complementCache = new WeakMap<IntervalSet, IntervalSet>();
 export const MAX: Record<Fam, bigint> = { 4: (1n << 32n) - 1n, 6: (1n << 128n) - 1n };
 const LOW: Record<Fam, Addr> = { 4: 0, 6: 0n };
 const HIGH: Record<Fam, Addr> = { 4: 2 ** 32 - 1, 6: MAX[6] };
+/** 2^k for k = 0 … 32, looked up: `2 ** k` is a call into the math library on every prefix. */
+const TWO_TO = Array.from({ length: 33 }, (_, k) => 2 ** k);
 const next = (x: Addr): Addr => (typeof x === 'number' ? x + 1 : x + 1n);
 const prev = (x: Addr): Addr => (typeof x === 'number' ? x - 1 : x - 1n);
 /** A bigint address as a set of `family` holds it. */
@@ -232,7 +234,7 @@ function v4Cidrs(bounds: readonly number[]): string[] {
       let size = count > 0xffffffff ? 32 : 31 - Math.clz32(count);
       if (a !== 0) size = Math.min(size, 31 - Math.clz32(a & -a));
       out.push(OCTET_DOT[a >>> 24]! + OCTET_DOT[(a >>> 16) & 255]! + OCTET_DOT[(a >>> 8) & 255]! + OCTET[a & 255]! + SLASH[32 - size]!);
-      a += 2 ** size;
+      a += TWO_TO[size]!;
     }
   }
   return out;
@@ -404,9 +406,9 @@ export function pushPrefix(bounds: Addr[], family: Fam, text: string): void {
 export function pushPrefixOf(bounds: Addr[], family: Fam, addr: string, len: number): void {
   const ip = family === 4 ? v4Number(addr) : -1;
   if (ip >= 0 && Number.isInteger(len) && len >= 0 && len <= 32) {
-    const size = 2 ** (32 - len);
-    const start = ip - (ip % size);
-    bounds.push(start, start + size - 1);
+    const hostBits = 32 - len;
+    const start = hostBits === 32 ? 0 : (ip >>> hostBits) * TWO_TO[hostBits]!;
+    bounds.push(start, start + TWO_TO[hostBits]! - 1);
   } else if (family === 6 && Number.isInteger(len) && len >= 0 && len <= 128) {
     const start = v6Groups(addr) ? v6PrefixStart(len) : toBig(addr) & NET6[len]!;
     bounds.push(start, start | HOST6[len]!);
@@ -474,7 +476,7 @@ function v6PrefixStart(len: number): bigint {
   for (let w = 0; w < 4 && len > 32 * w; w++) {
     let word = GROUPS[2 * w]! * 65536 + GROUPS[2 * w + 1]!;
     const hostBits = 32 * (w + 1) - len;
-    if (hostBits > 0) word -= word % 2 ** hostBits;
+    if (hostBits > 0) word = (word >>> hostBits) * TWO_TO[hostBits]!; // 1 … 31 here
     if (word === 0) continue;
     const part = w === 3 ? BigInt(word) : BigInt(word) << WORD_SHIFT[w]!;
     start = start === 0n ? part : start | part;
