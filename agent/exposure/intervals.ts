@@ -469,6 +469,9 @@ function v6Groups(s: string): boolean {
 }
 
 const WORD_SHIFT = [96n, 64n, 32n, 0n];
+/** The last top word made into a bigint: a set's prefixes mostly share it (2001:db8::/32 …). */
+let topWord = -1;
+let topBig = 0n;
 
 /** The first address of the /len prefix holding the address in GROUPS: a bigint made of its non-zero 32-bit words only. */
 function v6PrefixStart(len: number): bigint {
@@ -478,7 +481,11 @@ function v6PrefixStart(len: number): bigint {
     const hostBits = 32 * (w + 1) - len;
     if (hostBits > 0) word = (word >>> hostBits) * TWO_TO[hostBits]!; // 1 … 31 here
     if (word === 0) continue;
-    const part = w === 3 ? BigInt(word) : BigInt(word) << WORD_SHIFT[w]!;
+    if (w === 0 && word !== topWord) {
+      topWord = word;
+      topBig = BigInt(word) << 96n;
+    }
+    const part = w === 0 ? topBig : w === 3 ? BigInt(word) : BigInt(word) << WORD_SHIFT[w]!;
     start = start === 0n ? part : start | part;
   }
   return start;
