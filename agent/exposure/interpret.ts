@@ -610,15 +610,15 @@ export class Interpreter {
   private rule(rule: NftRule, chain: NftChain, R: IntervalSet, depth: number): Outcome {
     const fam = this.p.family;
     const none = IntervalSet.empty(fam);
-    const label = `${chain.family} ${chain.table} ${chain.name}`;
+    const label = () => `${chain.family} ${chain.table} ${chain.name}`; // for a trace or a reason only
     const record = (M: IntervalSet, outcome: string) => {
-      if (this.tracing && !M.isEmpty()) this.trace.push({ chain: label, handle: rule.handle, comment: rule.comment, rule: rule.expr.filter((x) => !(isObj(x) && 'counter' in x)).map(exprText).join(' '), outcome });
+      if (this.tracing && !M.isEmpty()) this.trace.push({ chain: label(), handle: rule.handle, comment: rule.comment, rule: rule.expr.filter((x) => !(isObj(x) && 'counter' in x)).map(exprText).join(' '), outcome });
     };
     let M = R;
     /** Only the part of R that the decidable matches so far let through is uncertain. */
     const uncertain = (err: unknown): Outcome => {
       if (!(err instanceof Undecidable)) throw err;
-      const reason = `${label} handle ${rule.handle ?? '?'}: cannot decide ${err.message}`;
+      const reason = `${label()} handle ${rule.handle ?? '?'}: cannot decide ${err.message}`;
       if (!this.reasons.includes(reason)) this.reasons.push(reason);
       record(M, 'undetermined');
       return { accept: none, refuse: none, undet: M, ret: none, rest: R.subtract(M) };

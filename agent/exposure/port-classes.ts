@@ -123,7 +123,9 @@ function partition(rs: Ruleset): Partition | null {
         // A statement is an object of one key (its kind), read as the interpreter reads it.
         let kind: string | undefined;
         for (kind in e) break;
-        const v = e[kind!];
+        // Only these statements hold a port the answer depends on (counters, verdicts, set updates … are most).
+        if (kind !== 'match' && kind !== 'vmap' && kind !== 'redirect' && kind !== 'dnat' && kind !== 'xt') continue;
+        const v = e[kind];
         if (!isObj(v)) {
           // A redirect without options keeps the port asked for (below).
           if (kind === 'redirect') unsafe = true;
