@@ -49,3 +49,43 @@ test('intervals: the IPv4 space in numbers, at its ends', () => {
   assert.deepEqual(prefixSet(4, '127.255.255.255').union(prefixSet(4, '128.0.0.0')).toCidrs(), ['127.255.255.255/32', '128.0.0.0/32']);
   assert.ok(prefixSet(4, '0.0.0.0/0').equals(full) && !prefixSet(4, '10.0.0.0/8').has('2001:db8::1'));
 });
+
+for (const fam of [4, 6] as const) {
+  test(`intervals (IPv${fam}): a complement not yet read says empty and full like the one computed, and its algebra holds`, () => {
+    const has = (s: IntervalSet, v: bigint) => s.has(fromBig(v, fam));
+    fc.assert(
+      fc.property(setOf(fam), setOf(fam), fc.boolean(), (a, b, viaFull) => {
+        // The complement is made lazily (its intervals when first read): ask empty/full first.
+        const c = viaFull ? IntervalSet.full(fam).subtract(a) : a.complement();
+        const computed = IntervalSet.of(fam, [...c.ranges]);
+        if (!viaFull && (a.complement() !== c || c.complement() !== a)) return false;
+        const fresh = a.complement();
+        if (fresh.isEmpty() !== computed.isEmpty() || fresh.isFull() !== computed.isFull()) return false;
+        const [u, i, d] = [c.union(b), b.intersect(c), b.subtract(c)];
+        return probes(fam, a, b, u, i, d).every((v) => has(u, v) === (!has(a, v) || has(b, v)) && has(i, v) === (has(b, v) && !has(a, v)) && has(d, v) === (has(b, v) && has(a, v)));
+      }),
+      { numRuns: 800 },
+    );
+  });
+}
+
+test('intervals: IPv6 prefixes as nft prints them (compressed, leading zeros, upper case) cover what their groups say; other text is refused', () => {
+  const group = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff }));
+  fc.assert(
+    fc.property(fc.array(group, { minLength: 8, maxLength: 8 }), fc.integer({ min: 0, max: 128 }), fc.constantFrom('plain', 'padded', 'upper', 'compressed'), (g, len, form) => {
+      const v = g.reduce((acc, x) => (acc << 16n) | BigInt(x), 0n);
+      const text = form === 'compressed' ? fromBig(v, 6) : g.map((x) => (form === 'padded' ? x.toString(16).padStart(4, '0') : x.toString(16))).join(':');
+      const host = (1n << BigInt(128 - len)) - 1n;
+      const want = IntervalSet.of(6, [[v & ~host & MAX[6], v | host]]);
+      return prefixSet(6, `${form === 'upper' ? text.toUpperCase() : text}/${len}`).equals(want);
+    }),
+    { numRuns: 3000 },
+  );
+  assert.deepEqual(prefixSet(6, '::/0').toCidrs(), ['::/0']);
+  assert.deepEqual(prefixSet(6, '::').toCidrs(), ['::/128']);
+  assert.deepEqual(prefixSet(6, '2001:db8::/32').toCidrs(), ['2001:db8::/32']);
+  assert.deepEqual(prefixSet(6, '::ffff:192.0.2.1').toCidrs(), ['::ffff:c000:201/128'], 'embedded IPv4 goes through the general parser');
+  for (const bad of ['1::2::3', ':1::2', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7', '1:2:3:4:5:6:7:', '12345::', '::g', ':::', '1:2:3:4::5:6:7:8']) {
+    assert.throws(() => prefixSet(6, bad), /not an IP address/, bad);
+  }
+});

@@ -3,7 +3,7 @@
 import { hostFinding, listenerPlace, type Finding, type Listener } from '../model.js';
 import type { CompiledPolicy, CompiledRule } from '../policy/compile.js';
 import { buildPortIndex, decidingRule } from '../policy/port-index.js';
-import { IntervalSet, prefixRange, type Fam } from './intervals.js';
+import { IntervalSet, pushPrefix, type Addr, type Fam } from './intervals.js';
 import { LEGACY_SUFFIX } from './iptables-save.js';
 import { namedTargets, publishedFor } from './published.js';
 import { listenerTarget, publishedTarget, reach, unheardPublished, type FirewallView, type Target } from './exposure.js';
@@ -18,7 +18,11 @@ export function policyAllows(policy: CompiledPolicy, ruleIdx: number, fam: Fam):
   if (rule.from.kind === 'any') return IntervalSet.full(fam);
   let cached = allowedCache.get(rule);
   if (!cached) allowedCache.set(rule, (cached = {}));
-  return (cached[fam] ??= IntervalSet.ofSpans(fam, (fam === 4 ? rule.from.v4 : rule.from.v6).map((p) => prefixRange(fam, p))));
+  const set = cached[fam];
+  if (set) return set;
+  const bounds: Addr[] = [];
+  for (const p of fam === 4 ? rule.from.v4 : rule.from.v6) pushPrefix(bounds, fam, p);
+  return (cached[fam] = IntervalSet.ofBounds(fam, bounds));
 }
 
 /** Does the deciding rule (or the default) let anyone reach the port? */

@@ -247,8 +247,25 @@ function redirectedTo(t: Target, fw: FirewallView): number[] {
 
 const cidrs = (m: Map<Fam, IntervalSet>): string[] => ([] as string[]).concat(...[...m.values()].map((s) => s.toCidrs()));
 
+/**
+ * An exposure whose `sources` text is made when first read: most callers (check, watch, the
+ * verdict column) never read it, and a large ruleset's source lists are tens of thousands of
+ * prefixes. An enumerable getter in the field's place: JSON, spreads and deep comparisons see
+ * the same plain field, in the same order.
+ */
+function exposure(verdict: Exposure['verdict'], accepted: Map<Fam, IntervalSet>, reason: string, extra: Partial<Exposure>): Exposure {
+  let sources: string[] | undefined;
+  return {
+    verdict,
+    get sources() {
+      return (sources ??= cidrs(accepted));
+    },
+    reason,
+    ...extra,
+  };
+}
+
 function describe(r: Reach): Exposure {
-  const sources = cidrs(r.accepted);
   const per = [...r.perInterface.entries()];
   const differ = per.length > 1 && per.some(([, m]) => cidrs(m).join() !== cidrs(per[0]![1]).join());
   const perInterface = differ ? Object.fromEntries(per.map(([i, m]) => [i, cidrs(m)])) : undefined;
@@ -262,15 +279,15 @@ function describe(r: Reach): Exposure {
   const also = r.redirectsFrom.length ? ` (also through port ${r.redirectsFrom.join(', ')}, redirected here)` : '';
   const path = (local ? `the redirect (→ ${r.dnatTo.join(', ')}) and the input rules` : natted ? `the prerouting DNAT${r.dnatTo.length ? ` (→ ${r.dnatTo.join(', ')})` : ''} and the forward rules` : 'the input rules') + also;
   if ([...r.undetermined.values()].some((s) => !s.isEmpty())) {
-    return { verdict: 'undetermined', sources, reason: r.reasons.join('; '), ...extra };
+    return exposure('undetermined', r.accepted, r.reasons.join('; '), extra);
   }
   const all = [...r.accepted.values()];
   // A published port in families no DNAT covers and nothing here listens on: no rule refuses it,
   // nothing answers there.
-  if (!all.length) return { verdict: 'none', sources, reason: 'no DNAT translates this port in this family and nothing on this host listens on it: nothing answers there', ...extra };
+  if (!all.length) return exposure('none', r.accepted, 'no DNAT translates this port in this family and nothing on this host listens on it: nothing answers there', extra);
   const verdict = all.every((s) => s.isEmpty()) ? 'none' : all.every((s) => s.isFull()) ? 'any' : 'restricted';
   const reason = verdict === 'none' ? `${path} refuse every new connection` : verdict === 'any' ? `${path} accept new connections from everywhere` : `${path} accept some sources`;
-  return { verdict, sources, reason, ...extra };
+  return exposure(verdict, r.accepted, reason, extra);
 }
 
 /** Per view: a listener's shape and port class → its exposure; a scan asks for 10 000 listeners of a few classes. */

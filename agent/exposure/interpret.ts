@@ -5,7 +5,7 @@
 // its own chain. The input hook is a connection to this host; the forward hook one that a DNAT
 // sent on to a container; the prerouting nat chains say which sources that DNAT catches. Pure.
 import { CT_DIRECTIONS, PKTTYPES, PROTOCOLS, TCP_FLAGS, compare, evaluate, leafOf } from './fields.js';
-import { addrOf, IntervalSet, prefixRange, prefixRangeOf, prefixSet, toBig, type Fam, type Span } from './intervals.js';
+import { addrOf, IntervalSet, prefixSet, pushPrefix, pushPrefixOf, toBig, type Addr, type Fam } from './intervals.js';
 import { exprText, valueText } from './nft-text.js';
 import { dnatStatementTarget } from './published.js';
 import { baseChains, chainKey, elemValue, isObj, type Hook, type Obj, type Json, type NftChain, type NftRule, type NftSet, type Ruleset } from './nft-json.js';
@@ -316,6 +316,8 @@ export class Interpreter {
       const set = this.rs.sets.get(chainKey(chain.family, chain.table, right.slice(1)));
       if (!set) throw new Undecidable(`unknown set ${right}`);
       if (namedSetCache.has(set)) return []; // addressSet() answers from its cache
+      // Only an address's match reads a set of addresses, and addressSet() reads them in place.
+      if (set.type === 'ipv4_addr' || set.type === 'ipv6_addr') return [];
       return set.elem.map(elemValue);
     }
     if (isObj(right) && Array.isArray(right.set)) return right.set.map(elemValue);
@@ -327,14 +329,18 @@ export class Interpreter {
     const named = typeof right === 'string' && right.startsWith('@') ? this.rs.sets.get(chainKey(chain.family, chain.table, right.slice(1))) : undefined;
     const cached = named && namedSetCache.get(named)?.get(fam);
     if (cached) return cached;
-    const ranges: Span[] = [];
-    for (const it of items) {
-      if (typeof it === 'string') ranges.push(prefixRange(fam, it));
-      else if (isObj(it) && isObj(it.prefix)) ranges.push(prefixRangeOf(fam, String(it.prefix.addr), Number(it.prefix.len)));
-      else if (isObj(it) && Array.isArray(it.range)) ranges.push([addrOf(fam, toBig(String(it.range[0]))), addrOf(fam, toBig(String(it.range[1])))]);
+    // A named set's elements read where they are (elements() copies none for it), by index: this
+    // loop runs once per set, over up to tens of thousands of elements, mostly before it is optimised.
+    const list = named ? named.elem : items;
+    const bounds: Addr[] = [];
+    for (let i = 0; i < list.length; i++) {
+      const it = named ? elemValue(list[i]!) : list[i]!;
+      if (typeof it === 'string') pushPrefix(bounds, fam, it);
+      else if (isObj(it) && isObj(it.prefix)) pushPrefixOf(bounds, fam, String(it.prefix.addr), Number(it.prefix.len));
+      else if (isObj(it) && Array.isArray(it.range)) bounds.push(addrOf(fam, toBig(String(it.range[0]))), addrOf(fam, toBig(String(it.range[1]))));
       else throw new Undecidable(`address element ${short(it)}`);
     }
-    const set = IntervalSet.ofSpans(fam, ranges);
+    const set = IntervalSet.ofBounds(fam, bounds);
     if (named) {
       const m = namedSetCache.get(named) ?? new Map<Fam, IntervalSet>();
       m.set(fam, set);
@@ -604,15 +610,15 @@ export class Interpreter {
   private rule(rule: NftRule, chain: NftChain, R: IntervalSet, depth: number): Outcome {
     const fam = this.p.family;
     const none = IntervalSet.empty(fam);
-    const label = `${chain.family} ${chain.table} ${chain.name}`;
+    const label = () => `${chain.family} ${chain.table} ${chain.name}`; // for a trace or a reason only
     const record = (M: IntervalSet, outcome: string) => {
-      if (this.tracing && !M.isEmpty()) this.trace.push({ chain: label, handle: rule.handle, comment: rule.comment, rule: rule.expr.filter((x) => !(isObj(x) && 'counter' in x)).map(exprText).join(' '), outcome });
+      if (this.tracing && !M.isEmpty()) this.trace.push({ chain: label(), handle: rule.handle, comment: rule.comment, rule: rule.expr.filter((x) => !(isObj(x) && 'counter' in x)).map(exprText).join(' '), outcome });
     };
     let M = R;
     /** Only the part of R that the decidable matches so far let through is uncertain. */
     const uncertain = (err: unknown): Outcome => {
       if (!(err instanceof Undecidable)) throw err;
-      const reason = `${label} handle ${rule.handle ?? '?'}: cannot decide ${err.message}`;
+      const reason = `${label()} handle ${rule.handle ?? '?'}: cannot decide ${err.message}`;
       if (!this.reasons.includes(reason)) this.reasons.push(reason);
       record(M, 'undetermined');
       return { accept: none, refuse: none, undet: M, ret: none, rest: R.subtract(M) };

@@ -8,7 +8,6 @@ export type Fam = 4 | 6;
 export type Range = [bigint, bigint];
 /** An address inside a set: a number in an IPv4 set, a bigint in an IPv6 one (never mixed). */
 export type Addr = number | bigint;
-export type Span = [Addr, Addr];
 
 const cidrCache = new WeakMap<IntervalSet, string[]>();
 /** A named set's complement is needed once per rule that names it, for every listener: keep it. */
@@ -17,83 +16,139 @@ const complementCache = new WeakMap<IntervalSet, IntervalSet>();
 export const MAX: Record<Fam, bigint> = { 4: (1n << 32n) - 1n, 6: (1n << 128n) - 1n };
 const LOW: Record<Fam, Addr> = { 4: 0, 6: 0n };
 const HIGH: Record<Fam, Addr> = { 4: 2 ** 32 - 1, 6: MAX[6] };
+/** 2^k for k = 0 … 32, looked up: `2 ** k` is a call into the math library on every prefix. */
+const TWO_TO = Array.from({ length: 33 }, (_, k) => 2 ** k);
 const next = (x: Addr): Addr => (typeof x === 'number' ? x + 1 : x + 1n);
 const prev = (x: Addr): Addr => (typeof x === 'number' ? x - 1 : x - 1n);
 /** A bigint address as a set of `family` holds it. */
 export const addrOf = (family: Fam, v: bigint): Addr => (family === 4 ? Number(v) : v);
 
 export class IntervalSet {
+  /**
+   * `bounds` holds the intervals flat, [lo0, hi0, lo1, hi1 …], sorted and disjoint: one array per
+   * set, not one per interval (a large ruleset's sets hold tens of thousands of prefixes, each
+   * read once per ruleset). A complement's are computed when first read: the rest of a chain
+   * after `ip saddr @allowed accept` is the complement of a large set, and often nothing reads it.
+   */
+  private b: readonly Addr[] | null;
   private constructor(
     readonly family: Fam,
-    private readonly spans: readonly Span[],
-  ) {}
+    bounds: readonly Addr[] | null,
+    /** The set this one is the complement of, while its bounds are not computed. */
+    private negates: IntervalSet | null = null,
+  ) {
+    this.b = bounds;
+  }
+  private get bounds(): readonly Addr[] {
+    if (this.b === null) {
+      this.b = this.negates!.gaps();
+      this.negates = null;
+    }
+    return this.b;
+  }
 
   static empty(family: Fam): IntervalSet {
     return new IntervalSet(family, []);
   }
   static full(family: Fam): IntervalSet {
-    return new IntervalSet(family, [[LOW[family], HIGH[family]]]);
+    return new IntervalSet(family, [LOW[family], HIGH[family]]);
   }
   static of(family: Fam, ranges: Range[]): IntervalSet {
-    return IntervalSet.ofSpans(family, ranges.map(([a, b]) => [addrOf(family, a), addrOf(family, b)]));
+    const bounds: Addr[] = [];
+    for (const [a, b] of ranges) bounds.push(addrOf(family, a), addrOf(family, b));
+    return IntervalSet.ofBounds(family, bounds);
   }
-  /** The spans (addrOf) sorted when they are not and merged where they overlap or touch: they become the set's (no copies made). */
-  static ofSpans(family: Fam, spans: Span[]): IntervalSet {
+  /**
+   * Intervals given flat ([lo0, hi0, lo1, hi1 …], addrOf), sorted when they are not and merged
+   * where they overlap or touch, in place: the array becomes the set's.
+   */
+  static ofBounds(family: Fam, b: Addr[]): IntervalSet {
     // nft lists a set's elements in order: sort only when they are not.
     let inOrder = true;
-    for (let i = 1; i < spans.length && inOrder; i++) inOrder = spans[i - 1]![0] <= spans[i]![0];
-    if (!inOrder) spans = [...spans].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
-    const out: Span[] = [];
-    let last: Span | undefined;
-    for (const r of spans) {
-      if (r[0] > r[1]) continue;
-      if (last && (r[0] <= last[1] || r[0] === next(last[1]))) {
-        if (r[1] > last[1]) last[1] = r[1];
-      } else out.push((last = r));
+    for (let i = 2; i < b.length && inOrder; i += 2) inOrder = b[i - 2]! <= b[i]!;
+    if (!inOrder) {
+      const pairs: [Addr, Addr][] = [];
+      for (let i = 0; i < b.length; i += 2) pairs.push([b[i]!, b[i + 1]!]);
+      pairs.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+      pairs.forEach(([lo, hi], k) => ((b[2 * k] = lo), (b[2 * k + 1] = hi)));
     }
-    return new IntervalSet(family, out);
+    // Written behind the read position (w <= i): no second array.
+    let w = 0;
+    for (let i = 0; i < b.length; i += 2) {
+      const lo = b[i]!;
+      const hi = b[i + 1]!;
+      if (lo > hi) continue;
+      if (w && (lo <= b[w - 1]! || lo === next(b[w - 1]!))) {
+        if (hi > b[w - 1]!) b[w - 1] = hi;
+      } else {
+        b[w] = lo;
+        b[w + 1] = hi;
+        w += 2;
+      }
+    }
+    b.length = w;
+    return new IntervalSet(family, b);
   }
 
   /** The intervals as bigints, whatever the family. */
   get ranges(): readonly Range[] {
-    return this.spans.map(([a, b]) => [BigInt(a), BigInt(b)]);
+    const out: Range[] = [];
+    for (let i = 0; i < this.bounds.length; i += 2) out.push([BigInt(this.bounds[i]!), BigInt(this.bounds[i + 1]!)]);
+    return out;
   }
   isEmpty(): boolean {
-    return this.spans.length === 0;
+    return this.b === null ? this.negates!.isFull() : this.b.length === 0;
   }
   isFull(): boolean {
-    return this.spans.length === 1 && this.spans[0]![0] === LOW[this.family] && this.spans[0]![1] === HIGH[this.family];
+    if (this.b === null) return this.negates!.isEmpty();
+    return this.b.length === 2 && this.b[0] === LOW[this.family] && this.b[1] === HIGH[this.family];
   }
   union(o: IntervalSet): IntervalSet {
     // Identity shortcuts keep a named set's object through the interpreter, so its CIDR list is
     // computed once however many listeners it guards (see toCidrs).
     if (o.isEmpty() || o === this) return this;
     if (this.isEmpty()) return o;
-    // Both are sorted: one merge walk, spans that touch joined.
-    const [x, y] = [this.spans, o.spans];
-    const out: Span[] = [];
-    let last: Span | undefined;
+    // Both are sorted: one merge walk, intervals that touch joined.
+    const x = this.bounds;
+    const y = o.bounds;
+    const out: Addr[] = [];
     let i = 0;
     let j = 0;
     while (i < x.length || j < y.length) {
-      const r = j >= y.length || (i < x.length && x[i]![0] <= y[j]![0]) ? x[i++]! : y[j++]!;
-      if (last && (r[0] <= last[1] || r[0] === next(last[1]))) {
-        if (r[1] > last[1]) last[1] = r[1];
-      } else out.push((last = [r[0], r[1]]));
+      let lo: Addr;
+      let hi: Addr;
+      if (j >= y.length || (i < x.length && x[i]! <= y[j]!)) {
+        lo = x[i]!;
+        hi = x[i + 1]!;
+        i += 2;
+      } else {
+        lo = y[j]!;
+        hi = y[j + 1]!;
+        j += 2;
+      }
+      const n = out.length;
+      if (n && (lo <= out[n - 1]! || lo === next(out[n - 1]!))) {
+        if (hi > out[n - 1]!) out[n - 1] = hi;
+      } else out.push(lo, hi);
     }
     return new IntervalSet(this.family, out);
+  }
+  /** The bounds of this set's complement: the gaps between its intervals. */
+  private gaps(): Addr[] {
+    const x = this.bounds;
+    const out: Addr[] = [];
+    let from = LOW[this.family];
+    for (let i = 0; i < x.length; i += 2) {
+      if (x[i]! > from) out.push(from, prev(x[i]!));
+      from = next(x[i + 1]!);
+    }
+    if (from <= HIGH[this.family]) out.push(from, HIGH[this.family]);
+    return out;
   }
   complement(): IntervalSet {
     const cached = complementCache.get(this);
     if (cached) return cached;
-    const out: Span[] = [];
-    let from = LOW[this.family];
-    for (const [a, b] of this.spans) {
-      if (a > from) out.push([from, prev(a)]);
-      from = next(b);
-    }
-    if (from <= HIGH[this.family]) out.push([from, HIGH[this.family]]);
-    const c = new IntervalSet(this.family, out);
+    const c = new IntervalSet(this.family, null, this);
     complementCache.set(this, c);
     complementCache.set(c, this);
     return c;
@@ -101,18 +156,19 @@ export class IntervalSet {
   intersect(o: IntervalSet): IntervalSet {
     if (this.isFull()) return o;
     if (o.isFull() || o === this) return this;
-    const [x, y] = [this.spans, o.spans];
-    const out: Span[] = [];
+    const x = this.bounds;
+    const y = o.bounds;
+    const out: Addr[] = [];
     let i = 0;
     let j = 0;
     while (i < x.length && j < y.length) {
-      const [a1, b1] = x[i]!;
-      const [a2, b2] = y[j]!;
-      const lo = a1 > a2 ? a1 : a2;
+      const b1 = x[i + 1]!;
+      const b2 = y[j + 1]!;
+      const lo = x[i]! > y[j]! ? x[i]! : y[j]!;
       const hi = b1 < b2 ? b1 : b2;
-      if (lo <= hi) out.push([lo, hi]);
-      if (b1 < b2) i++;
-      else j++;
+      if (lo <= hi) out.push(lo, hi);
+      if (b1 < b2) i += 2;
+      else j += 2;
     }
     return new IntervalSet(this.family, out);
   }
@@ -120,37 +176,41 @@ export class IntervalSet {
     if (o.isEmpty() || this.isEmpty()) return this;
     if (o.isFull() || o === this) return IntervalSet.empty(this.family);
     if (this.isFull()) return o.complement();
-    // One merge walk: cut each of our spans by the spans of o that overlap it.
-    const y = o.spans;
-    const out: Span[] = [];
+    // One merge walk: cut each of our intervals by the intervals of o that overlap it.
+    const x = this.bounds;
+    const y = o.bounds;
+    const out: Addr[] = [];
     let j = 0;
-    for (const [a0, b] of this.spans) {
-      let a = a0;
-      while (j < y.length && y[j]![1] < a) j++;
+    for (let i = 0; i < x.length; i += 2) {
+      let a = x[i]!;
+      const b = x[i + 1]!;
+      while (j < y.length && y[j + 1]! < a) j += 2;
       let k = j;
-      while (a <= b && k < y.length && y[k]![0] <= b) {
-        const [c, d] = y[k]!;
-        if (c > a) out.push([a, prev(c)]);
-        a = next(d);
-        k++;
+      while (a <= b && k < y.length && y[k]! <= b) {
+        if (y[k]! > a) out.push(a, prev(y[k]!));
+        a = next(y[k + 1]!);
+        k += 2;
       }
-      if (a <= b) out.push([a, b]);
+      if (a <= b) out.push(a, b);
     }
     return new IntervalSet(this.family, out);
   }
   equals(o: IntervalSet): boolean {
-    return this.spans.length === o.spans.length && this.spans.every((r, i) => r[0] === o.spans[i]![0] && r[1] === o.spans[i]![1]);
+    if (this.bounds.length !== o.bounds.length) return false;
+    for (let i = 0; i < this.bounds.length; i++) if (this.bounds[i] !== o.bounds[i]) return false;
+    return true;
   }
   has(address: string): boolean {
     const v = addrOf(this.family, toBig(address));
-    return this.spans.some(([a, b]) => a <= v && v <= b);
+    for (let i = 0; i < this.bounds.length; i += 2) if (this.bounds[i]! <= v && v <= this.bounds[i + 1]!) return true;
+    return false;
   }
 
   /** The minimal list of CIDR prefixes covering exactly this set. */
   toCidrs(): string[] {
     const cached = cidrCache.get(this);
     if (cached) return cached;
-    const out = this.family === 4 ? v4Cidrs(this.spans as readonly [number, number][]) : v6Cidrs(this.spans as readonly Range[]);
+    const out = this.family === 4 ? v4Cidrs(this.bounds as readonly number[]) : v6Cidrs(this.bounds as readonly bigint[]);
     cidrCache.set(this, out);
     return out;
   }
@@ -162,10 +222,11 @@ const OCTET_DOT = OCTET.map((o) => `${o}.`);
 const SLASH = Array.from({ length: 33 }, (_, i) => `/${i}`);
 
 /** IPv4 fits in a double: the same walk as v6Cidrs without bigint arithmetic. */
-function v4Cidrs(spans: readonly [number, number][]): string[] {
+function v4Cidrs(bounds: readonly number[]): string[] {
   const out: string[] = [];
-  for (const [a0, b] of spans) {
-    let a = a0;
+  for (let i = 0; i < bounds.length; i += 2) {
+    let a = bounds[i]!;
+    const b = bounds[i + 1]!;
     while (a <= b) {
       // The largest block that starts at a (its alignment) and fits before b, from bit counts:
       // the highest bit of the length (2^32 for the whole space), the lowest set bit of a.
@@ -173,16 +234,17 @@ function v4Cidrs(spans: readonly [number, number][]): string[] {
       let size = count > 0xffffffff ? 32 : 31 - Math.clz32(count);
       if (a !== 0) size = Math.min(size, 31 - Math.clz32(a & -a));
       out.push(OCTET_DOT[a >>> 24]! + OCTET_DOT[(a >>> 16) & 255]! + OCTET_DOT[(a >>> 8) & 255]! + OCTET[a & 255]! + SLASH[32 - size]!);
-      a += 2 ** size;
+      a += TWO_TO[size]!;
     }
   }
   return out;
 }
 
-function v6Cidrs(ranges: readonly Range[]): string[] {
+function v6Cidrs(bounds: readonly bigint[]): string[] {
   const out: string[] = [];
-  for (const [a0, b] of ranges) {
-    let a = a0;
+  for (let i = 0; i < bounds.length; i += 2) {
+    let a = bounds[i]!;
+    const b = bounds[i + 1]!;
     while (a <= b) {
       const fits = bitLength(b - a + 1n) - 1;
       const aligned = a === 0n ? 128 : bitLength(a & -a) - 1;
@@ -333,29 +395,100 @@ export function familyOf(address: string): Fam | null {
   return f === 4 || f === 6 ? f : null;
 }
 
-/** "a" or "a/len" → its [first, last] address. */
-export function prefixRange(family: Fam, text: string): Span {
+/** "a" or "a/len" → its first and last address pushed onto `bounds` (IntervalSet.ofBounds). */
+export function pushPrefix(bounds: Addr[], family: Fam, text: string): void {
   const slash = text.indexOf('/');
-  return slash < 0 ? prefixRangeOf(family, text, family === 4 ? 32 : 128) : prefixRangeOf(family, text.slice(0, slash), Number(text.slice(slash + 1)));
+  if (slash < 0) pushPrefixOf(bounds, family, text, family === 4 ? 32 : 128);
+  else pushPrefixOf(bounds, family, text.slice(0, slash), Number(text.slice(slash + 1)));
 }
 
-/** Address and prefix length → the prefix's [first, last] address, as a set of `family` holds them (addrOf). */
-export function prefixRangeOf(family: Fam, addr: string, len: number): Span {
+/** Address and prefix length → the prefix's first and last address (addrOf) pushed onto `bounds`. */
+export function pushPrefixOf(bounds: Addr[], family: Fam, addr: string, len: number): void {
   const ip = family === 4 ? v4Number(addr) : -1;
   if (ip >= 0 && Number.isInteger(len) && len >= 0 && len <= 32) {
-    const size = 2 ** (32 - len);
-    const start = ip - (ip % size);
-    return [start, start + size - 1];
+    const hostBits = 32 - len;
+    const start = hostBits === 32 ? 0 : (ip >>> hostBits) * TWO_TO[hostBits]!;
+    bounds.push(start, start + TWO_TO[hostBits]! - 1);
+  } else if (family === 6 && Number.isInteger(len) && len >= 0 && len <= 128) {
+    const start = v6Groups(addr) ? v6PrefixStart(len) : toBig(addr) & NET6[len]!;
+    bounds.push(start, start | HOST6[len]!);
+  } else {
+    const bits = family === 4 ? 32n : 128n;
+    const host = (1n << (bits - BigInt(len))) - 1n;
+    const start = toBig(addr) & ~host;
+    bounds.push(addrOf(family, start), addrOf(family, start | host));
   }
-  if (family === 6 && Number.isInteger(len) && len >= 0 && len <= 128) {
-    const host = HOST6[len]!;
-    const start = toBig(addr) & NET6[len]!;
-    return [start, start | host];
+}
+
+/** The eight 16-bit groups of the IPv6 address v6Groups last read (scratch: no array per address). */
+const GROUPS = [0, 0, 0, 0, 0, 0, 0, 0];
+
+/**
+ * IPv6 text as nft prints it (hex groups, at most one "::") → its groups in GROUPS; false for
+ * anything else (then toBig's slower path decides). A large set holds tens of thousands of IPv6
+ * prefixes: no string, array or bigint is made here.
+ */
+function v6Groups(s: string): boolean {
+  const len = s.length;
+  let n = 0;
+  let gap = -1;
+  let acc = 0;
+  let digits = 0;
+  let i = 0;
+  if (len >= 2 && s.charCodeAt(0) === 58 && s.charCodeAt(1) === 58) {
+    gap = 0;
+    i = 2;
   }
-  const bits = family === 4 ? 32n : 128n;
-  const host = (1n << (bits - BigInt(len))) - 1n;
-  const start = toBig(addr) & ~host;
-  return [addrOf(family, start), addrOf(family, start | host)];
+  for (; i < len; i++) {
+    const c = s.charCodeAt(i) | 32;
+    if (c === 58) {
+      if (digits) {
+        if (n === 8) return false;
+        GROUPS[n++] = acc;
+        acc = 0;
+        digits = 0;
+      } else if (gap >= 0 || i === 0) return false; // a second "::", or a leading ":"
+      else gap = n; // "::" after a group
+      continue;
+    }
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+    if (d < 0 || digits === 4) return false;
+    acc = acc * 16 + d;
+    digits++;
+  }
+  if (digits) {
+    if (n === 8) return false;
+    GROUPS[n++] = acc;
+  } else if (gap !== n || len < 2 || s.charCodeAt(len - 1) !== 58 || s.charCodeAt(len - 2) !== 58) return false; // ends in one ":"
+  if (gap < 0) return n === 8;
+  if (n > 7) return false;
+  // The groups after "::" move to the end; zeros fill the gap.
+  for (let k = n - 1; k >= gap; k--) GROUPS[k + 8 - n] = GROUPS[k]!;
+  for (let k = gap; k < gap + 8 - n; k++) GROUPS[k] = 0;
+  return true;
+}
+
+const WORD_SHIFT = [96n, 64n, 32n, 0n];
+/** The last top word made into a bigint: a set's prefixes mostly share it (2001:db8::/32 …). */
+let topWord = -1;
+let topBig = 0n;
+
+/** The first address of the /len prefix holding the address in GROUPS: a bigint made of its non-zero 32-bit words only. */
+function v6PrefixStart(len: number): bigint {
+  let start = 0n;
+  for (let w = 0; w < 4 && len > 32 * w; w++) {
+    let word = GROUPS[2 * w]! * 65536 + GROUPS[2 * w + 1]!;
+    const hostBits = 32 * (w + 1) - len;
+    if (hostBits > 0) word = (word >>> hostBits) * TWO_TO[hostBits]!; // 1 … 31 here
+    if (word === 0) continue;
+    if (w === 0 && word !== topWord) {
+      topWord = word;
+      topBig = BigInt(word) << 96n;
+    }
+    const part = w === 0 ? topBig : w === 3 ? BigInt(word) : BigInt(word) << WORD_SHIFT[w]!;
+    start = start === 0n ? part : start | part;
+  }
+  return start;
 }
 
 /** The host part of an IPv6 prefix of each length: 2^(128 - len) - 1. */
@@ -364,5 +497,7 @@ const NET6 = HOST6.map((h) => MAX[6] ^ h);
 
 /** "a" or "a/len" → a set (of the address's family). */
 export function prefixSet(family: Fam, text: string): IntervalSet {
-  return IntervalSet.ofSpans(family, [prefixRange(family, text)]);
+  const bounds: Addr[] = [];
+  pushPrefix(bounds, family, text);
+  return IntervalSet.ofBounds(family, bounds);
 }

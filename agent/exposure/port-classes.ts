@@ -112,8 +112,9 @@ function partition(rs: Ruleset): Partition | null {
   let unsafe = false;
   // Only what a match compares with (its right side, a verdict map's keys, a set's elements) and
   // where a translation sends to: the rest of a rule holds no port the answer depends on.
-  for (const [ck, c] of rs.chains) {
-    const table = `${c.family} ${c.table}`;
+  // forEach and no place made for a right side that holds no port: this runs once per ruleset, over
+  // every rule (tens of thousands), mostly before it is optimised.
+  rs.chains.forEach((c, ck) => {
     for (let i = 0; i < c.rules.length; i++) {
       const exprs = c.rules[i]!.expr;
       for (let k = 0; k < exprs.length; k++) {
@@ -122,14 +123,18 @@ function partition(rs: Ruleset): Partition | null {
         // A statement is an object of one key (its kind), read as the interpreter reads it.
         let kind: string | undefined;
         for (kind in e) break;
-        const v = e[kind!];
+        // Only these statements hold a port the answer depends on (counters, verdicts, set updates … are most).
+        if (kind !== 'match' && kind !== 'vmap' && kind !== 'redirect' && kind !== 'dnat' && kind !== 'xt') continue;
+        const v = e[kind];
         if (!isObj(v)) {
           // A redirect without options keeps the port asked for (below).
           if (kind === 'redirect') unsafe = true;
           continue;
         }
-        if (kind === 'match') places.items(v.right ?? null, { at: ck, rule: i, expr: k }, false);
-        else if (kind === 'vmap') places.items(v.data ?? null, { at: ck, rule: i, expr: k, table }, true);
+        if (kind === 'match') {
+          const right = v.right ?? null;
+          if (typeof right === 'object' ? right !== null : typeof right === 'number' || (typeof right === 'string' && portNumber(right) !== null)) places.items(right, { at: ck, rule: i, expr: k }, false);
+        } else if (kind === 'vmap') places.items(v.data ?? null, { at: ck, rule: i, expr: k, table: `${c.family} ${c.table}` }, true);
         // A translation that keeps the port asked for (redirect or DNAT without a port, an
         // opaque iptables target) carries the port into the result: no classes then.
         else if ((kind === 'redirect' && typeof v.port !== 'number') || (kind === 'dnat' && v.port === undefined) || (kind === 'xt' && v.type === 'target')) unsafe = true;
@@ -138,14 +143,14 @@ function partition(rs: Ruleset): Partition | null {
         else if (kind === 'redirect' || kind === 'dnat') places.key(v.port ?? null, { at: ck, rule: i, expr: k });
       }
     }
-  }
+  });
   if (unsafe) return null;
   // Sets of addresses only (the large ones: blocklists, allowed sources) hold no ports.
   const addressOnly = (t: string | string[]) => [t].flat().every((x) => x === 'ipv4_addr' || x === 'ipv6_addr' || x === 'ether_addr');
   for (const [sk, s] of rs.sets) {
     if (addressOnly(s.type)) continue;
     const occ: Occurrence = { at: sk, rule: -1, expr: 0, table: `${s.family} ${s.table}` };
-    for (const e of s.elem) places.element(e, occ, true); // a map's elements are [key, value] pairs, a set's never arrays
+    for (let i = 0; i < s.elem.length; i++) places.element(s.elem[i]!, occ, true); // a map's elements are [key, value] pairs, a set's never arrays
   }
   // Sorted as numbers (a typed array's sort), each start once.
   const sorted = Float64Array.from(places.cuts).sort();
