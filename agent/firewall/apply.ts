@@ -9,8 +9,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { RuntimeError } from '../errors.js';
 import { ToolMissingError } from '../exec.js';
-import { writeFileAtomic } from '../fs-atomic.js';
-import { ensureDir, readJson, removeFile, withLock, writeJson } from '../state-files.js';
+import { commitStaged, fsyncDir, stageFiles, type FileToWrite } from '../fs-atomic.js';
+import { ensureDir, jsonText, readJson, removeFile, withLock, writeJson } from '../state-files.js';
 import { normalHash } from './diff.js';
 import { liveBackend, type BaseChains, type LiveBackend, type LiveReading, type Texts } from './live.js';
 
@@ -118,7 +118,7 @@ function timestamp(d: Date): string {
 
 /** Our backup directories: `<timestamp>-<first 8 hex of the apply id>`. */
 const BACKUP_NAME = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z-([0-9a-f]{8})$/;
-/** The files a backup holds (new.nft: the script nft loaded from there) and writeFileAtomic's temp files. */
+/** The files a backup holds (new.nft: the script nft loaded from there) and the temp files of fs-atomic.ts. */
 const BACKUP_FILE = /^(?:meta\.json|new\.nft|(?:full|ours)\.[A-Za-z0-9-]+|\..+\.\d+\.\d+\.tmp)$/;
 
 /** The backups directory, created if missing; a symlink or a non-directory there is refused. */
@@ -167,17 +167,25 @@ function pruneBackups(state: StateDir, keep: Set<string>): void {
   for (const old of ours.slice(0, Math.max(0, ours.length - KEEP_BACKUPS))) if (!keep.has(old)) deleteBackup(`${dir}/${old}`);
 }
 
-/** Saves our current part and the whole ruleset (as just read), fsync'd, before anything changes; keeps the last 10. */
-function backup(state: StateDir, all: Texts, backend: 'nft' | 'iptables', netns: string | null, id: string, ours: Texts | null, baseBefore: BaseChains | null): string {
+/**
+ * Saves our current part and the whole ruleset (as just read) before anything changes: the files
+ * written and fsync'd side by side, then renamed into place, meta.json last (what marks a backup
+ * as ours), and the directories fsync'd. Keeps the last 10.
+ */
+async function backup(state: StateDir, all: Texts, backend: 'nft' | 'iptables', netns: string | null, id: string, ours: Texts | null, baseBefore: BaseChains | null): Promise<string> {
   const dir = backupsDir(state);
   const name = `${timestamp(new Date())}-${id.slice(0, 8)}`;
   const path = `${dir}/${name}`;
   mkdirSync(path, { mode: 0o700 }); // not recursive: an existing entry of that name is an error, not reused
-  for (const [k, text] of Object.entries(all)) writeFileAtomic(`${path}/full.${k}`, text, 0o600);
-  for (const [k, text] of Object.entries(ours ?? {})) writeFileAtomic(`${path}/ours.${k}`, text, 0o600);
   const previousApplied = state.readApplied();
   const meta: BackupMeta = { id, at: new Date().toISOString(), backend, netns, ours, previousApplied, baseBefore };
-  writeJson(`${path}/meta.json`, meta);
+  const files: FileToWrite[] = [
+    ...Object.entries(all).map(([k, text]) => ({ path: `${path}/full.${k}`, data: text, mode: 0o600 })),
+    ...Object.entries(ours ?? {}).map(([k, text]) => ({ path: `${path}/ours.${k}`, data: text, mode: 0o600 })),
+    { path: `${path}/meta.json`, data: jsonText(meta), mode: 0o600 },
+  ];
+  commitStaged(await stageFiles(files));
+  fsyncDir(dir); // the new backup's own entry
   const pending = state.readPending();
   pruneBackups(state, new Set([name, previousApplied?.backup ?? '', pending?.backup ?? '']));
   return name;
@@ -260,7 +268,7 @@ export async function executeApply(
   const baseBefore = !current
     ? await plan.backend.readBase()
     : applied?.backend === plan.backend.name && isInPlace(applied, current) ? (applied.baseBefore ?? null) : null;
-  const backupName = backup(state, plan.reading.all, plan.backend.name, opts.netns, id, current, baseBefore);
+  const backupName = await backup(state, plan.reading.all, plan.backend.name, opts.netns, id, current, baseBefore);
 
   // The write-ahead intent: whoever finds it (the timer, rollback by hand) restores the backup,
   // even if this process dies in the middle of the load.
@@ -440,7 +448,7 @@ export async function removeAll(state: StateDir, netns: string | null): Promise<
       const applied = state.readApplied();
       const intent = pending ? readJson<BackupMeta>(`${state.backups}/${pending.backup}/meta.json`) : null;
       const baseBefore = applied?.backend === name ? (applied.baseBefore ?? null) : intent?.backend === name ? (intent.baseBefore ?? null) : null;
-      backup(state, reading.all, b.name, netns, randomUUID(), ours, baseBefore);
+      await backup(state, reading.all, b.name, netns, randomUUID(), ours, baseBefore);
       await b.remove(baseBefore);
       removed.push(name === 'nft' ? 'table inet portwarden' : 'PORTWARDEN-* chains and their INPUT/FORWARD jumps (iptables, ip6tables)');
     }
