@@ -2,7 +2,7 @@
 // directory. The temp file is created with O_EXCL|O_NOFOLLOW, so a planted symlink is never
 // followed, and rename replaces a link rather than writing through it.
 import { closeSync, constants, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { open, unlink } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { RuntimeError } from './errors.js';
 
@@ -126,7 +126,7 @@ export async function stageFiles(files: readonly FileToWrite[]): Promise<Staged>
   );
   const failed = results.find((r) => r.status === 'rejected');
   if (failed) {
-    await Promise.all(staged.files.map((f) => unlink(f.tmp).catch(() => undefined)));
+    discardStaged(staged);
     throw failed.reason;
   }
   // In the order given, whatever order the writes finished in.
@@ -144,16 +144,21 @@ export function commitStaged(staged: Staged): void {
     try {
       renameSync(f.tmp, f.path);
     } catch (err) {
-      for (const rest of staged.files.slice(i)) {
-        try {
-          unlinkSync(rest.tmp);
-        } catch {
-          /* gone already */
-        }
-      }
+      discardStaged({ files: staged.files.slice(i) });
       throw fsError(f.path, err);
     }
     if (!dirs.includes(dirname(f.path))) dirs.push(dirname(f.path));
   }
   for (const d of dirs) fsyncDir(d);
+}
+
+/** Removes staged temp files that will not be committed. */
+export function discardStaged(staged: Staged): void {
+  for (const f of staged.files) {
+    try {
+      unlinkSync(f.tmp);
+    } catch {
+      /* gone already */
+    }
+  }
 }
