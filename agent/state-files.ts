@@ -34,8 +34,11 @@ export function readJson<T>(path: string): T | null {
   }
 }
 
+/** How a state file holds its JSON. */
+export const jsonText = (value: unknown) => JSON.stringify(value, null, 2) + '\n';
+
 export function writeJson(path: string, value: unknown): void {
-  writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n', 0o600);
+  writeFileAtomic(path, jsonText(value), 0o600);
 }
 
 export function removeFile(path: string): void {

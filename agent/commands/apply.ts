@@ -8,16 +8,14 @@ import {
 import { describeAll, type DiffMode } from '../firewall/diff.js';
 import { hasForeignNatPrerouting, liveBackend } from '../firewall/live.js';
 import { exec as defaultExec } from '../exec.js';
-import { publishedPolicyRefuses } from '../exposure/compare.js';
 import { legacyTables, readFirewall } from '../exposure/read.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import { lockoutWarning } from '../firewall/oracle.js';
 import { DEFAULT_POLICY_PATH, DEFAULT_STATE_DIR } from '../paths.js';
-import { loadPolicy } from '../policy/load.js';
 import { parse } from './args.js';
 import { SPECS } from './specs.js';
 import { printWarnings } from './output.js';
-import { parseBackend } from './rules.js';
+import { parseBackend } from '../firewall/render.js';
 import { checkNetns } from '../collect/snapshot.js';
 
 
@@ -105,6 +103,9 @@ async function apply(argv: string[]): Promise<number> {
     // The tool lists the firewall while this process parses and renders the policy; a bad policy is still what is reported.
     const reading = backend.readState();
     reading.catch(() => undefined);
+    // Loaded now, not with this module: the tool's listing (over a large table, the longest step
+    // before the load) starts first, and the policy reader's modules load beside it.
+    const { loadPolicy } = await import('../policy/load.js');
     const loaded = loadPolicy(file);
     printWarnings(loaded.warnings);
     const lockout = lockoutWarning(loaded.policy, process.env);
@@ -164,6 +165,7 @@ async function publishedWarnings(policy: CompiledPolicy, plan: ApplyPlan, netns:
     const legacy = await Promise.all(['/proc/net/ip_tables_names', '/proc/net/ip6_tables_names'].map((f) => legacyTables(netns, defaultExec, f)));
     if (!legacy.includes(true)) return [];
   }
+  const { publishedPolicyRefuses } = await import('../exposure/compare.js');
   return publishedPolicyRefuses(policy, await readFirewall(netns));
 }
 

@@ -1,18 +1,11 @@
 // portwarden rules [--policy FILE] [--backend nft|iptables|ip6tables] [--output FILE]
-import { UsageError } from '../errors.js';
 import { lockoutWarning } from '../firewall/oracle.js';
-import { BACKENDS, renderRuleset, type Backend } from '../firewall/render.js';
+import { parseBackend, renderRuleset } from '../firewall/render.js';
 import { DEFAULT_POLICY_PATH } from '../paths.js';
 import { loadPolicy } from '../policy/load.js';
 import { parse } from './args.js';
 import { SPECS } from './specs.js';
 import { checkOutputPath, printWarnings, writeOutput } from './output.js';
-
-export function parseBackend(text: string | undefined, allowed: readonly Backend[] = BACKENDS): Backend {
-  const b = (text ?? 'nft') as Backend;
-  if (!allowed.includes(b)) throw new UsageError(`--backend must be one of: ${allowed.join(', ')}`);
-  return b;
-}
 
 export async function runRules(argv: string[]): Promise<number> {
   const { values } = parse(argv, SPECS.rules.options);

@@ -9,8 +9,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { RuntimeError } from '../errors.js';
 import { ToolMissingError } from '../exec.js';
-import { writeFileAtomic } from '../fs-atomic.js';
-import { ensureDir, readJson, removeFile, withLock, writeJson } from '../state-files.js';
+import { commitStaged, discardStaged, fsyncDir, stageFiles, type FileToWrite } from '../fs-atomic.js';
+import { ensureDir, jsonText, readJson, removeFile, withLock, writeJson } from '../state-files.js';
 import { normalHash } from './diff.js';
 import { liveBackend, type BaseChains, type LiveBackend, type LiveReading, type Texts } from './live.js';
 
@@ -118,7 +118,7 @@ function timestamp(d: Date): string {
 
 /** Our backup directories: `<timestamp>-<first 8 hex of the apply id>`. */
 const BACKUP_NAME = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z-([0-9a-f]{8})$/;
-/** The files a backup holds (new.nft: the script nft loaded from there) and writeFileAtomic's temp files. */
+/** The files a backup holds (new.nft: the script nft loaded from there) and the temp files of fs-atomic.ts. */
 const BACKUP_FILE = /^(?:meta\.json|new\.nft|(?:full|ours)\.[A-Za-z0-9-]+|\..+\.\d+\.\d+\.tmp)$/;
 
 /** The backups directory, created if missing; a symlink or a non-directory there is refused. */
@@ -167,20 +167,38 @@ function pruneBackups(state: StateDir, keep: Set<string>): void {
   for (const old of ours.slice(0, Math.max(0, ours.length - KEEP_BACKUPS))) if (!keep.has(old)) deleteBackup(`${dir}/${old}`);
 }
 
-/** Saves our current part and the whole ruleset (as just read), fsync'd, before anything changes; keeps the last 10. */
-function backup(state: StateDir, all: Texts, backend: 'nft' | 'iptables', netns: string | null, id: string, ours: Texts | null, baseBefore: BaseChains | null): string {
+/** A new backup's directory name: when, and whose (the first 8 hex of the apply id). */
+const backupNameFor = (id: string) => `${timestamp(new Date())}-${id.slice(0, 8)}`;
+
+/**
+ * Saves our current part and the whole ruleset (as just read) as backup `name` before anything
+ * changes: the files written and fsync'd side by side, renamed into place (meta.json, what marks
+ * a backup as ours, last) and the directories fsync'd; only then the files in `then` (the intent
+ * that names this backup), written in the same batch, are renamed into place. Keeps the last 10.
+ */
+async function backup(state: StateDir, name: string, all: Texts, backend: 'nft' | 'iptables', netns: string | null, id: string, ours: Texts | null, baseBefore: BaseChains | null, then: FileToWrite[] = []): Promise<void> {
   const dir = backupsDir(state);
-  const name = `${timestamp(new Date())}-${id.slice(0, 8)}`;
   const path = `${dir}/${name}`;
   mkdirSync(path, { mode: 0o700 }); // not recursive: an existing entry of that name is an error, not reused
-  for (const [k, text] of Object.entries(all)) writeFileAtomic(`${path}/full.${k}`, text, 0o600);
-  for (const [k, text] of Object.entries(ours ?? {})) writeFileAtomic(`${path}/ours.${k}`, text, 0o600);
   const previousApplied = state.readApplied();
   const meta: BackupMeta = { id, at: new Date().toISOString(), backend, netns, ours, previousApplied, baseBefore };
-  writeJson(`${path}/meta.json`, meta);
+  const files: FileToWrite[] = [
+    ...Object.entries(all).map(([k, text]) => ({ path: `${path}/full.${k}`, data: text, mode: 0o600 })),
+    ...Object.entries(ours ?? {}).map(([k, text]) => ({ path: `${path}/ours.${k}`, data: text, mode: 0o600 })),
+    { path: `${path}/meta.json`, data: jsonText(meta), mode: 0o600 },
+  ];
+  const staged = await stageFiles([...files, ...then]);
+  const later = { files: staged.files.slice(files.length) };
+  try {
+    commitStaged({ files: staged.files.slice(0, files.length) });
+    fsyncDir(dir); // the new backup's own entry
+  } catch (err) {
+    discardStaged(later);
+    throw err;
+  }
+  commitStaged(later);
   const pending = state.readPending();
   pruneBackups(state, new Set([name, previousApplied?.backup ?? '', pending?.backup ?? '']));
-  return name;
 }
 
 export interface ApplyPlan {
@@ -260,10 +278,10 @@ export async function executeApply(
   const baseBefore = !current
     ? await plan.backend.readBase()
     : applied?.backend === plan.backend.name && isInPlace(applied, current) ? (applied.baseBefore ?? null) : null;
-  const backupName = backup(state, plan.reading.all, plan.backend.name, opts.netns, id, current, baseBefore);
+  const backupName = backupNameFor(id);
 
   // The write-ahead intent: whoever finds it (the timer, rollback by hand) restores the backup,
-  // even if this process dies in the middle of the load.
+  // even if this process dies in the middle of the load. Written with the backup, in place once the backup is durable.
   const windowMs = opts.confirmSeconds * 1000;
   const p: PendingRecord = {
     id,
@@ -274,7 +292,7 @@ export async function executeApply(
     timerPid: null,
     phase: 'loading',
   };
-  writeJson(state.pending, p);
+  await backup(state, backupName, plan.reading.all, plan.backend.name, opts.netns, id, current, baseBefore, [{ path: state.pending, data: jsonText(p), mode: 0o600 }]);
   if (windowMs) {
     p.timerPid = startRollbackTimer(opts.cli, state.dir, id);
     writeJson(state.pending, p);
@@ -440,7 +458,8 @@ export async function removeAll(state: StateDir, netns: string | null): Promise<
       const applied = state.readApplied();
       const intent = pending ? readJson<BackupMeta>(`${state.backups}/${pending.backup}/meta.json`) : null;
       const baseBefore = applied?.backend === name ? (applied.baseBefore ?? null) : intent?.backend === name ? (intent.baseBefore ?? null) : null;
-      backup(state, reading.all, b.name, netns, randomUUID(), ours, baseBefore);
+      const id = randomUUID();
+      await backup(state, backupNameFor(id), reading.all, b.name, netns, id, ours, baseBefore);
       await b.remove(baseBefore);
       removed.push(name === 'nft' ? 'table inet portwarden' : 'PORTWARDEN-* chains and their INPUT/FORWARD jumps (iptables, ip6tables)');
     }

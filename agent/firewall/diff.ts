@@ -24,7 +24,8 @@ const DIFF_TIMEOUT_MS = 5000;
 
 export type DiffMode = 'auto' | 'full' | 'summary' | 'none';
 
-const ws = (s: string) => s.replace(/\s+/g, ' ').trim();
+/** Whitespace runs as one space; a line with none to fold (most) is not copied. */
+const ws = (s: string) => (/[^\S ]| {2}/.test(s) ? s.replace(/\s+/g, ' ') : s).trim();
 
 /** The kernel prints /32 and /128 as bare addresses, and IPv6 in its shortest form. */
 function normalAddress(tok: string): string {
@@ -53,17 +54,22 @@ function normalElements(list: string): string[] {
 
 /** One nft rule line in the form both the renderer and `nft list` agree on. */
 export function normalNftRule(line: string): string {
-  let r = ws(line.replace(/\s*# handle \d+\s*$/, ''));
-  r = r.replace(/\bcounter packets \d+ bytes \d+/g, 'counter');
-  // The kernel drops the protocol dependency it can infer.
-  r = r.replace(/\bmeta l4proto (?:ipv6-icmp|58) icmpv6 /g, 'icmpv6 ').replace(/\bmeta l4proto (?:icmp|1) icmp /g, 'icmp ');
-  r = r.replace(/\bmeta l4proto (tcp|udp) \1 /g, '$1 ');
-  r = r.replace(/ reject with icmpx port-unreachable\b/g, ' reject'); // inet's default reject
-  r = r.replace(/ burst 5 packets\b/g, ''); // nft's default burst is not printed
-  if (/\bip6? [sd]addr\b/.test(r)) r = r.replace(/\bmeta nfproto ipv[46] /g, ''); // implied by the address match
-  r = r.replace(/\b0x([0-9a-f]+) \[invalid type\]/g, (_, hex: string) => String(parseInt(hex, 16))); // ct original proto-dst sets
+  // Each rewrite only where its text can occur (includes() first: this runs on every line of a
+  // listing, 10^5 of them, while nft loads beside it).
+  let r = ws(line.includes('# handle') ? line.replace(/\s*# handle \d+\s*$/, '') : line);
+  if (r.includes('counter packets')) r = r.replace(/\bcounter packets \d+ bytes \d+/g, 'counter');
+  if (r.includes('meta l4proto')) {
+    // The kernel drops the protocol dependency it can infer.
+    r = r.replace(/\bmeta l4proto (?:ipv6-icmp|58) icmpv6 /g, 'icmpv6 ').replace(/\bmeta l4proto (?:icmp|1) icmp /g, 'icmp ');
+    r = r.replace(/\bmeta l4proto (tcp|udp) \1 /g, '$1 ');
+  }
+  if (r.includes(' reject with icmpx')) r = r.replace(/ reject with icmpx port-unreachable\b/g, ' reject'); // inet's default reject
+  if (r.includes(' burst 5 ')) r = r.replace(/ burst 5 packets\b/g, ''); // nft's default burst is not printed
+  if (r.includes('meta nfproto') && /\bip6? [sd]addr\b/.test(r)) r = r.replace(/\bmeta nfproto ipv[46] /g, ''); // implied by the address match
+  if (r.includes('[invalid type]')) r = r.replace(/\b0x([0-9a-f]+) \[invalid type\]/g, (_, hex: string) => String(parseInt(hex, 16))); // ct original proto-dst sets
   // Anonymous sets: order-free. `{ ip saddr limit … }` (no comma) is left as it is.
-  r = r.replace(/\{ ([^{}]*,[^{}]*) \}/g, (_, list: string) => `{ ${normalElements(list).join(', ')} }`);
+  if (r.includes('{ ')) r = r.replace(/\{ ([^{}]*,[^{}]*) \}/g, (_, list: string) => `{ ${normalElements(list).join(', ')} }`);
+  if (!r.includes(':') && !r.includes('/')) return r;
   return r
     .split(' ')
     .map((t) => (/[:/]/.test(t) && !t.startsWith('"') ? normalAddress(t) : t))

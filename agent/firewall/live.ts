@@ -65,9 +65,9 @@ function toolError(tool: string, code: number, stderr: string): RuntimeError {
 }
 
 /** Missing tools and timeouts are already RuntimeErrors naming the tool (exec.ts). */
-async function run(exec: Exec, netns: string | undefined, cmd: string, args: string[], input?: string): Promise<string> {
+async function run(exec: Exec, netns: string | undefined, cmd: string, args: string[], input?: string, stdoutToFile = false): Promise<string> {
   const [c, a] = inNetns(netns, cmd, args);
-  const r = await exec(c, a, { input, killWithParent: true });
+  const r = await exec(c, a, { input, killWithParent: true, stdoutToFile });
   if (r.code !== 0) throw toolError(cmd, r.code, r.stderr);
   return r.stdout;
 }
@@ -136,7 +136,7 @@ export function nftBackend(netns?: string, exec: Exec = defaultExec): LiveBacken
     },
     readAll: async () => ({ nft: await nft(['-s', 'list', 'ruleset']) }),
     readState: async () => {
-      const all = await nft(['-s', 'list', 'ruleset']);
+      const all = await run(exec, netns, 'nft', ['-s', 'list', 'ruleset'], undefined, true); // a large listing: see stdoutToFile
       const ours = cutNftTable(all);
       return { all: { nft: all }, ours: ours === null ? null : { nft: ours } };
     },

@@ -1,4 +1,5 @@
 // Policy → ruleset text for one backend.
+import { UsageError } from '../errors.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import { buildFirewallModel } from './model.js';
 import { renderIptables } from './render-iptables.js';
@@ -6,6 +7,13 @@ import { renderNft } from './render-nft.js';
 
 export type Backend = 'nft' | 'iptables' | 'ip6tables';
 export const BACKENDS: readonly Backend[] = ['nft', 'iptables', 'ip6tables'];
+
+/** --backend (default nft), one of allowed. */
+export function parseBackend(text: string | undefined, allowed: readonly Backend[] = BACKENDS): Backend {
+  const b = (text ?? 'nft') as Backend;
+  if (!allowed.includes(b)) throw new UsageError(`--backend must be one of: ${allowed.join(', ')}`);
+  return b;
+}
 
 export function renderRuleset(policy: CompiledPolicy, backend: Backend, source?: string): string {
   const model = buildFirewallModel(policy);

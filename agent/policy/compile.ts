@@ -76,10 +76,13 @@ export function parsePrefix(text: string): { prefix: string; family: 4 | 6 } | {
     return { error: `${quoted()}: zone ids (${addr.slice(pct)}) are not allowed in a policy: a source is matched by its address alone (write ${addr.slice(0, pct)}${lenPart})` };
   }
   const octets = /^([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)$/.exec(addr)?.slice(1);
-  if (octets && octets.some((o) => /^0[0-9]/.test(o)) && octets.every((o) => Number(o) <= 255)) {
-    return { error: `${quoted()}: leading zeros are ambiguous (some tools read them as octal): write ${octets.map(Number).join('.')}${lenPart} if you mean decimal` };
+  const inRange = octets?.every((o) => Number(o) <= 255) === true;
+  const leadingZero = inRange && octets!.some((o) => o.length > 1 && o[0] === '0');
+  if (leadingZero) {
+    return { error: `${quoted()}: leading zeros are ambiguous (some tools read them as octal): write ${octets!.map(Number).join('.')}${lenPart} if you mean decimal` };
   }
-  const family = isIP(addr);
+  // Four decimal octets of at most 255 without leading zeros are what isIP calls IPv4 (its regex is the cost).
+  const family = inRange ? 4 : isIP(addr);
   if (family !== 4 && family !== 6) return { error: `${quoted()} is not an IP address or CIDR` };
   const max = family === 4 ? 32 : 128;
   const lenText = slash < 0 ? String(max) : text.slice(slash + 1);

@@ -286,16 +286,19 @@ async function applyBench(rules: number, rounds: number, format: 'yaml' | 'json'
       fn();
       return performance.now() - t0;
     };
-    const applyOnce = () => {
+    const applyOnce = (cli = CLI) => {
       rmSync(`${dir}/state`, { recursive: true, force: true });
       return timed(() => {
         // A loaded machine can take past the default 60 s per tool call for 100 000 rules: this measures speed, not the bound.
-        const r = spawnSync(process.execPath, [CLI, 'apply', '--policy', policyFile, '--netns', ns, '--state-dir', `${dir}/state`, '--yes', '--confirm', '0'], { encoding: 'utf8', maxBuffer: 1 << 30, env: { ...process.env, PORTWARDEN_TOOL_TIMEOUT: process.env.PORTWARDEN_TOOL_TIMEOUT ?? '900' } });
+        const r = spawnSync(process.execPath, [cli, 'apply', '--policy', policyFile, '--netns', ns, '--state-dir', `${dir}/state`, '--yes', '--confirm', '0'], { encoding: 'utf8', maxBuffer: 1 << 30, env: { ...process.env, PORTWARDEN_TOOL_TIMEOUT: process.env.PORTWARDEN_TOOL_TIMEOUT ?? '900' } });
         if (r.status !== 0) throw new Error(`apply exited ${r.status}: ${r.stderr.slice(0, 500)}`);
       });
     };
     const cases = { nothing: () => nft(['flush', 'ruleset']), hand: () => (nft(['flush', 'ruleset']), nft(['-f', `${dir}/other.nft`])) };
-    const out: Record<keyof typeof cases, { nft: number[]; apply: number[]; ratio: number[] }> = { nothing: { nft: [], apply: [], ratio: [] }, hand: { nft: [], apply: [], ratio: [] } };
+    // PW_BENCH_APPLY_BEFORE=<another build's dist/agent/cli.js>: that build timed in the same rounds (before/after a change).
+    const before = process.env.PW_BENCH_APPLY_BEFORE;
+    const empty = () => ({ nft: [] as number[], apply: [] as number[], ratio: [] as number[], before: [] as number[], beforeRatio: [] as number[] });
+    const out: Record<keyof typeof cases, ReturnType<typeof empty>> = { nothing: empty(), hand: empty() };
     for (let i = 0; i < rounds; i++) {
       for (const [name, setup] of Object.entries(cases) as [keyof typeof cases, () => void][]) {
         setup();
@@ -305,9 +308,17 @@ async function applyBench(rules: number, rounds: number, format: 'yaml' | 'json'
         out[name].nft.push(ref);
         out[name].apply.push(a);
         out[name].ratio.push(a / ref);
+        if (before) {
+          setup();
+          const b = applyOnce(before);
+          out[name].before.push(b);
+          out[name].beforeRatio.push(b / ref);
+        }
       }
     }
-    const sum = (c: (typeof out)[keyof typeof out]) => ({ nft: median(c.nft), apply: median(c.apply), ratio: median(c.ratio) });
+    const sum = (c: (typeof out)[keyof typeof out]) => ({
+      nft: median(c.nft), apply: median(c.apply), ratio: median(c.ratio), ...(before ? { before: median(c.before), beforeRatio: median(c.beforeRatio) } : {}),
+    });
     return { rules, format, rounds, bytes: text.length, nothing: sum(out.nothing), hand: sum(out.hand) };
   } finally {
     deleteNamespace(ns);
@@ -321,6 +332,14 @@ function printApplyBench(results: Awaited<ReturnType<typeof applyBench>>[]) {
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     console.log(`| ${r.rules} | ${r.format === 'json' ? 'JSON' : 'block YAML'} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.rounds} | ${ms(r.nothing.nft)} | ${ms(r.nothing.apply)} | ${r.nothing.ratio.toFixed(2)} | ${ms(r.hand.nft)} | ${ms(r.hand.apply)} | ${r.hand.ratio.toFixed(2)} |`);
+  }
+  if (results.some((r) => r.nothing.before !== undefined)) {
+    console.log(`\nthe same rounds, the build in PW_BENCH_APPLY_BEFORE (${process.env.PW_BENCH_APPLY_BEFORE})`);
+    console.log('| rules | policy file | nothing loaded: apply before | ratio | hand-loaded: apply before | ratio |');
+    console.log('|---|---|---|---|---|---|');
+    for (const r of results) {
+      console.log(`| ${r.rules} | ${r.format === 'json' ? 'JSON' : 'block YAML'} | ${ms(r.nothing.before!)} | ${r.nothing.beforeRatio!.toFixed(2)} | ${ms(r.hand.before!)} | ${r.hand.beforeRatio!.toFixed(2)} |`);
+    }
   }
 }
 
