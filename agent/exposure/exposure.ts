@@ -291,14 +291,23 @@ function describe(r: Reach): Exposure {
 }
 
 /** Per view: a listener's shape and port class → its exposure; a scan asks for 10 000 listeners of a few classes. */
-const exposureCache = new WeakMap<FirewallView, Map<string, Exposure>>();
+const exposureCache = new WeakMap<FirewallView, Map<string, Map<number | string, Exposure>>>();
+
+/** A listener's shape within its port class: a small number for the usual ones (no string to build and hash per listener). */
+function shapeOf(l: Listener): number | string {
+  if (l.interface === undefined && l.scope !== 'address') return (l.proto === 'udp' ? 4 : 0) + (l.family === 6 ? 2 : 0) + (l.dualStack ? 1 : 0);
+  return `${l.proto}/${l.family}${l.dualStack ? '+' : ''}/${l.interface ?? ''}/${l.scope === 'address' ? l.address : ''}`;
+}
 
 export function exposureOf(l: Listener, fw: FirewallView): Exposure {
   if (l.scope === 'loopback') return { verdict: 'localhost', sources: [], reason: `bound to ${l.address}: reachable from this host only` };
   if (!fw.ruleset) return targetExposure(listenerTarget(l), fw);
-  let cache = exposureCache.get(fw);
-  if (!cache) exposureCache.set(fw, (cache = new Map()));
-  const key = `${portClass(fw.ruleset, l.port)}/${l.proto}/${l.family}${l.dualStack ? '+' : ''}/${l.interface ?? ''}/${l.scope === 'address' ? l.address : ''}`;
+  let classes = exposureCache.get(fw);
+  if (!classes) exposureCache.set(fw, (classes = new Map()));
+  const cls = portClass(fw.ruleset, l.port);
+  let cache = classes.get(cls);
+  if (!cache) classes.set(cls, (cache = new Map()));
+  const key = shapeOf(l);
   const hit = cache.get(key);
   if (hit) return hit;
   const { reach: r, forClass } = reachOf(listenerTarget(l), fw, fw.ruleset);
