@@ -3,7 +3,7 @@
 // all at once. I/O edge.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { exec as defaultExec, inNetns, netnsPath, type Exec, type ExecResult } from '../exec.js';
+import { exec as defaultExec, inNetns, netnsPath, type Exec, type ExecOptions, type ExecResult } from '../exec.js';
 import type { FirewallView } from './exposure.js';
 import type { Route } from './host.js';
 import { addLegacy, fillXt } from './iptables-save.js';
@@ -110,7 +110,7 @@ export async function legacyKey(netns: string | undefined, exec: Exec = defaultE
 }
 
 export async function readFirewall(netns?: string, exec: Exec = defaultExec, cache?: RulesCache): Promise<FirewallView> {
-  const run = (cmd: string, args: string[]): Promise<ExecResult | Error> => exec(...inNetns(netns, cmd, args)).catch((err: Error) => err);
+  const run = (cmd: string, args: string[], opts?: ExecOptions): Promise<ExecResult | Error> => exec(...inNetns(netns, cmd, args), opts).catch((err: Error) => err);
   const ok = (r: ExecResult | Error | null): string | null => (r && !(r instanceof Error) && r.code === 0 ? r.stdout : null);
   if (netns !== undefined) netnsPath(netns); // a bad name is refused before any read starts
   // Read before anything else: a change while we read moves it on, and the next cycle reads again.
@@ -125,7 +125,7 @@ export async function readFirewall(netns?: string, exec: Exec = defaultExec, cac
     wanted.length ? readProcFiles(netns, exec, wanted) : new Map<string, string | null>(),
     keptHost ? null : readHostTools(netns, exec, run),
     // Cached and not watched: the text listing, hashed, says whether the JSON must be read again.
-    !cache ? run('nft', ['-j', 'list', 'ruleset']) : generation === null ? run('nft', ['list', 'ruleset']) : null,
+    !cache ? run('nft', ['-j', 'list', 'ruleset']) : generation === null ? run('nft', ['list', 'ruleset'], { stdoutToFile: true }) : null, // text: see stdoutToFile
     pid ? legacyNamesOf(pid) : null,
   ]);
   const host = keptHost ?? hostPart(hostTools!, proc.get(FORWARDING[0]!) ?? null, proc.get(FORWARDING[1]!) ?? null, ok);

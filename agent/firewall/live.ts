@@ -121,6 +121,8 @@ export function hasForeignNatPrerouting(ruleset: string): boolean {
 
 export function nftBackend(netns?: string, exec: Exec = defaultExec): LiveBackend {
   const nft = (args: string[], input?: string) => run(exec, netns, 'nft', args, input);
+  /** A text listing: through a file (stdoutToFile), nft writes it a few bytes per write(2). */
+  const list = (args: string[]) => run(exec, netns, 'nft', ['-s', 'list', ...args], undefined, true);
   return {
     name: 'nft',
     render: (policy, source) => ({ nft: renderRuleset(policy, 'nft', source) }),
@@ -129,14 +131,14 @@ export function nftBackend(netns?: string, exec: Exec = defaultExec): LiveBacken
       // One listing, not `list tables` first (nft reads the whole ruleset for each call): a table
       // that does not exist is "No such file or directory".
       const [c, a] = inNetns(netns, 'nft', ['-s', 'list', 'table', 'inet', NFT_TABLE]);
-      const r = await exec(c, a, { killWithParent: true });
+      const r = await exec(c, a, { killWithParent: true, stdoutToFile: true });
       if (r.code === 0) return { nft: withoutDynamicElements(r.stdout) };
       if (/No such file or directory/.test(r.stderr)) return null;
       throw toolError('nft', r.code, r.stderr);
     },
-    readAll: async () => ({ nft: await nft(['-s', 'list', 'ruleset']) }),
+    readAll: async () => ({ nft: await list(['ruleset']) }),
     readState: async () => {
-      const all = await run(exec, netns, 'nft', ['-s', 'list', 'ruleset'], undefined, true); // a large listing: see stdoutToFile
+      const all = await list(['ruleset']);
       const ours = cutNftTable(all);
       return { all: { nft: all }, ours: ours === null ? null : { nft: ours } };
     },
