@@ -157,8 +157,8 @@ export function parseNftCounters(json: string): CounterReading {
   for (const o of objects) {
     const s = o.set as NftSet | undefined;
     const kind = s && SET_KIND.get(s.name);
-    if (s && kind) sets.push(s);
     if (!s || !kind) continue;
+    sets.push(s);
     for (const e of s.elem ?? []) {
       const el = e.elem;
       const concat = el?.val?.concat;
