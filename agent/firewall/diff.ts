@@ -46,8 +46,8 @@ function normalAddress(tok: string): string {
 function normalElements(list: string): string[] {
   const out: string[] = [];
   for (const e of list.split(',')) {
-    const t = e.trim();
-    if (t) out.push(normalAddress(/\s/.test(t) ? ws(t) : t));
+    const t = ws(e); // copies only an element with whitespace to fold
+    if (t) out.push(normalAddress(t));
   }
   return out.sort();
 }
