@@ -270,8 +270,8 @@ function bitLength(x: bigint): number {
   return lo;
 }
 
-/** A dotted quad as a number; -1 when the text is not one. */
-function v4Number(s: string): number {
+/** A dotted quad as a number; -1 when the text is not one (octets of 1 to 3 digits, leading zeros read as decimal). */
+export function v4Number(s: string): number {
   let n = 0;
   let part = 0;
   let digits = 0;
@@ -315,7 +315,7 @@ function hexGroups(s: string, out: number[]): boolean {
 }
 
 /** IPv6 as nft prints it (hex groups, at most one "::") → bigint; null for anything else (embedded IPv4, a zone). */
-function v6Big(s: string): bigint | null {
+export function v6Big(s: string): bigint | null {
   const gap = s.indexOf('::');
   const g: number[] = [];
   if (gap < 0) {
@@ -494,6 +494,16 @@ function v6PrefixStart(len: number): bigint {
 /** The host part of an IPv6 prefix of each length: 2^(128 - len) - 1. */
 const HOST6 = Array.from({ length: 129 }, (_, len) => (1n << BigInt(128 - len)) - 1n);
 const NET6 = HOST6.map((h) => MAX[6] ^ h);
+
+/** The first address of the /len IPv6 prefix holding v (v with its host bits cleared). */
+export const v6Network = (v: bigint, len: number): bigint => v & NET6[len]!;
+
+/** The minimal CIDR prefixes covering every "a" or "a/len" given (all of one family), in address order. */
+export function mergePrefixes(family: Fam, prefixes: readonly string[]): string[] {
+  const bounds: Addr[] = [];
+  for (const p of prefixes) pushPrefix(bounds, family, p);
+  return IntervalSet.ofBounds(family, bounds).toCidrs();
+}
 
 /** "a" or "a/len" → a set (of the address's family). */
 export function prefixSet(family: Fam, text: string): IntervalSet {
