@@ -2,12 +2,23 @@
 // "file:line:col: path: what is wrong". Shared by the policy and the agent config.
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { LineCounter, parseDocument, isAlias, isMap, isScalar, visit, type Alias, type Document, type Node } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
+import type { Alias, Document, LineCounter, Node } from 'yaml';
 import { EVENT_ID, NOT_RESOLVED, Schema, constructFromEvents, defineMappingTag, defineScalarTag, parseEvents, seqTag, strTag, type Event } from 'js-yaml';
 import { InputError } from './errors.js';
 import { redact } from './alerts/sinks/redact.js'; // a URL that fails a pattern may hold a token
 import { fileKind } from './file-perms.js';
+import { PRECOMPILED } from './schema-validators.generated.js';
+
+// ajv and yaml load when first needed, not with this module (~60 ms each): a valid policy or
+// config is checked by the validator generated from its schema at build time and read by the
+// js-yaml fast path. ajv compiles only what was not generated (a fragment's schema, the
+// all-errors validator of an invalid file: ~80 ms for the policy's); yaml reads what the fast
+// path declines and works out positions.
+const require = createRequire(import.meta.url);
+let yamlModule: typeof import('yaml') | undefined;
+const yaml = (): typeof import('yaml') => (yamlModule ??= require('yaml') as typeof import('yaml'));
 
 /** Largest policy or config file we read (README "Limits"): /dev/zero or a runaway generator must not eat the memory. */
 export const MAX_SOURCE_BYTES = 64 * 1024 * 1024;
@@ -24,18 +35,27 @@ export interface Located {
 // one that lists them all, run only on an invalid file, and only on its first PRUNE_AT items of
 // each list and map: ajv joins the errors of every $ref'd item with concat, which is quadratic in
 // the number of errors (100 000 bad rules took minutes).
-const options = { strict: true, verbose: true, discriminator: true } as const;
-const firstError = new Ajv({ ...options, allErrors: false });
-const allErrors = new Ajv({ ...options, allErrors: true });
+/** The options of every validator, the generated ones too (test/tools/gen-types.mjs reads them here). */
+export const AJV_OPTIONS = { strict: true, verbose: true, discriminator: true } as const;
+let ajvs: { first: Ajv; all: Ajv } | undefined;
+function ajv(): { first: Ajv; all: Ajv } {
+  if (!ajvs) {
+    const { Ajv } = require('ajv') as typeof import('ajv');
+    ajvs = { first: new Ajv({ ...AJV_OPTIONS, allErrors: false }), all: new Ajv({ ...AJV_OPTIONS, allErrors: true }) };
+  }
+  return ajvs;
+}
 const validators = new Map<object, { first: ValidateFunction; all: ValidateFunction }>();
 const PRUNE_AT = 1000;
 
 function validatorFor(schema: object): { first: ValidateFunction; all: ValidateFunction } {
   let v = validators.get(schema);
   if (!v) {
+    const id = (schema as { $id?: unknown }).$id;
+    const generated = typeof id === 'string' && Object.hasOwn(PRECOMPILED, id) ? PRECOMPILED[id] : undefined;
     // The all-errors one only for an invalid file: compiling it costs as much as the first.
     let all: ValidateFunction | undefined;
-    v = { first: firstError.compile(schema), get all() { return (all ??= allErrors.compile(schema)); } };
+    v = { first: generated ?? ajv().first.compile(schema), get all() { return (all ??= ajv().all.compile(schema)); } };
     validators.set(schema, v);
   }
   return v;
@@ -80,8 +100,8 @@ export function locate(src: Located, path: DocPath, atKey = false): string {
     const here = path.slice(0, n);
     if (atKey && n === path.length && n > 0) {
       const parent = src.doc.getIn(here.slice(0, -1), true);
-      if (isMap(parent)) {
-        const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === String(here[n - 1]));
+      if (yaml().isMap(parent)) {
+        const pair = parent.items.find((p) => yaml().isScalar(p.key) && String(p.key.value) === String(here[n - 1]));
         const keyRange = (pair?.key as Node | undefined)?.range;
         if (keyRange) {
           offset = keyRange[0];
@@ -246,6 +266,7 @@ function amplifyingAlias(doc: Document): Node | null {
   const holdsAlias = new Map<Node, boolean>();
   let first: Node | null = null;
   let amplifying: Node | null = null;
+  const { visit, isAlias } = yaml();
   visit(doc, (_key, node) => {
     if (isAlias(node)) {
       first ??= node;
@@ -428,8 +449,8 @@ function lazyLocated(file: string, source: string): Located {
   let parsed: { doc: Document; lines: LineCounter } | undefined;
   const get = () => {
     if (!parsed) {
-      const lines = new LineCounter();
-      parsed = { doc: parseDocument(source, { lineCounter: lines, prettyErrors: false, uniqueKeys: true }), lines };
+      const lines = new (yaml().LineCounter)();
+      parsed = { doc: yaml().parseDocument(source, { lineCounter: lines, prettyErrors: false, uniqueKeys: true }), lines };
     }
     return parsed;
   };
@@ -451,8 +472,8 @@ export function readValidatedYaml<T>(file: string, schema: object, text?: string
   // A valid JSON file needs no positions unless a later check finds a problem: they are worked out then.
   const fast = plainJson(source) ?? plainYaml(source);
   if (fast !== undefined && validators.first(fast)) return { value: fast as T, src: lazyLocated(file, source) };
-  const lines = new LineCounter();
-  const doc = parseDocument(source, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const lines = new (yaml().LineCounter)();
+  const doc = yaml().parseDocument(source, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const src: Located = { file, doc, lines };
   if (doc.errors.length) {
     throw new InputError(
