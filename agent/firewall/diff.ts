@@ -304,6 +304,7 @@ function countMap(xs: string[]): Map<string, number> {
 
 /** Multiset difference a − b, in a's order. */
 function minus(a: string[], b: string[]): string[] {
+  if (!a.length) return []; // no count of b for nothing (the removed rules of a first apply)
   if (!b.length) return a.slice(); // against nothing (a first apply): all of a
   const left = countMap(b);
   const out: string[] = [];
@@ -325,13 +326,15 @@ export function summarize(before: NormalRuleset, after: NormalRuleset): Summary 
     const a = after.chains.get(name);
     const removedRules = minus(b?.rules ?? [], a?.rules ?? []);
     const addedRules = minus(a?.rules ?? [], b?.rules ?? []);
-    const removedBy = countMap(removedRules.map(commentOf).filter((c): c is string => c !== null));
     let changed = 0;
-    for (const c of addedRules.map(commentOf)) {
-      const n = c === null ? 0 : (removedBy.get(c) ?? 0);
-      if (n > 0) {
-        removedBy.set(c!, n - 1);
-        changed++;
+    if (removedRules.length && addedRules.length) {
+      const removedBy = countMap(removedRules.map(commentOf).filter((c): c is string => c !== null));
+      for (const c of addedRules.map(commentOf)) {
+        const n = c === null ? 0 : (removedBy.get(c) ?? 0);
+        if (n > 0) {
+          removedBy.set(c!, n - 1);
+          changed++;
+        }
       }
     }
     const headChanged = (b?.head ?? []).join('\n') !== (a?.head ?? []).join('\n');
