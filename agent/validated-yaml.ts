@@ -342,8 +342,11 @@ function plainJson(source: string): unknown {
 // conversions are those of node_modules/yaml/dist/schema/common/null.js and core/{bool,int,float}.js,
 // in yaml's order (null, bool, int: oct, dec, hex; float: nan/inf, exponent, plain). No timestamp,
 // merge, binary, omap, pairs or set: yaml's core schema has none of them.
-const coreScalar = <T>(tagName: string, resolve: (s: string) => T | typeof NOT_RESOLVED) =>
-  defineScalarTag(`tag:yaml.org,2002:${tagName}`, { implicit: true, implicitFirstChars: null, resolve, identify: () => false });
+// Each tag is tried only on a scalar whose first character its regexes can start with ('' for
+// the empty scalar): a CIDR or a name is not run through eight regexes to stay a string.
+const coreScalar = <T>(tagName: string, firstChars: string[], resolve: (s: string) => T | typeof NOT_RESOLVED) =>
+  defineScalarTag(`tag:yaml.org,2002:${tagName}`, { implicit: true, implicitFirstChars: firstChars, resolve, identify: () => false });
+const DIGITS = [...'0123456789'];
 const NULL = /^(?:~|[Nn]ull|NULL)?$/; // common/null.js
 const BOOL = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/; // core/bool.js
 const INT_OCT = /^0o[0-7]+$/; // core/int.js intOct
@@ -373,10 +376,10 @@ const CORE_LIKE_YAML = new Schema([
   strTag,
   seqTag,
   objectMap,
-  coreScalar('null', (s) => (NULL.test(s) ? null : NOT_RESOLVED)),
-  coreScalar('bool', (s) => (BOOL.test(s) ? s[0] === 't' || s[0] === 'T' : NOT_RESOLVED)),
-  coreScalar('int', (s) => (INT_OCT.test(s) ? parseInt(s.substring(2), 8) : INT.test(s) ? parseInt(s, 10) : INT_HEX.test(s) ? parseInt(s.substring(2), 16) : NOT_RESOLVED)),
-  coreScalar('float', (s) =>
+  coreScalar('null', ['', '~', 'n', 'N'], (s) => (NULL.test(s) ? null : NOT_RESOLVED)),
+  coreScalar('bool', ['t', 'T', 'f', 'F'], (s) => (BOOL.test(s) ? s[0] === 't' || s[0] === 'T' : NOT_RESOLVED)),
+  coreScalar('int', ['-', '+', ...DIGITS], (s) => (INT_OCT.test(s) ? parseInt(s.substring(2), 8) : INT.test(s) ? parseInt(s, 10) : INT_HEX.test(s) ? parseInt(s.substring(2), 16) : NOT_RESOLVED)),
+  coreScalar('float', ['-', '+', '.', ...DIGITS], (s) =>
     FLOAT_NAN.test(s) ? (s.slice(-3).toLowerCase() === 'nan' ? NaN : s[0] === '-' ? -Infinity : Infinity) : FLOAT_EXP.test(s) || FLOAT.test(s) ? parseFloat(s) : NOT_RESOLVED,
   ),
 ]);
