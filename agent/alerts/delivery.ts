@@ -145,11 +145,32 @@ export class SinkQueue {
     this.held.set(name, b);
   }
 
-  private flushHeld(): void {
+  /**
+   * Writes the batches kept in memory to the spool, oldest first, until one fails; with none
+   * kept, a failed spool is tried with a probe file. The daemon calls it every cycle: a disk with
+   * room again is seen then, not only when this sink next sends or gets an event (a sink that
+   * asked to retry in an hour, or one whose batches were all delivered from memory, would hold
+   * state-write-failed open until then).
+   */
+  flushHeld(): void {
+    if (this.writeError && !this.held.size) return this.probeSpool();
     for (const name of [...this.held.keys()].sort()) {
       this.save(this.held.get(name)!, false);
       if (this.held.has(name)) return; // still failing
     }
+  }
+
+  /** A file written (atomically, fsync'd) and removed: the spool works again. Not a .json: never a batch. */
+  private probeSpool(): void {
+    const probe = `${this.dir}/.probe`;
+    try {
+      ensureDir(this.dir);
+      writeJson(probe, {});
+      unlinkSync(probe);
+    } catch {
+      return; // still failing: said once already
+    }
+    this.writeWorks();
   }
 
   private writeFailed(err: NodeJS.ErrnoException): void {

@@ -555,6 +555,7 @@ export class Agent {
    */
   private deliver(o: Outlet, events: JournalEvent[]): string | null {
     if (events.length) o.queue.enqueue(events);
+    else o.queue.flushHeld(); // enqueue does it first
     const err = o.queue.spoolError;
     return err ? writeFailure(err) : null;
   }

@@ -284,10 +284,11 @@ for (const mode of ['429', 'hang'] as const) {
   });
 }
 
-test('a full disk while a sink fails: the daemon keeps alerting from memory, raises state-write-failed, recovers', { timeout: 60_000 }, async (t) => {
+test('a full disk while a sink fails: the daemon keeps alerting from memory, raises state-write-failed, recovers at the next cycle', { timeout: 60_000 }, async (t) => {
   if (!needsRootAnd(t, 'ss', 'nsenter', 'ip', 'unshare', 'mount')) return;
   await setup(t, async (s) => {
-    const stub = await stubbornServer('500');
+    // It asks to retry in an hour: the recovery must not wait for that sink's next attempt.
+    const stub = await stubbornServer('429');
     const small = `${s.dir}/small`;
     mkdirSync(small, { mode: 0o700 });
     try {
@@ -330,7 +331,7 @@ test('a full disk while a sink fails: the daemon keeps alerting from memory, rai
       assert.equal(complaints, 1, 'logged once');
       // Space returns: the finding resolves and the journal catches up with what was held in memory.
       inNs('rm', `${small}/fill`);
-      await until('state-write-failed resolved', () => s.receiver.events().find((e) => e.id === 'state-write-failed' && e.event === 'resolved'), 20_000);
+      await until('state-write-failed resolved', () => s.receiver.events().find((e) => e.id === 'state-write-failed' && e.event === 'resolved'), 10_000);
       const journalled = inNs('cat', `${state}/events.jsonl`).trim().split('\n').map((line) => JSON.parse(line) as { event: string; finding: { id: string } });
       const ids = journalled.map((e) => `${e.event} ${e.finding.id}`);
       for (const want of [`opened ${MISSING}`, 'opened forbidden-listener:tcp/2323', 'opened state-write-failed', 'resolved state-write-failed']) {
