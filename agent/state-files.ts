@@ -49,6 +49,26 @@ export function removeFile(path: string): void {
   }
 }
 
+/** Room the next cycles need, so that a nearly full disk does not flap between failing and working. */
+const ROOM_BYTES = 64 * 1024;
+
+/**
+ * Whether dir has room again after writes failed: ROOM_BYTES written to a probe file there
+ * (atomically, fsync'd) and removed. Throws the write's error. The name is no state file's and no batch's.
+ */
+export function probeWrite(dir: string): void {
+  const probe = `${dir}/.write-probe`;
+  try {
+    writeFileAtomic(probe, new Uint8Array(ROOM_BYTES), 0o600);
+  } finally {
+    try {
+      removeFile(probe);
+    } catch {
+      /* nothing was written */
+    }
+  }
+}
+
 export function ensureDir(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });

@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync } from 'node:fs';
 import { hostFinding } from '../model.js';
-import { ensureDir, writeJson } from '../state-files.js';
+import { ensureDir, probeWrite, writeJson } from '../state-files.js';
 import type { JournalEvent } from './journal.js';
 import { redact } from './sinks/redact.js';
 import { DeliveryError, type Batch, type Sender } from './sinks/sink.js';
@@ -160,13 +160,11 @@ export class SinkQueue {
     }
   }
 
-  /** A file written (atomically, fsync'd) and removed: the spool works again. Not a .json: never a batch. */
+  /** A probe file written and removed (not a .json: never taken for a batch): the spool works again. */
   private probeSpool(): void {
-    const probe = `${this.dir}/.probe`;
     try {
       ensureDir(this.dir);
-      writeJson(probe, {});
-      unlinkSync(probe);
+      probeWrite(this.dir);
     } catch {
       return; // still failing: said once already
     }

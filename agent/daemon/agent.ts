@@ -22,7 +22,7 @@ import { loadPolicy, type LoadedPolicy } from '../policy/load.js';
 import { liveState, StateDir, type LiveState } from '../firewall/apply.js';
 import { AppliedMemo } from '../firewall/applied-memo.js';
 import { driftFinding } from '../firewall/drift.js';
-import { alive, ensureDir, readStateText, removeFile, tryLock } from '../state-files.js';
+import { alive, ensureDir, probeWrite, readStateText, removeFile, tryLock } from '../state-files.js';
 import { FsError, fsError, writeFileAtomic } from '../fs-atomic.js';
 import { checkTrustedDir } from '../file-perms.js';
 import { emptyState, isDriftState, openFindings, stateFromEvents, step, type DriftState } from '../alerts/drift.js';
@@ -607,23 +607,13 @@ export class Agent {
   }
 }
 
-/** Room the next cycles need, so that a nearly full disk does not flap between failing and working. */
-const ROOM_BYTES = 64 * 1024;
-
-/** While writes were failing: a probe file of ROOM_BYTES, written and removed; the failure or null. */
+/** While writes were failing: whether the state dir has room again (probeWrite); the failure or null. */
 function roomFor(dir: string): string | null {
-  const probe = `${dir}/.room-check`;
   try {
-    writeFileAtomic(probe, new Uint8Array(ROOM_BYTES), 0o600);
+    probeWrite(dir);
     return null;
   } catch (err) {
     return writeFailure(err);
-  } finally {
-    try {
-      removeFile(probe);
-    } catch {
-      /* nothing was written */
-    }
   }
 }
 
