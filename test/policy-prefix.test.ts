@@ -17,6 +17,8 @@ const v6 = fc.oneof(
   fc.ipV6(),
   fc.ipV4().map((v4) => `::ffff:${v4}`),
   fc.constantFrom('::', '::1', '::ffff:0:0', '::ffff:a00:1', '2001:db8::', '1:2:3:4:5:6:7::', '::1:2:3:4:5:6:7', 'fe80::1%eth0', '1::2::3', ':1::', '1:::2', '12345::'),
+  // Control characters: a character | 32 that passed for ":" or a digit let these through once.
+  fc.constantFrom('1\x1a2\x1a3\x1a4\x1a5\x1a6\x1a7\x1a8', '\x10::', '1:2:3:4:5:6:7:\x18', '0\x1a\x1a0'),
 );
 const octet = fc.oneof(fc.integer({ min: 0, max: 255 }).map(String), fc.constantFrom('00', '010', '256', '0001', ''));
 const v4 = fc.oneof(fc.ipV4(), fc.array(octet, { minLength: 4, maxLength: 4 }).map((o) => o.join('.')), fc.constantFrom('1.2.3', '1.2.3.4.5', ' 1.2.3.4'));
@@ -51,6 +53,7 @@ test('parsePrefix: the forms the fast path leaves to the general reader keep the
   assert.match((parsePrefix('::ffff:10.0.0.1') as { error: string }).error, /IPv4-mapped IPv6 address.*write 10\.0\.0\.1\)/);
   assert.deepEqual(parsePrefix('2001:0db8:0000:0000:0000:0000:0000:0000/32'), { prefix: '2001:db8::/32', family: 6 });
   assert.deepEqual(parsePrefix('2001:db8:0:1:1:1:1:1'), { prefix: '2001:db8:0:1:1:1:1:1/128', family: 6 });
+  assert.deepEqual(parsePrefix('\x10::/16'), { error: '"\\u0010::/16" is not an IP address or CIDR' });
 });
 
 test('mergePrefixes covers exactly what cidr-tools mergeCidr does, in the same order and text', () => {

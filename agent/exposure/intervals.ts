@@ -292,40 +292,10 @@ export function v4Number(s: string): number {
   return dots === 3 && digits && part <= 255 ? n * 256 + part : -1;
 }
 
-/** Colon-separated hex groups (1 to 4 digits each) appended to `out`; false when `s` is not that. */
-function hexGroups(s: string, out: number[]): boolean {
-  if (s === '') return true;
-  let acc = 0;
-  let digits = 0;
-  for (let i = 0; i <= s.length; i++) {
-    const c = i < s.length ? s.charCodeAt(i) | 32 : 58;
-    if (c === 58) {
-      if (!digits) return false;
-      out.push(acc);
-      acc = 0;
-      digits = 0;
-      continue;
-    }
-    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
-    if (d < 0 || digits === 4) return false;
-    acc = acc * 16 + d;
-    digits++;
-  }
-  return true;
-}
-
 /** IPv6 as nft prints it (hex groups, at most one "::") → bigint; null for anything else (embedded IPv4, a zone). */
 export function v6Big(s: string): bigint | null {
-  const gap = s.indexOf('::');
-  const g: number[] = [];
-  if (gap < 0) {
-    if (!hexGroups(s, g) || g.length !== 8) return null;
-  } else {
-    const tail: number[] = [];
-    if (gap !== s.lastIndexOf('::') || !hexGroups(s.slice(0, gap), g) || !hexGroups(s.slice(gap + 2), tail) || g.length + tail.length > 7) return null;
-    while (g.length + tail.length < 8) g.push(0);
-    g.push(...tail);
-  }
+  if (!v6Groups(s)) return null;
+  const g = GROUPS;
   // Four 32-bit words: fewer bigint operations than one per group.
   return (BigInt(g[0]! * 65536 + g[1]!) << 96n) | (BigInt(g[2]! * 65536 + g[3]!) << 64n) | (BigInt(g[4]! * 65536 + g[5]!) << 32n) | BigInt(g[6]! * 65536 + g[7]!);
 }
@@ -440,7 +410,7 @@ function v6Groups(s: string): boolean {
     i = 2;
   }
   for (; i < len; i++) {
-    const c = s.charCodeAt(i) | 32;
+    const c = s.charCodeAt(i);
     if (c === 58) {
       if (digits) {
         if (n === 8) return false;
@@ -451,7 +421,9 @@ function v6Groups(s: string): boolean {
       else gap = n; // "::" after a group
       continue;
     }
-    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+    // Only letters are folded to lower case (a control character | 32 would pass for ":" or a digit).
+    const lower = c | 32;
+    const d = c >= 48 && c <= 57 ? c - 48 : lower >= 97 && lower <= 102 ? lower - 87 : -1;
     if (d < 0 || digits === 4) return false;
     acc = acc * 16 + d;
     digits++;
