@@ -8,7 +8,7 @@ import type { FirewallView } from './exposure.js';
 import type { Route } from './host.js';
 import { addLegacy, fillXt } from './iptables-save.js';
 import { fillDevices, nftObjects, rulesetOf, tableOf, type NftObject } from './nft-json.js';
-import { NFT_TABLE } from '../firewall/render-nft.js';
+import { OUR_TABLE_KEY } from '../firewall/render-nft.js';
 import { findPublished } from './published.js';
 
 /**
@@ -193,7 +193,7 @@ export function listingsFor(kept: ReadonlyMap<string, NftObject[]>, touched: Rea
   for (const [table, t] of touched) {
     const objects = kept.get(table);
     if (t.whole || !objects) {
-      if (table === `inet ${NFT_TABLE}`) return null;
+      if (table === OUR_TABLE_KEY) return null;
       out.push({ table, what: 'table', name: table.slice(table.indexOf(' ') + 1) });
       continue;
     }

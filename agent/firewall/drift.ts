@@ -4,9 +4,7 @@
 import { hostFinding, type Finding } from '../model.js';
 import type { AppliedRecord, LiveState } from './apply.js';
 import type { MonitorChange } from './monitor-events.js';
-import { NFT_TABLE } from './render-nft.js';
-
-const OURS = `inet ${NFT_TABLE}`;
+import { OUR_TABLE_KEY } from './render-nft.js';
 
 /** The finding for what the kernel has now of the rules we applied; null while they are in place. Pure. */
 export function driftFinding(applied: AppliedRecord, live: LiveState): Finding | null {
@@ -51,7 +49,7 @@ export class OurTableLedger {
   }
 
   note(c: MonitorChange): void {
-    if (c.kind === 'bound' || ('table' in c && c.table !== OURS)) return;
+    if (c.kind === 'bound' || ('table' in c && c.table !== OUR_TABLE_KEY)) return;
     if (c.kind !== 'rule' || c.op === 'other' || c.handle === null) this.unknown = true;
     else if (c.op === 'add') this.added.add(c.handle);
     else if (!this.added.delete(c.handle)) this.removed.add(c.handle);
