@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS PORTWARDEN_EXTRA_CA_CERTS=${NODE_EXTRA_CA_CERTS} node
+// The shebang: Node would read NODE_EXTRA_CA_CERTS' file at every start; the TLS sinks read it when they connect (extra-ca.ts).
 // argv → command. No logic of its own: errors become their exit codes (2 input, 3 runtime).
 import { PortwardenError, UsageError } from './errors.js';
 import { SPECS, commandHelp, usageText, type CommandName, type CommandSpec } from './commands/specs.js';

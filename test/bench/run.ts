@@ -11,7 +11,7 @@
 // 10 000 listeners over an empty one).
 // PW_BENCH_ONLY=attempts: reading the counters of the 10 000-rule policy with 50 000 tracked sources.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { stringify as stringifyYaml } from 'yaml';
 import { collectSnapshot } from '../../agent/collect/listeners.js';
@@ -41,11 +41,11 @@ function timeCmd(cmd: string, args: string[], runs: number, env: NodeJS.ProcessE
 }
 
 /** Two commands in turn (A B A B …): medians of each, and the median of the pairwise ratios A/B, which holds when the machine's speed drifts. */
-function timePaired(a: [string, string[]], b: [string, string[]], runs: number, envA?: NodeJS.ProcessEnv): { a: number; b: number; ratio: number } {
+function timePaired(a: [string, string[]], b: [string, string[]], runs: number): { a: number; b: number; ratio: number } {
   const as: number[] = [];
   const bs: number[] = [];
   for (let i = 0; i < runs; i++) {
-    as.push(timeCmd(a[0], a[1], 1, envA));
+    as.push(timeCmd(a[0], a[1], 1));
     bs.push(timeCmd(b[0], b[1], 1));
   }
   return { a: median(as), b: median(bs), ratio: median(as.map((x, i) => x / bs[i]!)) };
@@ -73,12 +73,13 @@ async function collectorBench(listeners: number, connections: number) {
     const nsArgs = [`--net=/run/netns/${ns}`, '--'];
     const ssPlain = timeCmd('nsenter', [...nsArgs, 'ss', '-Htuln'], runs);
     const netstat = timeCmd('nsenter', [...nsArgs, 'netstat', '-tulnp'], runs);
-    timeCmd(process.execPath, [CLI, 'scan', '--json', '--netns', ns], 1); // warm-up: file cache
-    const paired = timePaired([process.execPath, [CLI, 'scan', '--json', '--netns', ns]], ['nsenter', [...nsArgs, 'ss', '-Htulnp']], runs);
-    const { a: cold, b: ssP, ratio: coldRatio } = paired;
-    // Node reads NODE_EXTRA_CA_CERTS' file at every start (set on some machines, not by us): the same pair without it.
-    const { NODE_EXTRA_CA_CERTS: extraCa, ...noCa } = process.env;
-    const bare = extraCa ? timePaired([process.execPath, [CLI, 'scan', '--json', '--netns', ns]], ['nsenter', [...nsArgs, 'ss', '-Htulnp']], runs, noCa) : null;
+    // As operators run it: the `portwarden` command install.sh links, cli.js run through its shebang
+    // (made executable here as install.sh does); beside it, `node cli.js` with this environment.
+    chmodSync(CLI, 0o755);
+    const scanArgs = ['scan', '--json', '--netns', ns];
+    timeCmd(CLI, scanArgs, 1); // warm-up: file cache
+    const { a: cold, b: ssP, ratio: coldRatio } = timePaired([CLI, scanArgs], ['nsenter', [...nsArgs, 'ss', '-Htulnp']], runs);
+    const viaNode = timePaired([process.execPath, [CLI, ...scanArgs]], ['nsenter', [...nsArgs, 'ss', '-Htulnp']], runs);
     // PW_BENCH_CPU_PROF=DIR: one more cold scan under `node --cpu-prof`, its profile written to DIR.
     const profDir = process.env.PW_BENCH_CPU_PROF;
     if (profDir) spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, CLI, 'scan', '--json', '--netns', ns], { stdio: 'ignore' });
@@ -96,7 +97,7 @@ async function collectorBench(listeners: number, connections: number) {
     const warm = median(warmTimes);
     const si = JSON.parse(spawnSync('nsenter', [...nsArgs, process.execPath, `${ROOT}dist/test/bench/si-probe.js`, String(Math.min(runs, 3))], { encoding: 'utf8', maxBuffer: 1 << 30 }).stdout) as { times: number[]; count: number };
     const siMs = median(si.times);
-    return { listeners, connections, found, ssPlain, ssP, netstat, cold, coldRatio, bareRatio: bare?.ratio ?? null, warm, warmWalks: owners.walks, siMs, siCount: si.count, rssMb };
+    return { listeners, connections, found, ssPlain, ssP, netstat, cold, coldRatio, nodeRatio: viaNode.ratio, warm, warmWalks: owners.walks, siMs, siCount: si.count, rssMb };
   } finally {
     children.forEach((c) => c.kill('SIGKILL'));
     deleteNamespace(ns);
@@ -428,18 +429,18 @@ const sizes = (process.env.PW_BENCH_SIZES ?? '100,2000,10000').split(',').filter
 // PW_BENCH_CPU_PROF=DIR: the cold scan's CPU profile in that scenario).
 const only = process.env.PW_BENCH_ONLY;
 console.log('portwarden bench: medians; ratios are portwarden / reference (lower is better)\n');
-console.log('| listeners | conns | ss -Htuln | ss -Htulnp | netstat -tulnp | systeminformation | pw scan --json (cold CLI) | pw collector (warm) | warm/ss -p | cold/ss -p (paired) | the same without NODE_EXTRA_CA_CERTS | si/warm | peak RSS |');
+console.log('| listeners | conns | ss -Htuln | ss -Htulnp | netstat -tulnp | systeminformation | pw scan --json (cold, `portwarden` command) | pw collector (warm) | warm/ss -p | cold/ss -p (paired) | the same as `node cli.js` (paired) | si/warm | peak RSS |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const n of sizes) {
   const r = await collectorBench(n, 20_000);
   if (r.found < n) throw new Error(`scan found ${r.found} listeners, expected ≥ ${n}`);
   console.log(
-    `| ${n} | ${r.connections} | ${ms(r.ssPlain)} | ${ms(r.ssP)} | ${ms(r.netstat)} | ${ms(r.siMs)} | ${ms(r.cold)} | ${ms(r.warm)} | ${(r.warm / r.ssP).toFixed(2)} | ${r.coldRatio.toFixed(2)} | ${r.bareRatio?.toFixed(2) ?? '-'} | ${(r.siMs / r.warm).toFixed(1)}× slower | ${r.rssMb.toFixed(0)} MB |`,
+    `| ${n} | ${r.connections} | ${ms(r.ssPlain)} | ${ms(r.ssP)} | ${ms(r.netstat)} | ${ms(r.siMs)} | ${ms(r.cold)} | ${ms(r.warm)} | ${(r.warm / r.ssP).toFixed(2)} | ${r.coldRatio.toFixed(2)} | ${r.nodeRatio.toFixed(2)} | ${(r.siMs / r.warm).toFixed(1)}× slower | ${r.rssMb.toFixed(0)} MB |`,
   );
 }
-// Node reads this file of certificates at every start, before any of our code runs (~80 ms for a
-// system bundle): the cold-CLI ratio then measures it too.
-if (process.env.NODE_EXTRA_CA_CERTS) console.log(`\nnote: NODE_EXTRA_CA_CERTS is set: the cold CLI runs include Node loading ${process.env.NODE_EXTRA_CA_CERTS}, except in the column without it`);
+// Node reads this file of certificates at every start, before any of our code runs (~85 ms for
+// Debian's bundle); the `portwarden` command starts Node without it (extra-ca.ts), `node cli.js` does not.
+if (process.env.NODE_EXTRA_CA_CERTS) console.log(`\nnote: NODE_EXTRA_CA_CERTS is set: the \`node cli.js\` runs include Node loading ${process.env.NODE_EXTRA_CA_CERTS}`);
 if (only === 'collector') process.exit(0);
 const rb = await rulesBench();
 console.log(`\nrules: 10 000 rules, 100 000 CIDRs → nft script of ${(rb.bytes / 1e6).toFixed(1)} MB`);

@@ -1,5 +1,6 @@
 // E-mail sink: one plain-text message per batch over SMTP (nodemailer).
 import type { Transporter } from 'nodemailer';
+import { extraCaOption } from '../../extra-ca.js';
 import { redact } from './redact.js';
 import { DeliveryError, eventLine, worstSeverity, type Batch, type Sender } from './sink.js';
 
@@ -41,7 +42,11 @@ export function emailSender(o: EmailOptions): Sender {
     connectionTimeout: o.timeoutMs,
     greetingTimeout: o.timeoutMs,
     socketTimeout: o.timeoutMs,
-  })));
+    tls: o.tls === 'none' ? undefined : { ...extraCaOption() },
+  })).catch((err: unknown) => {
+    transport = null; // not kept: the next batch tries again (an unreadable CA file may be fixed)
+    throw err;
+  }));
   return {
     name: o.name,
     async send(batch, signal) {

@@ -2,6 +2,7 @@
 // of "id.timestamp.body" with the base64 key of a whsec_ secret), or a Slack-compatible message.
 import { createHmac } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { extraCaOption } from '../../extra-ca.js';
 import { findingJson } from '../../serialize.js';
 import { redact, redactUrl } from './redact.js';
 import { DeliveryError, eventLine, worstSeverity, type Batch, type Sender } from './sink.js';
@@ -111,7 +112,8 @@ async function post(url: string, headers: Record<string, string>, body: string, 
     const u = new URL(url);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') return reject(new Error(`unsupported protocol ${u.protocol}`));
     if (signal.aborted) return reject(signal.reason as Error);
-    const req = (u.protocol === 'https:' ? httpsRequest! : httpRequest)(u, { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const options = { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) } };
+    const req = (u.protocol === 'https:' ? httpsRequest! : httpRequest)(u, u.protocol === 'https:' ? { ...options, ...extraCaOption() } : options, (res) => {
       res.on('data', () => undefined);
       res.on('end', () => {
         const h = res.headers['retry-after'];
