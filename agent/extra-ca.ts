@@ -20,7 +20,7 @@ export function extraCaOption(env: NodeJS.ProcessEnv = process.env): { ca: strin
   try {
     pem = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read NODE_EXTRA_CA_CERTS file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new Error(`cannot read NODE_EXTRA_CA_CERTS file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
   }
   return (cached = { ca: [...rootCertificates, pem] });
 }
