@@ -300,17 +300,21 @@ async function applyBench(rules: number, rounds: number, format: 'yaml' | 'json'
     const cases = { nothing: () => nft(['flush', 'ruleset']), hand: () => (nft(['flush', 'ruleset']), nft(['-f', `${dir}/other.nft`])) };
     // PW_BENCH_APPLY_BEFORE=<another build's dist/agent/cli.js>: that build timed in the same rounds (before/after a change).
     const before = process.env.PW_BENCH_APPLY_BEFORE;
-    const empty = () => ({ nft: [] as number[], apply: [] as number[], ratio: [] as number[], before: [] as number[], beforeRatio: [] as number[] });
+    const empty = () => ({ nft: [] as number[], apply: [] as number[], ratio: [] as number[], list: [] as number[], floor: [] as number[], before: [] as number[], beforeRatio: [] as number[] });
     const out: Record<keyof typeof cases, ReturnType<typeof empty>> = { nothing: empty(), hand: empty() };
     for (let i = 0; i < rounds; i++) {
       for (const [name, setup] of Object.entries(cases) as [keyof typeof cases, () => void][]) {
         setup();
+        // The listing apply must make first (the way back), alone: with nft -f, the floor of any apply.
+        const list = timed(() => nft(['-s', 'list', 'ruleset']));
         const ref = timed(() => nft(['-f', `${dir}/big.nft`]));
         setup();
         const a = applyOnce();
         out[name].nft.push(ref);
         out[name].apply.push(a);
         out[name].ratio.push(a / ref);
+        out[name].list.push(list);
+        out[name].floor.push((list + ref) / ref);
         if (before) {
           setup();
           const b = applyOnce(before);
@@ -320,7 +324,7 @@ async function applyBench(rules: number, rounds: number, format: 'yaml' | 'json'
       }
     }
     const sum = (c: (typeof out)[keyof typeof out]) => ({
-      nft: median(c.nft), apply: median(c.apply), ratio: median(c.ratio), ...(before ? { before: median(c.before), beforeRatio: median(c.beforeRatio) } : {}),
+      nft: median(c.nft), apply: median(c.apply), ratio: median(c.ratio), list: median(c.list), floor: median(c.floor), ...(before ? { before: median(c.before), beforeRatio: median(c.beforeRatio) } : {}),
     });
     return { rules, format, rounds, bytes: text.length, nothing: sum(out.nothing), hand: sum(out.hand) };
   } finally {
@@ -331,10 +335,11 @@ async function applyBench(rules: number, rounds: number, format: 'yaml' | 'json'
 
 function printApplyBench(results: Awaited<ReturnType<typeof applyBench>>[]) {
   console.log(`\napply: the whole \`portwarden apply\` command (read, diff, back up, load, record; --yes --confirm 0) against nft -f of the same file in the same situation (medians; ratio: median of the paired ratios)`);
-  console.log('| rules | policy file | nft script | rounds | nothing loaded: nft -f | apply | ratio | different table hand-loaded: nft -f (replaces it) | apply | ratio |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('(nft -s list: the listing apply makes before it changes anything, the way back, timed alone; floor: (that listing + nft -f) / nft -f, paired)');
+  console.log('| rules | policy file | nft script | rounds | nothing loaded: nft -f | apply | ratio | different table hand-loaded: nft -f (replaces it) | nft -s list | floor | apply | ratio |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
-    console.log(`| ${r.rules} | ${r.format === 'json' ? 'JSON' : 'block YAML'} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.rounds} | ${ms(r.nothing.nft)} | ${ms(r.nothing.apply)} | ${r.nothing.ratio.toFixed(2)} | ${ms(r.hand.nft)} | ${ms(r.hand.apply)} | ${r.hand.ratio.toFixed(2)} |`);
+    console.log(`| ${r.rules} | ${r.format === 'json' ? 'JSON' : 'block YAML'} | ${(r.bytes / 1e6).toFixed(1)} MB | ${r.rounds} | ${ms(r.nothing.nft)} | ${ms(r.nothing.apply)} | ${r.nothing.ratio.toFixed(2)} | ${ms(r.hand.nft)} | ${ms(r.hand.list)} | ${r.hand.floor.toFixed(2)} | ${ms(r.hand.apply)} | ${r.hand.ratio.toFixed(2)} |`);
   }
   if (results.some((r) => r.nothing.before !== undefined)) {
     console.log(`\nthe same rounds, the build in PW_BENCH_APPLY_BEFORE (${process.env.PW_BENCH_APPLY_BEFORE})`);
