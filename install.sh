@@ -198,6 +198,11 @@ if ! command -v node >/dev/null 2>&1 || ! node -e 'process.exit(Number(process.v
   exit 2
 fi
 node_bin=$(command -v node)
+# The portwarden command's shebang is `/usr/bin/env -S …` (GNU coreutils 8.30 or newer).
+if ! /usr/bin/env -S true >/dev/null 2>&1; then
+  echo "install.sh: the portwarden command needs /usr/bin/env -S (GNU coreutils 8.30 or newer)." >&2
+  exit 2
+fi
 
 # The built agent: a clone that has not been built yet gets npm ci (whose prepare step builds it).
 if [ ! -f "$src/dist/agent/cli.js" ] || [ ! -d "$src/node_modules" ]; then

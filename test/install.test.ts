@@ -90,6 +90,8 @@ test('install.sh --root installs a working agent, is idempotent, and uninstalls'
     assert.ok(existsSync(`${lib}/node_modules/yaml/package.json`), 'production dependencies are real files');
     // The installed CLI runs with what was installed, and its files are valid.
     execFileSync(process.execPath, [`${lib}/dist/agent/cli.js`, 'validate', '--policy', `${root}/etc/portwarden/policy.yaml`]);
+    // ... and as the portwarden command: cli.js run through its shebang (/usr/bin/env -S).
+    assert.match(execFileSync(`${lib}/dist/agent/cli.js`, ['validate', '--policy', `${root}/etc/portwarden/policy.yaml`], { encoding: 'utf8' }), /\S/);
     const cfg = loadConfig(`${root}/etc/portwarden/config.yaml`);
     assert.equal(cfg.policy, '/etc/portwarden/policy.yaml');
     assert.equal(cfg.stateDir, '/var/lib/portwarden');

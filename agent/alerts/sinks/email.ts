@@ -32,7 +32,7 @@ export function emailSender(o: EmailOptions): Sender {
   // nodemailer (~15 MB of the daemon's memory) is loaded with the first message, not at start:
   // most agents have no e-mail sink, and those that do send rarely.
   let transport: Promise<Transporter> | null = null;
-  const open = () => (transport ??= import('nodemailer').then(({ default: nodemailer }) => nodemailer.createTransport({
+  const open = () => (transport ??= Promise.all([import('nodemailer'), o.tls === 'none' ? null : extraCaOption()]).then(([{ default: nodemailer }, ca]) => nodemailer.createTransport({
     host: o.host,
     port: o.port,
     secure: o.tls === 'implicit',
@@ -42,7 +42,7 @@ export function emailSender(o: EmailOptions): Sender {
     connectionTimeout: o.timeoutMs,
     greetingTimeout: o.timeoutMs,
     socketTimeout: o.timeoutMs,
-    tls: o.tls === 'none' ? undefined : { ...extraCaOption() },
+    tls: ca ?? undefined,
   })).catch((err: unknown) => {
     transport = null; // not kept: the next batch tries again (an unreadable CA file may be fixed)
     throw err;

@@ -108,12 +108,12 @@ let httpsRequest: typeof httpRequest | undefined;
 async function post(url: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<{ status: number; retryAfter: string | null }> {
   // TLS only where a sink uses it (another MB resident otherwise).
   if (url.startsWith('https:')) httpsRequest ??= (await import('node:https')).request;
+  const ca = url.startsWith('https:') ? await extraCaOption() : null;
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') return reject(new Error(`unsupported protocol ${u.protocol}`));
     if (signal.aborted) return reject(signal.reason as Error);
-    const options = { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) } };
-    const req = (u.protocol === 'https:' ? httpsRequest! : httpRequest)(u, u.protocol === 'https:' ? { ...options, ...extraCaOption() } : options, (res) => {
+    const req = (u.protocol === 'https:' ? httpsRequest! : httpRequest)(u, { method: 'POST', headers: { ...headers, 'content-length': Buffer.byteLength(body) }, ...ca }, (res) => {
       res.on('data', () => undefined);
       res.on('end', () => {
         const h = res.headers['retry-after'];
