@@ -447,16 +447,16 @@ export function plainYaml(source: string): unknown {
   return value !== null && typeof value === 'object' ? value : undefined;
 }
 
+/** The YAML document with node positions, as every place in an error is worked out from. */
+function parseWithPositions(source: string): { doc: Document; lines: LineCounter } {
+  const lines = new (yaml().LineCounter)();
+  return { doc: yaml().parseDocument(source, { lineCounter: lines, prettyErrors: false, uniqueKeys: true }), lines };
+}
+
 /** A Located whose YAML document (with node positions) is parsed only when a place is asked for. */
 function lazyLocated(file: string, source: string): Located {
   let parsed: { doc: Document; lines: LineCounter } | undefined;
-  const get = () => {
-    if (!parsed) {
-      const lines = new (yaml().LineCounter)();
-      parsed = { doc: yaml().parseDocument(source, { lineCounter: lines, prettyErrors: false, uniqueKeys: true }), lines };
-    }
-    return parsed;
-  };
+  const get = () => (parsed ??= parseWithPositions(source));
   return {
     file,
     get doc() {
@@ -475,8 +475,7 @@ export function readValidatedYaml<T>(file: string, schema: object, text?: string
   // A valid JSON file needs no positions unless a later check finds a problem: they are worked out then.
   const fast = plainJson(source) ?? plainYaml(source);
   if (fast !== undefined && validators.first(fast)) return { value: fast as T, src: lazyLocated(file, source) };
-  const lines = new (yaml().LineCounter)();
-  const doc = yaml().parseDocument(source, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const { doc, lines } = parseWithPositions(source);
   const src: Located = { file, doc, lines };
   if (doc.errors.length) {
     throw new InputError(
