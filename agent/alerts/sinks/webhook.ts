@@ -106,9 +106,12 @@ let httpsRequest: typeof httpRequest | undefined;
  * any point. (fetch loads undici: 2–3 MB more of the agent's resident memory, measured over 5 000 cycles.)
  */
 async function post(url: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<{ status: number; retryAfter: string | null }> {
-  // TLS only where a sink uses it (another MB resident otherwise).
-  if (url.startsWith('https:')) httpsRequest ??= (await import('node:https')).request;
-  const ca = url.startsWith('https:') ? await extraCaOption() : null;
+  // TLS only where a sink uses it (another MB resident otherwise), with the operator's extra CAs.
+  let ca: { ca: string[] } | null = null;
+  if (url.startsWith('https:')) {
+    httpsRequest ??= (await import('node:https')).request;
+    ca = await extraCaOption();
+  }
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') return reject(new Error(`unsupported protocol ${u.protocol}`));
