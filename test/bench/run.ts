@@ -29,11 +29,17 @@ import { CLI, ROOT } from '../helpers/paths.js';
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 
-function timeCmd(cmd: string, args: string[], runs: number, env: NodeJS.ProcessEnv = process.env): number {
+/** cli.js as the `portwarden` command install.sh links: made executable as install.sh does, run through its shebang. */
+function asCommand(cli: string): string {
+  chmodSync(cli, 0o755);
+  return cli;
+}
+
+function timeCmd(cmd: string, args: string[], runs: number): number {
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
-    const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'ignore'], env: { ...env, LC_ALL: 'C' } });
+    const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'ignore'], env: { ...process.env, LC_ALL: 'C' } });
     times.push(performance.now() - t0);
     if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}`);
   }
@@ -73,12 +79,11 @@ async function collectorBench(listeners: number, connections: number) {
     const nsArgs = [`--net=/run/netns/${ns}`, '--'];
     const ssPlain = timeCmd('nsenter', [...nsArgs, 'ss', '-Htuln'], runs);
     const netstat = timeCmd('nsenter', [...nsArgs, 'netstat', '-tulnp'], runs);
-    // As operators run it: the `portwarden` command install.sh links, cli.js run through its shebang
-    // (made executable here as install.sh does); beside it, `node cli.js` with this environment.
-    chmodSync(CLI, 0o755);
+    // As operators run it, the `portwarden` command; beside it, `node cli.js` with this environment.
+    const command = asCommand(CLI);
     const scanArgs = ['scan', '--json', '--netns', ns];
-    timeCmd(CLI, scanArgs, 1); // warm-up: file cache
-    const { a: cold, b: ssP, ratio: coldRatio } = timePaired([CLI, scanArgs], ['nsenter', [...nsArgs, 'ss', '-Htulnp']], runs);
+    timeCmd(command, scanArgs, 1); // warm-up: file cache
+    const { a: cold, b: ssP, ratio: coldRatio } = timePaired([command, scanArgs], ['nsenter', [...nsArgs, 'ss', '-Htulnp']], runs);
     const viaNode = timePaired([process.execPath, [CLI, ...scanArgs]], ['nsenter', [...nsArgs, 'ss', '-Htulnp']], runs);
     // PW_BENCH_CPU_PROF=DIR: one more cold scan under `node --cpu-prof`, its profile written to DIR.
     const profDir = process.env.PW_BENCH_CPU_PROF;
@@ -287,19 +292,20 @@ async function applyBench(rules: number, rounds: number, format: 'yaml' | 'json'
       fn();
       return performance.now() - t0;
     };
-    // The `portwarden` command as install.sh installs it (cli.js through its shebang), as the scan is timed.
-    const applyOnce = (cli = CLI) => {
+    // The `portwarden` command, as the scan is timed.
+    const applyOnce = (command: string) => {
       rmSync(`${dir}/state`, { recursive: true, force: true });
-      chmodSync(cli, 0o755);
       return timed(() => {
         // A loaded machine can take past the default 60 s per tool call for 100 000 rules: this measures speed, not the bound.
-        const r = spawnSync(cli, ['apply', '--policy', policyFile, '--netns', ns, '--state-dir', `${dir}/state`, '--yes', '--confirm', '0'], { encoding: 'utf8', maxBuffer: 1 << 30, env: { ...process.env, PORTWARDEN_TOOL_TIMEOUT: process.env.PORTWARDEN_TOOL_TIMEOUT ?? '900' } });
+        const r = spawnSync(command, ['apply', '--policy', policyFile, '--netns', ns, '--state-dir', `${dir}/state`, '--yes', '--confirm', '0'], { encoding: 'utf8', maxBuffer: 1 << 30, env: { ...process.env, PORTWARDEN_TOOL_TIMEOUT: process.env.PORTWARDEN_TOOL_TIMEOUT ?? '900' } });
         if (r.status !== 0) throw new Error(`apply exited ${r.status}: ${r.stderr.slice(0, 500)}`);
       });
     };
     const cases = { nothing: () => nft(['flush', 'ruleset']), hand: () => (nft(['flush', 'ruleset']), nft(['-f', `${dir}/other.nft`])) };
     // PW_BENCH_APPLY_BEFORE=<another build's dist/agent/cli.js>: that build timed in the same rounds (before/after a change).
     const before = process.env.PW_BENCH_APPLY_BEFORE;
+    const now = asCommand(CLI);
+    const beforeCommand = before === undefined ? undefined : asCommand(before);
     const empty = () => ({ nft: [] as number[], apply: [] as number[], ratio: [] as number[], list: [] as number[], floor: [] as number[], before: [] as number[], beforeRatio: [] as number[] });
     const out: Record<keyof typeof cases, ReturnType<typeof empty>> = { nothing: empty(), hand: empty() };
     for (let i = 0; i < rounds; i++) {
@@ -309,15 +315,15 @@ async function applyBench(rules: number, rounds: number, format: 'yaml' | 'json'
         const list = timed(() => nft(['-s', 'list', 'ruleset']));
         const ref = timed(() => nft(['-f', `${dir}/big.nft`]));
         setup();
-        const a = applyOnce();
+        const a = applyOnce(now);
         out[name].nft.push(ref);
         out[name].apply.push(a);
         out[name].ratio.push(a / ref);
         out[name].list.push(list);
         out[name].floor.push((list + ref) / ref);
-        if (before) {
+        if (beforeCommand) {
           setup();
-          const b = applyOnce(before);
+          const b = applyOnce(beforeCommand);
           out[name].before.push(b);
           out[name].beforeRatio.push(b / ref);
         }
