@@ -178,60 +178,89 @@ function exposureOverEmpty(): number {
 }
 
 /**
+ * The reference for the per-packet cost: the same ports as a linear chain, one `tcp dport N accept`
+ * rule per port, as the generated rules were before they dispatched through verdict maps.
+ */
+function linearRuleset(n: number): string {
+  const rules = Array.from({ length: n }, (_, i) => `\t\ttcp dport ${1024 + i} accept\n`).join('');
+  return `table inet bench_linear {}\ndelete table inet bench_linear\ntable inet bench_linear {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\tct state established,related accept\n${rules}\t}\n}\n`;
+}
+
+/**
  * The per-packet cost of the generated nft rules: two server namespaces on one bridge, one with a
- * 10-rule and one with a 10 000-rule policy; a client opens new connections to the last rule's
- * port (tcp, from any, in both policies) of each in turn, back to back, for a fixed time per
- * round; the ratio is taken within each pair of rounds. Halfway the two policies change places,
- * so a difference between the two namespaces (or the bridge ports) cancels out. Loads are followed
- * by a pause so nft's deferred freeing of a replaced table stays out of the measured rounds.
+ * 10-rule and one with a 10 000-rule policy; one client process opens new connections to the last
+ * rule's port (tcp, from any, in both policies) of each in turn, in short slices (connect-rate.ts);
+ * the ratio is taken within each pair of slices. Halfway the two policies change places, so a
+ * difference between the two namespaces (or the bridge ports) cancels out. Loads are followed
+ * by a pause so nft's deferred freeing of a replaced table stays out of the measured slices.
+ * The same for the linear reference (linearRuleset), which shows what the measurement can see.
  * Also the time `nft -f` takes to load the 10 000-rule policy (first load, then replacements).
  */
-async function nftRulesBench(rounds = 16, ms = 1000) {
+async function nftRulesBench(slices = 80, sliceMs = 200) {
   const lab = createLab(3);
   const client = lab.clients[0]!;
   const hosts = [lab.clients[1]!, lab.server] as const;
   const children: ChildProcess[] = [];
   const port = (n: number) => 1024 + n - 1; // the last rule's: a linear chain would walk every rule before it
-  const texts = new Map([10, 10_000].map((n) => [n, renderRuleset(compilePolicy(bigPolicy(n, 100_000), 'bench').policy, 'nft')]));
+  const generated = (n: number) => renderRuleset(compilePolicy(bigPolicy(n, 100_000), 'bench').policy, 'nft');
   const loads: number[] = [];
-  /** Loads policy n into the host and (re)starts the listener on its last rule's port. */
-  const place = async (n: number, host: (typeof hosts)[number], times: number) => {
+  /**
+   * Empties the host's ruleset (the tables of the last placement would also judge each packet),
+   * loads `text` (n rules) `times` times and (re)starts the listener on its last rule's port.
+   */
+  const place = async (text: string, n: number, host: (typeof hosts)[number], times: number, timed: boolean) => {
+    nsRun(host.ns, 'nft', ['flush', 'ruleset']);
     for (let i = 0; i < times; i++) {
       const t0 = performance.now();
-      const r = spawnSync('nsenter', [`--net=/run/netns/${host.ns}`, '--', 'nft', '-f', '-'], { input: texts.get(n)!, encoding: 'utf8' });
+      const r = spawnSync('nsenter', [`--net=/run/netns/${host.ns}`, '--', 'nft', '-f', '-'], { input: text, encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`nft -f failed: ${r.stderr.slice(0, 500)}`);
-      if (n !== 10) loads.push(performance.now() - t0);
+      if (timed) loads.push(performance.now() - t0);
     }
     children.push(await startIn(host.ns, 'connect-rate.js', { mode: 'listen', port: port(n) }));
   };
-  try {
-    const rate = new Map<number, number[]>([[10, []], [10_000, []]]);
+  /** Connections/s through the 10- and the 10 000-rule ruleset, and the median ratio of paired slices. */
+  const measure = async (small: string, big: string, timed: boolean) => {
+    const conns = [0, 0];
+    const msSpent = [0, 0];
     const ratios: number[] = [];
-    for (const [small, big] of [[hosts[0], hosts[1]], [hosts[1], hosts[0]]] as const) {
+    for (const [a, b] of [[hosts[0], hosts[1]], [hosts[1], hosts[0]]] as const) {
       children.splice(0).forEach((c) => c.kill('SIGKILL'));
-      await place(10, small, 1);
-      await place(10_000, big, 2);
+      await place(small, 10, a, 1, false);
+      await place(big, 10_000, b, 2, timed);
       await new Promise((r) => setTimeout(r, 2000)); // let the replaced tables be freed
-      const target = new Map([[10, small], [10_000, big]]);
-      for (let round = 0; round < rounds / 2; round++) {
-        const pair = new Map<number, number>();
-        for (const n of round % 2 ? [10_000, 10] : [10, 10_000]) {
-          const host = target.get(n)!;
-          flushConntrack(host.ns);
-          const out = nsRun(client.ns, process.execPath, [`${ROOT}dist/test/bench/connect-rate.js`, JSON.stringify({ mode: 'connect', host: host.v4, port: port(n), ms, parallel: 16 })]);
-          const r = JSON.parse(out) as { connections: number; errors: number };
-          if (r.connections === 0 || r.errors > r.connections / 100) throw new Error(`connections to port ${port(n)} through ${n} rules: ${out.trim()}`);
-          pair.set(n, r.connections / (ms / 1000));
-          rate.get(n)!.push(r.connections / (ms / 1000));
-        }
-        ratios.push(pair.get(10_000)! / pair.get(10)!);
+      flushConntrack(a.ns);
+      flushConntrack(b.ns);
+      const targets = [{ host: a.v4, port: port(10) }, { host: b.v4, port: port(10_000) }];
+      const out = nsRun(client.ns, process.execPath, [`${ROOT}dist/test/bench/connect-rate.js`, JSON.stringify({ mode: 'connect', targets, slices: slices / 2, sliceMs, parallel: 16 })]);
+      const r = JSON.parse(out) as { connections: number[]; ms: number[]; ratios: number[]; errors: number };
+      if (r.connections.includes(0) || r.errors > (r.connections[0]! + r.connections[1]!) / 100) throw new Error(`connections through 10 and 10 000 rules: ${out.trim()}`);
+      for (const k of [0, 1]) {
+        conns[k]! += r.connections[k]!;
+        msSpent[k]! += r.ms[k]!;
       }
+      ratios.push(...r.ratios);
     }
-    return { loadMs: median(loads), rate10: median(rate.get(10)!), rate10k: median(rate.get(10_000)!), ratio: median(ratios), bytes: texts.get(10_000)!.length };
+    return { rate10: (conns[0]! / msSpent[0]!) * 1000, rate10k: (conns[1]! / msSpent[1]!) * 1000, ratio: median(ratios) };
+  };
+  try {
+    const timeoutsBefore = tcpTimeouts(client.ns);
+    const big = generated(10_000);
+    const ours = await measure(generated(10), big, true);
+    const linear = await measure(linearRuleset(10), linearRuleset(10_000), false);
+    const timeouts = tcpTimeouts(client.ns) - timeoutsBefore;
+    return { loadMs: median(loads), ours, linear, slices, sliceMs, timeouts, bytes: big.length };
   } finally {
     children.forEach((c) => c.kill('SIGKILL'));
     lab.destroy();
   }
+}
+
+/** The client's TCP retransmission timeouts so far (a SYN that waited 1 s stalls a round). */
+function tcpTimeouts(ns: string): number {
+  const lines = nsRun(ns, 'cat', ['/proc/net/netstat']).split('\n');
+  const names = lines.find((l) => l.startsWith('TcpExt:'))!.split(' ');
+  const values = lines.filter((l) => l.startsWith('TcpExt:'))[1]!.split(' ');
+  return Number(values[names.indexOf('TCPTimeouts')]);
 }
 
 function printExposure(rb: Awaited<ReturnType<typeof rulesBench>>) {
@@ -260,10 +289,11 @@ if (process.env.PW_BENCH_ONLY === 'nft-rules') {
 }
 
 function printNftRules(r: Awaited<ReturnType<typeof nftRulesBench>>) {
-  console.log(`\ngenerated nft rules: 10 000-rule policy (${(r.bytes / 1e6).toFixed(1)} MB), new TCP connections/s to the last rule's port, client and server namespaces`);
-  console.log('| nft -f load, 10 000 rules (median of 4: two over none or a 10-rule table, two replacing itself) | conn/s, 10 rules | conn/s, 10 000 rules | 10 000 / 10 rules (median of the paired rounds) |');
-  console.log('|---|---|---|---|');
-  console.log(`| ${ms(r.loadMs)} | ${r.rate10.toFixed(0)} | ${r.rate10k.toFixed(0)} | ${r.ratio.toFixed(2)} |`);
+  console.log(`\ngenerated nft rules: 10 000-rule policy (${(r.bytes / 1e6).toFixed(1)} MB), new TCP connections/s to the last rule's port, client and server namespaces;`);
+  console.log(`10 000 / 10 rules: median of ${r.slices} paired ${r.sliceMs} ms slices; reference: the same ports as a linear chain of \`tcp dport N accept\` rules; ${r.timeouts} client retransmit timeouts in all`);
+  console.log('| nft -f load, 10 000 rules (median of 4: two over nothing, two replacing itself) | conn/s, 10 rules | conn/s, 10 000 rules | 10 000 / 10 rules | linear chain: 10 000 / 10 rules |');
+  console.log('|---|---|---|---|---|');
+  console.log(`| ${ms(r.loadMs)} | ${r.ours.rate10.toFixed(0)} | ${r.ours.rate10k.toFixed(0)} | ${r.ours.ratio.toFixed(2)} | ${r.linear.ratio.toFixed(2)} (${r.linear.rate10.toFixed(0)} → ${r.linear.rate10k.toFixed(0)} conn/s) |`);
 }
 
 /**
