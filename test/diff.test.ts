@@ -8,7 +8,8 @@ import { FIXTURES } from './helpers/paths.js';
 
 // `nft -a list table inet portwarden` after `nft -f` of test/fixtures/golden/examples_bastion.nft
 // in a namespace (counters and handles), with dynamic-set elements (a rate meter's, and a counted
-// refusal's in refused_v4) and a counter that moved.
+// refusal's in refused_v4) and a counter that moved; chains note_refused and rule_ssh listed again
+// when refusals went through note_refused.
 const BASTION_LISTED = `table inet portwarden { # handle 2
 	set src_trusted_v4 { # handle 7
 		type ipv4_addr
@@ -111,21 +112,25 @@ const BASTION_LISTED = `table inet portwarden { # handle 2
 		counter packets 0 bytes 0 drop comment "default drop" # handle 37
 	}
 
-	chain rule_ssh { # handle 4
-		ip saddr @src_trusted_v4 ct state new update @rate_0_ssh_v4 { ip saddr limit rate over 6/minute burst 6 packets } update @limited_v4 { ip saddr . meta l4proto . th dport } counter packets 0 bytes 0 jump log_0 comment "ssh: rate" # handle 38
-		ip6 saddr @src_trusted_v6 ct state new update @rate_0_ssh_v6 { ip6 saddr limit rate over 6/minute burst 6 packets } update @limited_v6 { ip6 saddr . meta l4proto . th dport } counter packets 0 bytes 0 jump log_0 comment "ssh: rate" # handle 39
-		ip saddr @src_trusted_v4 counter packets 0 bytes 0 accept comment "ssh" # handle 40
-		ip6 saddr @src_trusted_v6 counter packets 0 bytes 0 accept comment "ssh" # handle 41
-		update @refused_v4 { ip saddr . meta l4proto . th dport } # handle 42
-		update @refused_v6 { ip6 saddr . meta l4proto . th dport } # handle 43
-		counter packets 0 bytes 0 jump log_0 comment "ssh" # handle 44
+	chain note_refused { # handle 4
+		update @refused_v4 { ip saddr . meta l4proto . th dport } # handle 39
+		update @refused_v6 { ip6 saddr . meta l4proto . th dport } # handle 40
 	}
 
-	chain rule_wireguard { # handle 5
+	chain rule_ssh { # handle 5
+		ip saddr @src_trusted_v4 ct state new update @rate_0_ssh_v4 { ip saddr limit rate over 6/minute burst 6 packets } update @limited_v4 { ip saddr . meta l4proto . th dport } counter packets 0 bytes 0 jump log_0 comment "ssh: rate" # handle 41
+		ip6 saddr @src_trusted_v6 ct state new update @rate_0_ssh_v6 { ip6 saddr limit rate over 6/minute burst 6 packets } update @limited_v6 { ip6 saddr . meta l4proto . th dport } counter packets 0 bytes 0 jump log_0 comment "ssh: rate" # handle 42
+		ip saddr @src_trusted_v4 counter packets 0 bytes 0 accept comment "ssh" # handle 43
+		ip6 saddr @src_trusted_v6 counter packets 0 bytes 0 accept comment "ssh" # handle 44
+		jump note_refused # handle 45
+		counter packets 0 bytes 0 jump log_0 comment "ssh" # handle 46
+	}
+
+	chain rule_wireguard { # handle 6
 		counter packets 0 bytes 0 accept comment "wireguard" # handle 45
 	}
 
-	chain log_0 { # handle 6
+	chain log_0 { # handle 7
 		limit rate 10/minute counter packets 0 bytes 0 log prefix "pw ssh: " level info comment "ssh" # handle 46
 		meta l4proto tcp counter packets 0 bytes 0 drop comment "ssh" # handle 47
 	}

@@ -82,12 +82,17 @@ test('nft: the input and published chains have as many rules for 2 000 policy ru
   assert.ok(chainRules(big, 'input').some((l) => l.includes('tcp dport vmap @tcp_ports')));
   assert.ok(chainRules(big, 'published').some((l) => l.includes('meta l4proto udp ct original proto-dst vmap @udp_ports')));
   // Each rule's own chain holds only its own steps: sources, then the refusal of the others
-  // (counted per source, protocol and port in the refused_v4/v6 sets first).
+  // (counted per source, protocol and port in the refused_v4/v6 sets first, by the one chain
+  // every rule chain shares for it).
   assert.deepEqual(chainRules(big, 'rule_r1'), [
     '\t\tip saddr @src_r1_v4 counter accept comment "r1"',
     '\t\tip6 saddr @src_r1_v6 counter accept comment "r1"',
-    '\t\tupdate @refused_v4 { ip saddr . meta l4proto . th dport }',
-    '\t\tupdate @refused_v6 { ip6 saddr . meta l4proto . th dport }',
+    '\t\tjump note_refused',
     '\t\tcounter drop comment "r1"',
   ]);
+  assert.deepEqual(chainRules(big, 'note_refused'), [
+    '\t\tupdate @refused_v4 { ip saddr . meta l4proto . th dport }',
+    '\t\tupdate @refused_v6 { ip6 saddr . meta l4proto . th dport }',
+  ]);
+  assert.equal(big.split('\tchain note_refused {').length, 2, 'one note_refused chain');
 });
