@@ -46,7 +46,7 @@ const noteRefused = (prefix = '') => ([4, 6] as const).map((f) => `${prefix}${no
 
 /**
  * The chain that notes a refusal, which every rule chain's refuse step jumps to: one rule there
- * instead of two, in each of thousands of rule chains (a 10 000-rule policy: 13 000 rules fewer,
+ * instead of two, in each of thousands of rule chains (a 10 000-rule policy: 6 666 rules fewer,
  * nft -f ~16 % faster).
  */
 const NOTE_REFUSED = 'note_refused';
