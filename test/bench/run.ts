@@ -46,6 +46,15 @@ function timeCmd(cmd: string, args: string[], runs: number): number {
   return median(times);
 }
 
+/** `nft -f -` of `text` in namespace ns: how long it took (it throws with nft's message when the load fails). */
+function timedNftLoad(ns: string, text: string): number {
+  const t0 = performance.now();
+  const r = spawnSync('nsenter', [`--net=/run/netns/${ns}`, '--', 'nft', '-f', '-'], { input: text, encoding: 'utf8' });
+  const took = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`nft -f failed: ${r.stderr.slice(0, 500)}`);
+  return took;
+}
+
 /** Two commands in turn (A B A B …): medians of each, and the median of the pairwise ratios A/B, which holds when the machine's speed drifts. */
 function timePaired(a: [string, string[]], b: [string, string[]], runs: number): { a: number; b: number; ratio: number } {
   const as: number[] = [];
@@ -123,13 +132,7 @@ async function rulesBench() {
   }
   const ns = createNamespace('rules');
   try {
-    const loads: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      t0 = performance.now();
-      const r = spawnSync('nsenter', [`--net=/run/netns/${ns}`, '--', 'nft', '-f', '-'], { input: text, encoding: 'utf8' });
-      loads.push(performance.now() - t0);
-      if (r.status !== 0) throw new Error(`nft -f failed: ${r.stderr.slice(0, 500)}`);
-    }
+    const loads = [0, 1, 2].map(() => timedNftLoad(ns, text));
     t0 = performance.now();
     const json = spawnSync('nsenter', [`--net=/run/netns/${ns}`, '--', 'nft', '-j', 'list', 'ruleset'], { encoding: 'utf8', maxBuffer: 1 << 30 }).stdout;
     const listMs = performance.now() - t0;
@@ -211,10 +214,8 @@ async function nftRulesBench(slices = 80, sliceMs = 200) {
   const place = async (text: string, n: number, host: (typeof hosts)[number], times: number, timed: boolean) => {
     nsRun(host.ns, 'nft', ['flush', 'ruleset']);
     for (let i = 0; i < times; i++) {
-      const t0 = performance.now();
-      const r = spawnSync('nsenter', [`--net=/run/netns/${host.ns}`, '--', 'nft', '-f', '-'], { input: text, encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`nft -f failed: ${r.stderr.slice(0, 500)}`);
-      if (timed) loads.push(performance.now() - t0);
+      const took = timedNftLoad(host.ns, text);
+      if (timed) loads.push(took);
     }
     children.push(await startIn(host.ns, 'connect-rate.js', { mode: 'listen', port: port(n) }));
   };
@@ -257,10 +258,9 @@ async function nftRulesBench(slices = 80, sliceMs = 200) {
 
 /** The client's TCP retransmission timeouts so far (a SYN that waited 1 s stalls a round). */
 function tcpTimeouts(ns: string): number {
-  const lines = nsRun(ns, 'cat', ['/proc/net/netstat']).split('\n');
-  const names = lines.find((l) => l.startsWith('TcpExt:'))!.split(' ');
-  const values = lines.filter((l) => l.startsWith('TcpExt:'))[1]!.split(' ');
-  return Number(values[names.indexOf('TCPTimeouts')]);
+  // Two TcpExt lines: the field names, then their values.
+  const [names, values] = nsRun(ns, 'cat', ['/proc/net/netstat']).split('\n').filter((l) => l.startsWith('TcpExt:')).map((l) => l.split(' '));
+  return Number(values![names!.indexOf('TCPTimeouts')]);
 }
 
 function printExposure(rb: Awaited<ReturnType<typeof rulesBench>>) {
