@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { RuntimeError } from '../errors.js';
 import { exec as defaultExec, inNetns, type Exec } from '../exec.js';
-import { NFT_TABLE } from '../firewall/render-nft.js';
+import { NFT_TABLE } from '../firewall/model.js';
 import { ATTEMPT_SETS } from '../firewall/model.js';
 import { attemptSetsKeyOf, parseIptablesCounters, parseNftCounters, parseRecentList, type CounterReading } from './counters.js';
 

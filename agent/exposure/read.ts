@@ -8,7 +8,7 @@ import type { FirewallView } from './exposure.js';
 import type { Route } from './host.js';
 import { addLegacy, fillXt } from './iptables-save.js';
 import { fillDevices, nftObjects, rulesetOf, tableOf, type NftObject } from './nft-json.js';
-import { OUR_TABLE_KEY } from '../firewall/render-nft.js';
+import { OUR_TABLE_KEY } from '../firewall/model.js';
 import { findPublished } from './published.js';
 
 /**

@@ -4,7 +4,7 @@
 import { hostFinding, type Finding } from '../model.js';
 import type { AppliedRecord, LiveState } from './apply.js';
 import type { MonitorChange } from './monitor-events.js';
-import { OUR_TABLE_KEY } from './render-nft.js';
+import { OUR_TABLE_KEY } from './model.js';
 
 /** The finding for what the kernel has now of the rules we applied; null while they are in place. Pure. */
 export function driftFinding(applied: AppliedRecord, live: LiveState): Finding | null {

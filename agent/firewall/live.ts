@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../fs-atomic.js';
 import { exec as defaultExec, inNetns, ToolMissingError, type Exec } from '../exec.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import { ensureSingleJump, removeJumps, countJumps, JUMPS, type IptablesBinary } from './iptables-jump.js';
-import { NFT_TABLE } from './render-nft.js';
+import { NFT_TABLE } from './model.js';
 import { renderRuleset } from './render.js';
 
 /** What a backend loads: one text per tool (nft; or the iptables and ip6tables files). */

@@ -66,6 +66,11 @@ export interface FirewallModel {
   dispatch: PortSpan[];
 }
 
+/** Our nft table (inet family): the renderer makes it, the readers, the monitor and apply find it by these names. */
+export const NFT_TABLE = 'portwarden';
+/** Our table as the ruleset reader and the monitor name tables: "family name". */
+export const OUR_TABLE_KEY = `inet ${NFT_TABLE}`;
+
 /**
  * Who knocked: dynamic sets the rules update on every refusal and rate-limit hit, keyed by source,
  * protocol and destination port, with a counter per element (nft). Bounded and timed out, so a

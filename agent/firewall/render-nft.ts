@@ -1,10 +1,6 @@
 // FirewallModel → an `nft -f` script that replaces table inet portwarden in one transaction. Pure.
 import type { Proto } from '../model.js';
-import { ATTEMPT_SET_SIZE, ATTEMPT_SETS, ATTEMPT_TIMEOUT, loggedSteps, type FirewallModel, type Log, type Match, type Step } from './model.js';
-
-export const NFT_TABLE = 'portwarden';
-/** Our table as the ruleset reader and the monitor name tables: "family name". */
-export const OUR_TABLE_KEY = `inet ${NFT_TABLE}`;
+import { ATTEMPT_SET_SIZE, ATTEMPT_SETS, ATTEMPT_TIMEOUT, NFT_TABLE, loggedSteps, type FirewallModel, type Log, type Match, type Step } from './model.js';
 
 const RATE_TIMEOUT = { second: '10s', minute: '2m', hour: '2h', day: '2d' } as const;
 /**
