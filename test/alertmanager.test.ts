@@ -4,7 +4,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { SinkQueue, type DeliveryLog } from '../agent/alerts/delivery.js';
 import { alertmanagerSender, alertName, authorization, Resender, toAlert } from '../agent/alerts/sinks/alertmanager.js';
 import type { JournalEvent } from '../agent/alerts/journal.js';
@@ -13,7 +13,6 @@ import { InputError } from '../agent/errors.js';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { DeliveryError } from '../agent/alerts/sinks/sink.js';
-import { hostname } from 'node:os';
 import { hasCommand, needsRootAnd } from './helpers/env.js';
 import { createNamespace, deleteNamespace, startListeners } from './helpers/lab.js';
 import { CLI } from './helpers/paths.js';

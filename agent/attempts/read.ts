@@ -2,8 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { RuntimeError } from '../errors.js';
 import { exec as defaultExec, inNetns, type Exec } from '../exec.js';
-import { NFT_TABLE } from '../firewall/model.js';
-import { ATTEMPT_SETS } from '../firewall/model.js';
+import { ATTEMPT_SETS, NFT_TABLE } from '../firewall/model.js';
 import { attemptSetsKeyOf, parseIptablesCounters, parseNftCounters, parseRecentList, type CounterReading } from './counters.js';
 
 const RECENT_DIR = '/proc/net/xt_recent';
