@@ -285,6 +285,30 @@ test('IPv6 needs neighbour discovery: a ruleset that drops it reaches no IPv6 so
   assert.deepEqual(exposureOf(L(22), fw(linkOnly)).sources, ['2001:db8:1::/64', '0.0.0.0/0']);
 });
 
+test('neighbour discovery past `th dport` (its checksum): decided where every way the match can go ends the same', () => {
+  const th = (port: number | { set: number[] }): Json => ({ match: { op: '==', left: { payload: { protocol: 'th', field: 'dport' } }, right: port } });
+  const tcp22: Json[] = [{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 22 } }, { accept: null }];
+  const nd: Json[] = [{ match: { op: '==', left: { payload: { protocol: 'icmpv6', field: 'type' } }, right: { set: ['nd-neighbor-solicit', 'nd-neighbor-advert'] } } }, { accept: null }];
+  const fw = (policy: 'accept' | 'drop', rules: Json[][]): FirewallView => ({
+    ruleset: parseNftJson(JSON.stringify({ nftables: [
+      { chain: { family: 'inet', table: 't', name: 'in', type: 'filter', hook: 'input', prio: 0, policy } },
+      ...rules.map((expr, i) => ({ rule: { family: 'inet', table: 't', chain: 'in', handle: i + 2, expr } })),
+    ] })),
+    error: null, interfaces: ['eth0'], addresses: [{ iface: 'eth0', cidr: '2001:db8:1::1/64' }], legacyRules: 0, published: [],
+  });
+  // Accepted whether or not the checksum is 7004: by the policy, or by the rule for ND after it.
+  assert.equal(exposureOf(L(22), fw('accept', [[th(7004), { accept: null }]])).verdict, 'any');
+  assert.deepEqual(exposureOf(L(22), fw('drop', [[th(7004), { accept: null }], tcp22, nd])).sources, ['::/0', '0.0.0.0/0']);
+  // Refused whether or not: a drop on the checksum before a drop policy.
+  assert.deepEqual(exposureOf(L(22), fw('drop', [[th(7004), { drop: null }], tcp22])).sources, ['0.0.0.0/0']);
+  // The checksum decides: only a client whose message's checksum is 7004 gets its ND in.
+  const only = exposureOf(L(22), fw('drop', [[th(7004), { accept: null }], tcp22]));
+  assert.equal(only.verdict, 'undetermined');
+  assert.match(only.reason, /cannot decide th dport of a neighbour-discovery message/);
+  // Two rules on it: 7004 dropped, every other non-zero checksum accepted, 0 left to the policy.
+  assert.equal(exposureOf(L(22), fw('drop', [[th(7004), { drop: null }], [th({ set: [1, 65535] }), { accept: null }], tcp22])).verdict, 'undetermined');
+});
+
 test('concatenations: each element matches part by part; address parts narrow the sources', () => {
   const rs = parseNftJson(JSON.stringify({ nftables: [
     { set: { family: 'inet', table: 't', name: 'allow', type: ['ipv4_addr', 'inet_service'], flags: ['interval'], elem: [{ concat: ['192.0.2.11', 22] }, { concat: [{ prefix: { addr: '198.51.100.0', len: 24 } }, { range: [20, 30] }] }] } },

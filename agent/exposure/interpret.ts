@@ -47,6 +47,12 @@ export interface Packet {
    * client (iif and oif swapped). The address region is then the packet's destination.
    */
   reply?: boolean;
+  /**
+   * A neighbour-discovery message's `th dport` reads its checksum, which differs from client to
+   * client: by rule ("family table chain handle"), whether that match is taken to hold
+   * (neighbour.ts tries each way).
+   */
+  checksum?: ReadonlyMap<string, boolean>;
 }
 
 /** A mark's value for a region of sources: marks are set per rule, so they differ by source. */
@@ -396,6 +402,15 @@ export class Interpreter {
 
   /** Set when a rule asked for this host's address on the input path and the packet did not say. */
   askedDaddr = false;
+  /** Rules whose `th dport` met this neighbour-discovery message's checksum, with no way given for it. */
+  readonly checksumRules: string[] = [];
+
+  /** The rule's key when this match is `th dport` of a neighbour-discovery message (its checksum). */
+  private checksumKey(m: Obj, chain: NftChain, rule: NftRule): string | null {
+    if (this.p.proto !== 'icmpv6' || rule.handle === null || !isObj(m.left) || !isObj(m.left.payload)) return null;
+    const { protocol, field } = m.left.payload as { protocol?: string; field?: string };
+    return protocol === 'th' && field === 'dport' ? `${chain.family} ${chain.table} ${chain.name} ${rule.handle}` : null;
+  }
 
   /** The value a constant field of this packet has; undefined when `leaf` is not such a field. */
   private fieldValue(leaf: Obj): { value: number; names: Record<string, number> } | null | undefined {
@@ -633,11 +648,14 @@ export class Interpreter {
         const v = k === undefined ? undefined : e[k];
         if (k === 'match') {
           let r: MatchResult;
+          const sum = this.checksumKey(v as Obj, chain, rule);
+          const held = sum === null ? undefined : this.p.checksum?.get(sum);
           try {
-            r = this.match(v as Obj, chain);
+            r = held !== undefined ? { kind: 'const', value: held } : this.match(v as Obj, chain);
           } catch (err) {
             // Keep going: a later match may rule the packet out, and then nothing is uncertain.
             if (!(err instanceof Undecidable)) throw err;
+            if (sum !== null && !this.checksumRules.includes(sum)) this.checksumRules.push(sum);
             undecided ??= err;
             continue;
           }
@@ -888,6 +906,8 @@ export interface PathLog {
   trace: TraceStep[] | null;
   /** A rule asked which of this host's addresses the packet was sent to, and it was not known. */
   askedDaddr: boolean;
+  /** Rules whose `th dport` met a neighbour-discovery message's checksum (Interpreter.checksumRules). */
+  checksumRules: string[];
 }
 
 /** Adds reasons not yet given (the same rule is met by many packets). */
@@ -914,6 +934,7 @@ export function passHooks(rs: Ruleset, p: Packet, hooks: Hook[], from: Passing, 
     const it = new Interpreter(rs, { ...p, hook }, { tracing: log.trace !== null, marks });
     const v = it.run(region);
     log.askedDaddr ||= it.askedDaddr;
+    for (const r of it.checksumRules) if (!log.checksumRules.includes(r)) log.checksumRules.push(r);
     addReasons(log, v.reasons);
     if (log.trace) for (const s of v.trace) log.trace.push({ ...s, packet: label });
     at = bothPass(at, v.accepted, v.undetermined);

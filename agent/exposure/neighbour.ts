@@ -1,13 +1,15 @@
 // IPv6 neighbour discovery as a precondition of IPv6 reachability: a source whose solicitation
 // the input hook drops never gets a packet to this host. Pure.
 import { fromBig, IntervalSet, prefixSet, toBig } from './intervals.js';
-import { freshMarks, passHooks, type PathLog } from './interpret.js';
+import { freshMarks, passHooks, type Packet, type Passing, type PathLog } from './interpret.js';
 import type { Ruleset } from './nft-json.js';
 import type { InterfaceAddress } from './host.js';
 
 /** IPv6 neighbour discovery per input interface, once per ruleset: the same for every listener. */
 const ndCache = new WeakMap<Ruleset, Map<string, { ok: IntervalSet; unsure: IntervalSet; reasons: string[] }>>();
 const LINK_LOCAL = prefixSet(6, 'fe80::/64');
+/** At most this many `th dport` rules on the message's checksum are tried each way (2^n passes). */
+const MAX_CHECKSUM_RULES = 4;
 
 /**
  * Which IPv6 sources get their neighbour discovery to this host on `iif`: without it no IPv6
@@ -23,12 +25,16 @@ export function neighbourDiscovery(fw: { ruleset: Ruleset | null; addresses?: In
   const cached = ndCache.get(rs)?.get(key);
   if (cached) return cached;
   const icmpType = from ? 'nd-neighbor-advert' : 'nd-neighbor-solicit';
-  // It passes the device's ingress chains, prerouting and input, like any packet to this host.
-  const log: PathLog = { reasons: [], trace: null, askedDaddr: false };
   const daddr = ndDestination(fw.addresses ?? [], iif, icmpType);
-  const passed = passHooks(rs, { family: 6, proto: 'icmpv6', icmpType, dport: 0, iif, ...(daddr ? { daddr } : {}) }, ['ingress', 'prerouting', 'input'], { sure: from ?? IntervalSet.full(6), maybe: IntervalSet.empty(6) }, freshMarks(6), log, icmpType);
+  // It passes the device's ingress chains, prerouting and input, like any packet to this host.
+  const pass = (checksum?: Map<string, boolean>) => {
+    const log: PathLog = { reasons: [], trace: null, askedDaddr: false, checksumRules: [] };
+    const p: Packet = { family: 6, proto: 'icmpv6', icmpType, dport: 0, iif, ...(daddr ? { daddr } : {}), ...(checksum ? { checksum } : {}) };
+    return { passed: passHooks(rs, p, ['ingress', 'prerouting', 'input'], { sure: from ?? IntervalSet.full(6), maybe: IntervalSet.empty(6) }, freshMarks(6), log, icmpType), log };
+  };
+  const first = pass();
+  const { passed, reasons } = first.log.checksumRules.length ? eachChecksumWay(first, pass) : { passed: first.passed, reasons: first.log.reasons };
   const { sure: ok, maybe: unsure } = passed;
-  const reasons = log.reasons;
   let result = { ok, unsure, reasons };
   if (!from) {
     const onlink = onlinkPrefixes.reduce((u, c) => u.union(prefixSet(6, c)), LINK_LOCAL);
@@ -45,6 +51,34 @@ export function neighbourDiscovery(fw: { ruleset: Ruleset | null; addresses?: In
   m.set(key, result);
   ndCache.set(rs, m);
   return result;
+}
+
+type NdPass = { passed: Passing; log: PathLog };
+
+/**
+ * `th dport` of the message compares its checksum, which depends on the client's addresses: the
+ * message is passed once for each way those matches can go, and a source is sure where it is sure
+ * in every way, refused where it is refused in every way. A way that meets another such rule adds
+ * it; past MAX_CHECKSUM_RULES the first pass's answer (undetermined there) stands.
+ */
+function eachChecksumWay(first: NdPass, pass: (checksum: Map<string, boolean>) => NdPass): { passed: Passing; reasons: string[] } {
+  let rules = first.log.checksumRules;
+  while (rules.length <= MAX_CHECKSUM_RULES) {
+    const ways = Array.from({ length: 2 ** rules.length }, (_, bits) => pass(new Map(rules.map((r, i) => [r, ((bits >> i) & 1) === 1]))));
+    const more = [...new Set(ways.flatMap((w) => w.log.checksumRules))];
+    if (more.length) {
+      rules = [...rules, ...more];
+      continue;
+    }
+    const sure = ways.reduce((s, w) => s.intersect(w.passed.sure), IntervalSet.full(6));
+    const reach = ways.reduce((s, w) => s.union(w.passed.sure).union(w.passed.maybe), IntervalSet.empty(6));
+    const maybe = reach.subtract(sure);
+    const reasons = [...new Set(ways.flatMap((w) => w.log.reasons))];
+    // Where the ways disagree, the checksum decides: the first pass's reasons name those rules.
+    const disagree = ways.reduce((s, w) => s.union(w.passed.sure), IntervalSet.empty(6)).subtract(sure);
+    return { passed: { sure, maybe }, reasons: disagree.isEmpty() ? reasons : [...new Set([...first.log.reasons, ...reasons])] };
+  }
+  return { passed: first.passed, reasons: first.log.reasons };
 }
 
 /** A source reaches over IPv6 when both its connection and its neighbour discovery get through. */

@@ -100,7 +100,7 @@ export const interfaceTowards = (address: string, addrs: readonly InterfaceAddre
  */
 export function walkPath(host: PathHost, q: PathQuery, region: IntervalSet, tracing = false): PathResult {
   const rs = host.ruleset;
-  const log: PathLog = { reasons: [], trace: tracing ? [] : null, askedDaddr: false };
+  const log: PathLog = { reasons: [], trace: tracing ? [] : null, askedDaddr: false, checksumRules: [] };
   const localAddrs = host.addresses?.map((a) => a.cidr.split('/')[0]!);
   const base: Packet = { family: q.family, proto: q.proto, dport: q.port, iif: q.iif, ...(q.daddr !== undefined ? { daddr: q.daddr } : {}), ...(localAddrs ? { localAddrs } : {}) };
   const dnat = new Map<string | null, IntervalSet>();
