@@ -910,9 +910,14 @@ export interface PathLog {
   checksumRules: string[];
 }
 
+/** Appends the items `list` does not hold yet, in their order. */
+function addMissing(list: string[], items: readonly string[]): void {
+  for (const x of items) if (!list.includes(x)) list.push(x);
+}
+
 /** Adds reasons not yet given (the same rule is met by many packets). */
 export function addReasons(log: PathLog, reasons: readonly string[]): void {
-  for (const r of reasons) if (!log.reasons.includes(r)) log.reasons.push(r);
+  addMissing(log.reasons, reasons);
 }
 
 /** A source passes two checks when it passes both: sure only if sure in both, refused if refused in either. */
@@ -934,7 +939,7 @@ export function passHooks(rs: Ruleset, p: Packet, hooks: Hook[], from: Passing, 
     const it = new Interpreter(rs, { ...p, hook }, { tracing: log.trace !== null, marks });
     const v = it.run(region);
     log.askedDaddr ||= it.askedDaddr;
-    for (const r of it.checksumRules) if (!log.checksumRules.includes(r)) log.checksumRules.push(r);
+    addMissing(log.checksumRules, it.checksumRules);
     addReasons(log, v.reasons);
     if (log.trace) for (const s of v.trace) log.trace.push({ ...s, packet: label });
     at = bothPass(at, v.accepted, v.undetermined);
